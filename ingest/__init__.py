@@ -1,0 +1,1 @@
+"""Ingest: parse listing inputs, normalize them and store them in PostgreSQL."""

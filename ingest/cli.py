@@ -1,0 +1,180 @@
+"""The `papers` command line: database, migrations, ingest, worker and demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import msgspec
+from tqdm import tqdm
+
+from ingest.parsers import FORMATS
+from ingest.pipeline import Source, ingest_source, read_sources
+from schema.ingest import IngestError, IngestSummary
+from sql import db
+from sql.migrate import MigrationError
+
+SEEDS = Path("../shared/seeds")
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """Manage the embedded database: start, stop, status, url."""
+    embedded = db.EmbeddedPostgres()
+    if args.action == "start":
+        print(embedded.start())
+    elif args.action == "stop":
+        print("stopped" if embedded.stop() else "not running")
+    elif args.action == "status":
+        url = embedded.url()
+        print(f"running {url}" if url else "not running")
+        return 0 if url else 3
+    else:
+        print(db.database_url(start=False))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply pending migrations."""
+    from sql.migrate import migrate
+
+    async def run() -> list[str]:
+        url = await asyncio.to_thread(db.database_url)
+        async with db.connection(url, vector=False) as conn:
+            return await migrate(conn)
+
+    applied = asyncio.run(run())
+    print("\n".join(f"applied {name}" for name in applied) or "schema is up to date")
+    return 0
+
+
+def _format_error(error: IngestError) -> str:
+    where = f"{error.source}:{error.line}" if error.line else error.source
+    return f"papers: {where}: {error.message}"
+
+
+async def ingest_paths(
+    paths: Sequence[str], *, fmt: str | None, year: int | None, queue: bool = False
+) -> IngestSummary | list[str]:
+    """Ingest (or with queue, enqueue) every input under paths; return the summary or the job ids."""
+    from sql import jobs
+
+    url = await db.migrated_url()
+    summary, job_ids = IngestSummary(), []
+    async with db.connection(url) as conn:
+        for source in tqdm(list(read_sources(list(paths))), desc="ingest", unit="listing", disable=None, file=sys.stderr):
+            if isinstance(source, IngestError):
+                summary.errors.append(source)
+            elif queue:
+                job_ids.append(await jobs.enqueue(conn, source.name, source.raw, fmt=fmt, year=year))
+            else:
+                summary.add(await ingest_source(conn, source, fmt=fmt, year=year))
+    return job_ids if queue else summary
+
+
+def _print_summary(summary: IngestSummary, as_json: bool) -> None:
+    for error in summary.errors:
+        print(_format_error(error), file=sys.stderr)
+    if as_json:
+        print(msgspec.json.encode(summary).decode())
+        return
+    print(
+        f"listings: {summary.listings} new, {summary.listings_unchanged} unchanged; "
+        f"entries: {summary.entries}; papers: {summary.papers_new} new, {summary.papers_updated} updated; "
+        f"rejected: {summary.rejected}; errors: {len(summary.errors)}"
+    )
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Ingest listing files, directories or stdin."""
+    outcome = asyncio.run(ingest_paths(args.paths, fmt=args.format, year=args.year, queue=args.queue))
+    if isinstance(outcome, list):
+        print("\n".join(f"queued {job_id}" for job_id in outcome))
+        return 0
+    _print_summary(outcome, args.json)
+    return 1 if outcome.errors else 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Process queued ingest jobs until SIGTERM (or, with --once, until the queue is empty)."""
+    from ingest.worker import Worker, install_signal_handlers
+
+    async def run() -> int:
+        worker = Worker(await db.migrated_url(), poll_seconds=args.poll)
+        install_signal_handlers(worker)
+        return await worker.run(once=args.once)
+
+    done = asyncio.run(run())
+    print(f"worker stopped after {done} job(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start the embedded database, migrate, ingest the seeds (or the given paths) and show what is stored."""
+    paths = args.paths or [str(SEEDS)]
+    if not args.paths and not SEEDS.is_dir():
+        raise db.DatabaseError(f"no paths given and {SEEDS} does not exist; run `papers demo PATH...`")
+    summary = asyncio.run(ingest_paths(paths, fmt=None, year=None))
+    _print_summary(summary, as_json=False)  # type: ignore[arg-type]
+    print(asyncio.run(_stored_counts()))
+    return 1 if summary.errors else 0  # type: ignore[union-attr]
+
+
+async def _stored_counts() -> str:
+    from sql.stats import counts
+
+    async with db.connection(await db.migrated_url()) as conn:
+        stats = await counts(conn)
+    return "stored: " + ", ".join(f"{value} {name}" for name, value in msgspec.structs.asdict(stats).items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="papers", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("db", help="manage the embedded PostgreSQL")
+    p.add_argument("action", choices=["start", "stop", "status", "url"])
+    p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("migrate", help="apply pending SQL migrations")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("ingest", help="ingest listing files, directories or - for stdin")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", choices=FORMATS, help="skip detection and parse as this format")
+    p.add_argument("--year", type=int, help="year of the listings' date labels (`Mar 11`)")
+    p.add_argument("--json", action="store_true", help="print one JSON summary on the last line")
+    p.add_argument("--queue", action="store_true", help="enqueue for `papers worker` instead of ingesting")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("worker", help="process queued ingest jobs")
+    p.add_argument("--once", action="store_true", help="exit when the queue is empty")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between polls of an empty queue")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("demo", help="embedded database + ingest of the seeds")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `papers` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (db.DatabaseError, MigrationError) as exc:
+        print(f"papers: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

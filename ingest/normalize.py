@@ -1,0 +1,77 @@
+"""From parsed entries to paper candidates: identity, dates and the canonical-abstract rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+
+from ingest.identity import paper_public_id, title_fingerprint
+from schema.ingest import ParsedEntry
+
+
+class Candidate(msgspec.Struct):
+    """What one listing says about one paper (entries with the same fingerprint folded together)."""
+
+    fingerprint: str
+    public_id: str
+    title: str
+    abstract: str
+    from_arxiv: bool
+    arxiv_id: str | None
+    first_listed: dt.date | None
+    last_listed: dt.date | None
+
+
+def prefer_abstract(new: tuple[str, bool], current: tuple[str, bool]) -> bool:
+    """Tell whether abstract `new` (text, from arXiv) should replace `current` as the canonical one.
+
+    Rule: an abstract from a source that names the arXiv id wins, then the longer one, then the
+    lexically smaller. It depends only on the set of abstracts seen, never on ingest order, so
+    every database that has ingested the same listings holds the same canonical abstract.
+    """
+    (text, from_arxiv), (current_text, current_from_arxiv) = new, current
+    if (from_arxiv, len(text)) != (current_from_arxiv, len(current_text)):
+        return (from_arxiv, len(text)) > (current_from_arxiv, len(current_text))
+    return text < current_text
+
+
+def _later(a: dt.date | None, b: dt.date | None, pick) -> dt.date | None:
+    dates = [d for d in (a, b) if d is not None]
+    return pick(dates) if dates else None
+
+
+def merge_dates(a: tuple[dt.date | None, dt.date | None], b: tuple[dt.date | None, dt.date | None]):
+    """Combine two (first_listed, last_listed) spans."""
+    return _later(a[0], b[0], min), _later(a[1], b[1], max)
+
+
+def candidates(entries: list[ParsedEntry], listed_on: dt.date | None) -> tuple[dict[str, Candidate], list[str]]:
+    """Fold a listing's entries into one candidate per paper, and name each entry's candidate.
+
+    Entries are the same paper when their title fingerprints match or when they carry the same arXiv id.
+    """
+    found: dict[str, Candidate] = {}
+    by_arxiv: dict[str, str] = {}
+    owners: list[str] = []
+    for entry in entries:
+        fingerprint = title_fingerprint(entry.title)
+        if fingerprint not in found and entry.arxiv_id in by_arxiv:
+            fingerprint = by_arxiv[entry.arxiv_id]
+        owners.append(fingerprint)
+        day = entry.listed_on or listed_on
+        from_arxiv = entry.arxiv_id is not None
+        seen = found.get(fingerprint)
+        if seen is None:
+            found[fingerprint] = Candidate(
+                fingerprint, paper_public_id(fingerprint), entry.title, entry.abstract, from_arxiv, entry.arxiv_id, day, day
+            )
+        else:
+            if prefer_abstract((entry.abstract, from_arxiv), (seen.abstract, seen.from_arxiv)):
+                seen.abstract, seen.from_arxiv = entry.abstract, from_arxiv
+            if seen.arxiv_id is None and entry.arxiv_id not in by_arxiv:
+                seen.arxiv_id = entry.arxiv_id
+            seen.first_listed, seen.last_listed = merge_dates((seen.first_listed, seen.last_listed), (day, day))
+        if found[fingerprint].arxiv_id:
+            by_arxiv.setdefault(found[fingerprint].arxiv_id, fingerprint)
+    return found, owners

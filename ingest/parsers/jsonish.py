@@ -1,0 +1,170 @@
+"""Parsers for the two JSON formats: the Hugging Face daily-papers payload and JSON Lines bulk loads."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+from typing import Any, Iterator
+
+from ingest.identity import normalize_arxiv_id, title_fingerprint
+from ingest.parsers.errors import NotAListing
+from ingest.text import normalize
+from schema.ingest import ParsedEntry, ParsedListing, Reject
+
+_DECODER = json.JSONDecoder()
+
+
+class _BadItem(ValueError):
+    """One JSON item that cannot become an entry."""
+
+
+def _line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\n\r":
+        pos += 1
+    return pos
+
+
+def iter_array(text: str) -> Iterator[tuple[Any, int, int]]:
+    """Yield each item of a top-level JSON array with the offsets it spans, so rejects can name lines."""
+    pos = _skip_space(text, 0)
+    if not text.startswith("[", pos):
+        raise NotAListing("expected a JSON array of daily-papers items", _line_of(text, pos))
+    pos = _skip_space(text, pos + 1)
+    if text.startswith("]", pos):
+        return
+    while True:
+        try:
+            item, end = _DECODER.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise NotAListing(f"malformed JSON: {exc.msg}", exc.lineno) from None
+        yield item, pos, end
+        pos = _skip_space(text, end)
+        if text.startswith(",", pos):
+            pos = _skip_space(text, pos + 1)
+        elif text.startswith("]", pos):
+            if text[pos + 1 :].strip():
+                raise NotAListing("unexpected text after the JSON array", _line_of(text, pos + 1))
+            return
+        else:
+            raise NotAListing("malformed JSON: expected ',' or ']'", _line_of(text, pos))
+
+
+def _text(obj: dict, key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not normalize(value):
+        raise _BadItem(f"'{key}' is missing or not a non-empty string")
+    return normalize(value)
+
+
+def _day(value: Any, key: str) -> dt.date | None:
+    """Read an ISO date or timestamp; a timestamp's day is taken in UTC."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _BadItem(f"'{key}' is not an ISO date string")
+    try:
+        if len(value) == 10:
+            return dt.date.fromisoformat(value)
+        stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _BadItem(f"'{key}' is not an ISO date: {value!r}") from None
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(dt.timezone.utc)
+    return stamp.date()
+
+
+def _arxiv(value: Any, key: str) -> str | None:
+    if value is None or value == "":
+        return None
+    arxiv_id = normalize_arxiv_id(value) if isinstance(value, str) else None
+    if arxiv_id is None:
+        raise _BadItem(f"'{key}' is not an arXiv identifier: {value!r}")
+    return arxiv_id
+
+
+def _entry(rank: int, lines: tuple[int, int], title: str, abstract: str, arxiv_id, listed_on) -> ParsedEntry:
+    if not title_fingerprint(title):
+        raise _BadItem("title has no letters or digits")
+    return ParsedEntry(rank, title, abstract, lines[0], lines[1], arxiv_id, listed_on)
+
+
+def _hf_entry(item: Any, rank: int, lines: tuple[int, int]) -> ParsedEntry:
+    if not isinstance(item, dict) or not isinstance(item.get("paper"), dict):
+        raise _BadItem("item is not an object with a 'paper' object")
+    paper = item["paper"]
+    return _entry(
+        rank,
+        lines,
+        _text(paper, "title"),
+        _text(paper, "summary"),
+        _arxiv(paper.get("id"), "paper.id"),
+        _day(item.get("publishedAt"), "publishedAt"),
+    )
+
+
+def _jsonl_entry(item: Any, rank: int, lines: tuple[int, int]) -> ParsedEntry:
+    if not isinstance(item, dict):
+        raise _BadItem("line is not a JSON object")
+    return _entry(
+        rank,
+        lines,
+        _text(item, "title"),
+        _text(item, "abstract"),
+        _arxiv(item.get("arxiv_id"), "arxiv_id"),
+        _day(item.get("listed_on"), "listed_on"),
+    )
+
+
+def _common_day(entries: list[ParsedEntry]) -> dt.date | None:
+    """The listing's day: the day most of its entries were listed on (the earliest among ties)."""
+    days = collections.Counter(e.listed_on for e in entries if e.listed_on is not None)
+    if not days:
+        return None
+    best = max(days.values())
+    return min(day for day, count in days.items() if count == best)
+
+
+def _finish(kind: str, entries: list[ParsedEntry], rejects: list[Reject], empty_line: int | None) -> ParsedListing:
+    if not entries:
+        line = rejects[0].line_start if rejects else empty_line
+        reason = f": {rejects[0].reason}" if rejects else ""
+        raise NotAListing(f"no usable entries{reason}", line)
+    # JSON inputs print no date label: the day comes from the source itself.
+    return ParsedListing(kind, entries, rejects, None, _common_day(entries))  # type: ignore[arg-type]
+
+
+def parse_hf_daily(text: str) -> ParsedListing:
+    """Parse a Hugging Face daily-papers JSON payload (a list of {paper: {id, title, summary}, publishedAt})."""
+    entries: list[ParsedEntry] = []
+    rejects: list[Reject] = []
+    for item, start, end in iter_array(text):
+        lines = (_line_of(text, start), _line_of(text, end))
+        try:
+            entries.append(_hf_entry(item, len(entries) + 1, lines))
+        except _BadItem as exc:
+            rejects.append(Reject(lines[0], lines[1], str(exc), text[start:end]))
+    return _finish("hf_daily", entries, rejects, 1)
+
+
+def parse_jsonl(text: str) -> ParsedListing:
+    """Parse JSON Lines of {title, abstract, arxiv_id?, listed_on?}."""
+    entries: list[ParsedEntry] = []
+    rejects: list[Reject] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            rejects.append(Reject(number, number, f"malformed JSON: {exc.msg}", line))
+            continue
+        try:
+            entries.append(_jsonl_entry(item, len(entries) + 1, (number, number)))
+        except _BadItem as exc:
+            rejects.append(Reject(number, number, str(exc), line))
+    return _finish("jsonl", entries, rejects, 1)

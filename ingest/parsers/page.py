@@ -1,0 +1,135 @@
+"""Parser for scraped listing pages: a date label, then title and abstract fields.
+
+Two layouts occur: fields separated by blank lines (a field may wrap over several lines),
+and one field per line with no blank lines at all. Page chrome ("new", "Subscribe",
+"Daily Papers", the newsletter banner, "Subscribe" glued to the first title) is dropped.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ingest import dates
+from ingest.identity import title_fingerprint
+from ingest.parsers.errors import NotAListing
+from ingest.text import normalize
+from schema.ingest import ParsedEntry, ParsedListing, Reject
+
+_CHROME = {"new", "subscribe", "byak and the research community"}
+_HEADINGS = {"daily papers"}
+_BANNER = "get trending papers in your email inbox"
+_GLUED = "Subscribe"
+# Seed abstracts have 97+ words and titles at most 20: these limits leave a wide margin on both sides.
+ABSTRACT_MIN_WORDS = 30
+ABSTRACT_MIN_CHARS = 250
+
+
+class Field(NamedTuple):
+    """One field of the body: its normalized text, its lines as printed and the 1-based lines it spans."""
+
+    text: str
+    raw: str
+    line_start: int
+    line_end: int
+
+
+class _Header(NamedTuple):
+    body_start: int
+    first_line: str | None
+    date_label: str | None
+    heading: str | None
+
+
+def looks_like_abstract(text: str) -> bool:
+    """Tell an abstract from a title by its length."""
+    return len(text) >= ABSTRACT_MIN_CHARS or len(text.split()) >= ABSTRACT_MIN_WORDS
+
+
+def _is_chrome(line: str) -> bool:
+    lowered = line.casefold()
+    return lowered in _CHROME or lowered.startswith(_BANNER)
+
+
+def _read_header(lines: list[str]) -> _Header:
+    """Skip page chrome at the top and pick up the heading and the date label."""
+    date_label = heading = None
+    for index, raw in enumerate(lines):
+        line = normalize(raw)
+        if not line or _is_chrome(line):
+            continue
+        if line.casefold() in _HEADINGS:
+            heading = line
+        elif date_label is None and dates.parse_label(line):
+            date_label = line
+        elif line.startswith(_GLUED) and line[len(_GLUED) :][:1].isupper():
+            return _Header(index, line[len(_GLUED) :], date_label, heading)
+        else:
+            return _Header(index, None, date_label, heading)
+    return _Header(len(lines), None, date_label, heading)
+
+
+def split_fields(lines: list[str], start: int, first_line: str | None) -> list[Field]:
+    """Cut the body into fields: blank-line separated blocks, or single lines when no line is blank."""
+    body = list(lines[start:])
+    if first_line is not None and body:
+        body[0] = first_line
+    blocks = any(not line.strip() for line in body)
+    fields: list[Field] = []
+    current: list[str] = []
+    begin = 0
+    for number, raw in enumerate(body + [""], start=start + 1):
+        if raw.strip():
+            if not current:
+                begin = number
+            current.append(raw)
+            if blocks:
+                continue
+        if current:
+            fields.append(Field(normalize(" ".join(current)), "\n".join(current), begin, begin + len(current) - 1))
+            current = []
+    return fields
+
+
+def pair_fields(fields: list[Field]) -> tuple[list[ParsedEntry], list[Reject]]:
+    """Pair each title with the abstract after it; whatever cannot be paired becomes a reject."""
+    entries: list[ParsedEntry] = []
+    rejects: list[Reject] = []
+    title: Field | None = None
+    for index, field in enumerate(fields):
+        if title is None:
+            if looks_like_abstract(field.text):
+                rejects.append(_reject(field, "abstract-like text with no title before it"))
+            elif not title_fingerprint(field.text):
+                rejects.append(_reject(field, "title has no letters or digits"))
+            else:
+                title = field
+            continue
+        following = fields[index + 1] if index + 1 < len(fields) else None
+        if not looks_like_abstract(field.text) and following and looks_like_abstract(following.text):
+            rejects.append(_reject(title, "title with no abstract after it"))
+            title = field
+            continue
+        entries.append(
+            ParsedEntry(len(entries) + 1, title.text, field.text, title.line_start, field.line_end)
+        )
+        title = None
+    if title is not None:
+        rejects.append(_reject(title, "title with no abstract after it (end of input)"))
+    return entries, rejects
+
+
+def _reject(field: Field, reason: str) -> Reject:
+    return Reject(field.line_start, field.line_end, reason, field.raw)
+
+
+def parse_page(text: str) -> ParsedListing:
+    """Parse a scraped listing page into entries and rejects."""
+    lines = text.split("\n")
+    header = _read_header(lines)
+    fields = split_fields(lines, header.body_start, header.first_line)
+    entries, rejects = pair_fields(fields)
+    # A listing has at least one real abstract; short line pairs alone are some other text.
+    if not any(looks_like_abstract(entry.abstract) for entry in entries):
+        line = fields[0].line_start if fields else None
+        raise NotAListing("no title and abstract pairs found", line)
+    return ParsedListing("page", entries, rejects, header.date_label, None, header.heading)

@@ -1,0 +1,85 @@
+"""One input from bytes to stored listing: read, decode, parse, resolve its date, store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sys
+from pathlib import Path
+from typing import Iterator, NamedTuple
+
+import asyncpg
+
+from ingest import dates
+from ingest.parsers import NotAListing, parse
+from ingest.text import DecodeError, decode
+from schema.ingest import IngestError, ListingResult
+from sql.store import ListingInput, existing_listing, store_listing
+
+
+class Source(NamedTuple):
+    """One raw input and the name it is reported under."""
+
+    name: str
+    raw: bytes
+
+
+class InputError(ValueError):
+    """An input that is not a listing; carries the report to print."""
+
+    def __init__(self, error: IngestError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def read_sources(paths: list[str]) -> Iterator[Source | IngestError]:
+    """Yield every input named by paths: files, directories (their files, sorted) or `-` for stdin."""
+    for path in paths:
+        if path == "-":
+            yield Source("<stdin>", sys.stdin.buffer.read())
+            continue
+        target = Path(path)
+        if target.is_dir():
+            files = sorted(p for p in target.rglob("*") if p.is_file() and not p.name.startswith("."))
+            if not files:
+                yield IngestError(path, "directory holds no files")
+            for file in files:
+                yield _read(file)
+        else:
+            yield _read(target)
+
+
+def _read(path: Path) -> Source | IngestError:
+    try:
+        return Source(str(path), path.read_bytes())
+    except OSError as exc:
+        return IngestError(str(path), exc.strerror or str(exc))
+
+
+def prepare(
+    source: Source, *, fmt: str | None = None, year: int | None = None, today: dt.date | None = None
+) -> ListingInput:
+    """Decode and parse one input and resolve its date; raise InputError naming the file and line."""
+    try:
+        parsed = parse(decode(source.raw), fmt)
+    except (DecodeError, NotAListing) as exc:
+        raise InputError(IngestError(source.name, str(exc), exc.line)) from None
+    listed_on = dates.resolve(parsed.date_label, year=year, source_date=parsed.listed_on, today=today)
+    if parsed.date_label and listed_on is None and year is not None:
+        raise InputError(IngestError(source.name, f"date label {parsed.date_label!r} is not a day of {year}"))
+    return ListingInput(source.name, source.raw, parsed, listed_on)
+
+
+async def ingest_source(
+    conn: asyncpg.Connection, source: Source, *, fmt: str | None = None, year: int | None = None
+) -> ListingResult:
+    """Ingest one input; content already stored is reported unchanged without being parsed again."""
+    sha256 = hashlib.sha256(source.raw).hexdigest()
+    known = await existing_listing(conn, sha256)
+    if known is not None:
+        return ListingResult(source.name, known, unchanged=True)
+    try:
+        item = prepare(source, fmt=fmt, year=year)
+    except InputError as exc:
+        return ListingResult(source.name, error=exc.error)
+    return await store_listing(conn, item)

@@ -1,0 +1,81 @@
+"""The ingest worker: takes queued jobs, ingests them, retries failures with backoff, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+
+import asyncpg
+import msgspec
+
+from ingest.pipeline import Source, ingest_source
+from sql import jobs
+
+log = logging.getLogger("papers.worker")
+
+
+class Worker:
+    """Processes `ingest_jobs` one at a time; several workers can run side by side."""
+
+    def __init__(
+        self, url: str, *, poll_seconds: float = 1.0, backoff_base: float = 2.0, name: str | None = None
+    ) -> None:
+        self.url = url
+        self.poll_seconds = poll_seconds
+        self.backoff_base = backoff_base
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask the worker to finish its current job and exit."""
+        self._stop.set()
+
+    async def run(self, *, once: bool = False) -> int:
+        """Process jobs until stopped (or, with once, until the queue is empty); return how many ran."""
+        from sql.db import connect
+
+        conn = await connect(self.url)
+        done = 0
+        try:
+            while not self._stop.is_set():
+                job = await jobs.claim(conn, self.name)
+                if job is None:
+                    if once:
+                        break
+                    await self._sleep()
+                    continue
+                await self._run_job(conn, job)
+                done += 1
+        finally:
+            await conn.close()
+        return done
+
+    async def _sleep(self) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=self.poll_seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _run_job(self, conn: asyncpg.Connection, job: jobs.Job) -> None:
+        try:
+            result = await ingest_source(conn, Source(job.source, job.payload), fmt=job.format, year=job.year)
+        except Exception as exc:  # any failure is recorded on the job and retried with backoff
+            log.warning("job %s failed (attempt %d): %s", job.public_id, job.attempts, exc)
+            await jobs.fail(conn, job, f"{type(exc).__name__}: {exc}", backoff_base=self.backoff_base)
+            return
+        if result.error is not None:
+            # Input that is not a listing will not parse on retry either.
+            await jobs.fail(conn, job, result.error.message, result=msgspec.to_builtins(result), final=True)
+        else:
+            await jobs.complete(conn, job, msgspec.to_builtins(result))
+        log.info("job %s done: %s", job.public_id, result)
+
+
+def install_signal_handlers(worker: Worker) -> None:
+    """Stop gracefully on SIGTERM and SIGINT."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)

@@ -1,0 +1,89 @@
+"""Contracts between the parsers, the normalizer, the store and the ingest reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+import msgspec
+
+ListingKind = Literal["page", "hf_daily", "jsonl"]
+
+
+class ParsedEntry(msgspec.Struct, frozen=True):
+    """One title + abstract pair as found in a listing, already normalized."""
+
+    rank: int
+    title: str
+    abstract: str
+    line_start: int
+    line_end: int
+    arxiv_id: str | None = None
+    listed_on: dt.date | None = None
+
+
+class Reject(msgspec.Struct, frozen=True):
+    """A part of the input that could not be read as an entry, kept with its reason."""
+
+    line_start: int
+    line_end: int
+    reason: str
+    raw: str
+
+
+class ParsedListing(msgspec.Struct, frozen=True):
+    """Everything a parser found in one input: its header, entries and rejects."""
+
+    kind: ListingKind
+    entries: list[ParsedEntry]
+    rejects: list[Reject] = []
+    date_label: str | None = None
+    listed_on: dt.date | None = None
+    heading: str | None = None
+
+
+class IngestError(msgspec.Struct, frozen=True):
+    """Why one input could not be ingested at all."""
+
+    source: str
+    message: str
+    line: int | None = None
+
+
+class ListingResult(msgspec.Struct):
+    """What ingesting one input did."""
+
+    source: str
+    listing_id: str | None = None
+    unchanged: bool = False
+    entries: int = 0
+    papers_new: int = 0
+    papers_updated: int = 0
+    rejected: int = 0
+    error: IngestError | None = None
+
+
+class IngestSummary(msgspec.Struct):
+    """The `papers ingest --json` summary: counts over all inputs and the errors."""
+
+    listings: int = 0
+    listings_unchanged: int = 0
+    entries: int = 0
+    papers_new: int = 0
+    papers_updated: int = 0
+    rejected: int = 0
+    errors: list[IngestError] = []
+
+    def add(self, result: ListingResult) -> None:
+        """Fold one listing's result into the totals."""
+        if result.error is not None:
+            self.errors.append(result.error)
+            return
+        if result.unchanged:
+            self.listings_unchanged += 1
+            return
+        self.listings += 1
+        self.entries += result.entries
+        self.papers_new += result.papers_new
+        self.papers_updated += result.papers_updated
+        self.rejected += result.rejected

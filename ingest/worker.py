@@ -13,19 +13,28 @@ import msgspec
 
 from ingest.pipeline import Source, ingest_source
 from sql import jobs
+from sql.db import DatabaseError, connect
 
 log = logging.getLogger("papers.worker")
+_CONNECTION_LOST = (OSError, asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError, asyncpg.CannotConnectNowError)
+
+
+async def _close_quietly(conn: asyncpg.Connection) -> None:
+    try:
+        await asyncio.wait_for(conn.close(), timeout=5)
+    except (*_CONNECTION_LOST, asyncio.TimeoutError):
+        conn.terminate()
 
 
 class Worker:
     """Processes `ingest_jobs` one at a time; several workers can run side by side."""
 
     def __init__(
-        self, url: str, *, poll_seconds: float = 1.0, backoff_base: float = 2.0, name: str | None = None
+        self, url: str, *, poll_seconds: float = 1.0, backoff_seconds: float = 2.0, name: str | None = None
     ) -> None:
         self.url = url
         self.poll_seconds = poll_seconds
-        self.backoff_base = backoff_base
+        self.backoff_seconds = backoff_seconds
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._stop = asyncio.Event()
 
@@ -35,22 +44,39 @@ class Worker:
 
     async def run(self, *, once: bool = False) -> int:
         """Process jobs until stopped (or, with once, until the queue is empty); return how many ran."""
-        from sql.db import connect
-
-        conn = await connect(self.url)
         done = 0
-        try:
-            while not self._stop.is_set():
-                job = await jobs.claim(conn, self.name)
-                if job is None:
-                    if once:
-                        break
-                    await self._sleep()
-                    continue
-                await self._run_job(conn, job)
-                done += 1
-        finally:
-            await conn.close()
+        while not self._stop.is_set():
+            try:
+                conn = await connect(self.url)
+            except DatabaseError as exc:
+                if once:
+                    raise
+                log.warning("%s; retrying", exc)
+                await self._sleep()
+                continue
+            try:
+                done += await self._drain(conn, once)
+                if once or self._stop.is_set():
+                    break
+            except _CONNECTION_LOST as exc:
+                # A job left 'running' by a lost session is taken over once its advisory lock is gone.
+                log.warning("database connection lost (%s); reconnecting", exc)
+                await self._sleep()
+            finally:
+                await _close_quietly(conn)
+        return done
+
+    async def _drain(self, conn: asyncpg.Connection, once: bool) -> int:
+        done = 0
+        while not self._stop.is_set():
+            job = await jobs.claim(conn, self.name)
+            if job is None:
+                if once:
+                    break
+                await self._sleep()
+                continue
+            await self._run_job(conn, job)
+            done += 1
         return done
 
     async def _sleep(self) -> None:
@@ -64,7 +90,7 @@ class Worker:
             result = await ingest_source(conn, Source(job.source, job.payload), fmt=job.format, year=job.year)
         except Exception as exc:  # any failure is recorded on the job and retried with backoff
             log.warning("job %s failed (attempt %d): %s", job.public_id, job.attempts, exc)
-            await jobs.fail(conn, job, f"{type(exc).__name__}: {exc}", backoff_base=self.backoff_base)
+            await jobs.fail(conn, job, f"{type(exc).__name__}: {exc}", backoff_seconds=self.backoff_seconds)
             return
         if result.error is not None:
             # Input that is not a listing will not parse on retry either.

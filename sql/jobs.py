@@ -91,13 +91,13 @@ async def complete(conn: asyncpg.Connection, job: Job, result: dict) -> None:
 
 async def fail(
     conn: asyncpg.Connection, job: Job, error: str, *, result: dict | None = None, final: bool = False,
-    backoff_base: float = 2.0,
+    backoff_seconds: float = 2.0,
 ) -> None:
     """Record a failure: requeue with exponential backoff, or mark failed when final or out of attempts."""
     if final or job.attempts >= job.max_attempts:
         await _finish(conn, job.key, "failed", error, result)
         return
-    delay = min(backoff_base ** job.attempts, MAX_BACKOFF_SECONDS)
+    delay = min(backoff_seconds * 2 ** (job.attempts - 1), MAX_BACKOFF_SECONDS)
     await conn.execute(
         """UPDATE ingest_jobs SET status = 'queued', last_error = $2,
                   run_after = now() + make_interval(secs => $3)

@@ -1,0 +1,92 @@
+"""Fixtures: one embedded PostgreSQL per test session, a fresh migrated database per test."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import urllib.parse
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from sql import db
+from sql.migrate import migrate
+
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+_TEMPLATE = "papers_template"
+_counter = itertools.count()
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _admin(server_url: str, sql: str) -> None:
+    """Run one statement on the server's maintenance database."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A private embedded PostgreSQL with a migrated template database."""
+    root = tmp_path_factory.mktemp("pg")
+    embedded = db.EmbeddedPostgres(root)
+    url = embedded.start()
+
+    _admin(url, f"CREATE DATABASE {_TEMPLATE}")
+
+    async def make_template() -> None:
+        conn = await asyncpg.connect(with_database(url, _TEMPLATE))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(make_template())
+    yield url
+    embedded.stop()
+
+
+@pytest.fixture
+def fresh_db(server_url: str):
+    """A database of its own for one test, copied from the migrated template."""
+    name = f"test_{next(_counter)}"
+    _admin(server_url, f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")
+    yield with_database(server_url, name)
+    _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def empty_db(server_url: str):
+    """An unmigrated database of its own, for migration tests."""
+    name = f"empty_{next(_counter)}"
+    _admin(server_url, f"CREATE DATABASE {name}")
+    yield with_database(server_url, name)
+    _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+async def conn(fresh_db: str):
+    """A connection (with the pgvector codec) to the test's own database."""
+    connection = await db.connect(fresh_db)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+def seeds() -> Path:
+    """The third-party seed listings beside the repo; tests that need them skip where they are absent."""
+    if not SEEDS.is_dir():
+        pytest.skip(f"seed listings not found at {SEEDS} (../shared/seeds beside the repo)")
+    return SEEDS

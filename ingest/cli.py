@@ -1,4 +1,4 @@
-"""The `papers` command line: database, migrations, ingest, worker and demo."""
+"""The `papers` command line: database, migrations, ingest, worker, serve and demo."""
 
 from __future__ import annotations
 
@@ -113,22 +113,37 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Start the embedded database, migrate, ingest the seeds (or the given paths) and show what is stored."""
+    """Start the embedded database, migrate, ingest the seeds (or the given paths), show what is stored, serve."""
     paths = args.paths or [str(SEEDS)]
     if not args.paths and not SEEDS.is_dir():
         raise db.DatabaseError(f"no paths given and {SEEDS} does not exist; run `papers demo PATH...`")
     summary = asyncio.run(ingest_paths(paths, fmt=None, year=None))
     _print_summary(summary, as_json=False)  # type: ignore[arg-type]
-    print(asyncio.run(_stored_counts()))
-    return 1 if summary.errors else 0  # type: ignore[union-attr]
+    print(asyncio.run(_stored_counts()), flush=True)
+    if summary.errors:  # type: ignore[union-attr]
+        return 1
+    return 0 if args.no_serve else cmd_serve(args)
 
 
 async def _stored_counts() -> str:
-    from sql.stats import counts
+    from sql.queries import stats as collection_stats
 
     async with db.connection(await db.migrated_url()) as conn:
-        stats = await counts(conn)
+        stats = await collection_stats(conn)
     return "stored: " + ", ".join(f"{value} {name}" for name, value in msgspec.structs.asdict(stats).items())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the REST and GraphQL API with granian (migrating first, so workers start on a current schema)."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    asyncio.run(db.migrated_url())
+    base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
+    print(f"REST     {base}/v1/papers\nOpenAPI  {base}/schema\nGraphiQL {base}/graphql", file=sys.stderr)
+    # granian stops gracefully on SIGTERM/SIGINT: in-flight requests finish, lifespans close the pools.
+    Granian("api.asgi:app", address=args.host, port=args.port, interface=Interfaces.ASGI, workers=args.workers).serve()
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,10 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, default=1.0, help="seconds between polls of an empty queue")
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("demo", help="embedded database + ingest of the seeds")
+    p = sub.add_parser("demo", help="embedded database + ingest of the seeds, then serve the API")
     p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("--no-serve", action="store_true", help="stop after ingesting")
+    _serve_options(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help="serve the REST and GraphQL API")
+    _serve_options(p)
+    p.set_defaults(func=cmd_serve)
     return parser
+
+
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

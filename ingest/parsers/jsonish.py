@@ -42,13 +42,15 @@ def iter_array(text: str) -> Iterator[tuple[Any, int, int]]:
             item, end = _DECODER.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise NotAListing(f"malformed JSON: {exc.msg}", exc.lineno) from None
+        except (ValueError, RecursionError) as exc:  # over-long numbers, absurd nesting
+            raise NotAListing(f"unreadable JSON: {type(exc).__name__}", _line_of(text, pos)) from None
         yield item, pos, end
         pos = _skip_space(text, end)
         if text.startswith(",", pos):
             pos = _skip_space(text, pos + 1)
         elif text.startswith("]", pos):
             if text[pos + 1 :].strip():
-                raise NotAListing("unexpected text after the JSON array", _line_of(text, pos + 1))
+                raise NotAListing("unexpected text after the JSON array", _line_of(text, _skip_space(text, pos + 1)))
             return
         else:
             raise NotAListing("malformed JSON: expected ',' or ']'", _line_of(text, pos))
@@ -162,6 +164,9 @@ def parse_jsonl(text: str) -> ParsedListing:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
             rejects.append(Reject(number, number, f"malformed JSON: {exc.msg}", line))
+            continue
+        except (ValueError, RecursionError) as exc:  # over-long numbers, absurd nesting
+            rejects.append(Reject(number, number, f"unreadable JSON: {type(exc).__name__}", line))
             continue
         try:
             entries.append(_jsonl_entry(item, len(entries) + 1, (number, number)))

@@ -45,6 +45,11 @@ def looks_like_abstract(text: str) -> bool:
     return len(text) >= ABSTRACT_MIN_CHARS or len(text.split()) >= ABSTRACT_MIN_WORDS
 
 
+def could_be_short_abstract(text: str) -> bool:
+    """A short field after a title is an abstract only if it reads as prose; titles do not end a sentence."""
+    return looks_like_abstract(text) or text.endswith((".", "!", "?"))
+
+
 def _is_chrome(line: str) -> bool:
     lowered = line.casefold()
     return lowered in _CHROME or lowered.startswith(_BANNER)
@@ -61,7 +66,7 @@ def _read_header(lines: list[str]) -> _Header:
             heading = line
         elif date_label is None and dates.parse_label(line):
             date_label = line
-        elif line.startswith(_GLUED) and line[len(_GLUED) :][:1].isupper():
+        elif line.startswith(_GLUED) and line[len(_GLUED) :][:1].isalnum() and not line[len(_GLUED) :][:1].islower():
             return _Header(index, line[len(_GLUED) :], date_label, heading)
         else:
             return _Header(index, None, date_label, heading)
@@ -73,7 +78,9 @@ def split_fields(lines: list[str], start: int, first_line: str | None) -> list[F
     body = list(lines[start:])
     if first_line is not None and body:
         body[0] = first_line
-    blocks = any(not line.strip() for line in body)
+    # Blank lines only separate fields when they stand between text (not a trailing newline).
+    filled = [i for i, line in enumerate(body) if line.strip()]
+    blocks = bool(filled) and any(not line.strip() for line in body[filled[0] : filled[-1] + 1])
     fields: list[Field] = []
     current: list[str] = []
     begin = 0
@@ -105,9 +112,13 @@ def pair_fields(fields: list[Field]) -> tuple[list[ParsedEntry], list[Reject]]:
                 title = field
             continue
         following = fields[index + 1] if index + 1 < len(fields) else None
-        if not looks_like_abstract(field.text) and following and looks_like_abstract(following.text):
+        if not looks_like_abstract(field.text) and (
+            (following and looks_like_abstract(following.text)) or not could_be_short_abstract(field.text)
+        ):
             rejects.append(_reject(title, "title with no abstract after it"))
-            title = field
+            title = field if title_fingerprint(field.text) else None
+            if title is None:
+                rejects.append(_reject(field, "title has no letters or digits"))
             continue
         entries.append(
             ParsedEntry(len(entries) + 1, title.text, field.text, title.line_start, field.line_end)

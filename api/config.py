@@ -1,0 +1,27 @@
+"""Server settings, read from the environment."""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+
+
+class Settings(msgspec.Struct, frozen=True):
+    """What an operator can configure: API key, CORS, body size, debug."""
+
+    api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 2_000_000
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        """Settings from `PAPERS_API_KEY`, `PAPERS_CORS_ORIGINS` (comma-separated), `PAPERS_MAX_BODY_BYTES`, `PAPERS_DEBUG`."""
+        origins = tuple(o.strip() for o in os.environ.get("PAPERS_CORS_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            api_key=os.environ.get("PAPERS_API_KEY") or None,
+            cors_origins=origins,
+            max_body_bytes=int(os.environ.get("PAPERS_MAX_BODY_BYTES", cls.max_body_bytes)),
+            debug=os.environ.get("PAPERS_DEBUG", "").lower() in {"1", "true", "yes"},
+        )

@@ -1,0 +1,339 @@
+"""The GraphQL API (Strawberry): the read contracts of schema/api.py as types, plus listing submission.
+
+Every field reads through sql/queries.py. Resolvers borrow a pooled connection for one query at a
+time (Strawberry resolves sibling fields concurrently, and an asyncpg connection runs one statement at
+a time); nested lists go through per-request DataLoaders so that a page of N papers with their
+listings costs the same number of statements as a page of one.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar, get_args
+
+import msgspec
+import strawberry
+from graphql import GraphQLError
+from litestar import Request
+from strawberry.dataloader import DataLoader
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.litestar import BaseContext, make_graphql_controller
+
+import schema.api as contracts
+from api.auth import key_matches
+from api.config import Settings
+from ingest.parsers import FORMATS
+from sql import jobs, queries
+from sql.cursor import InvalidCursor
+
+T = TypeVar("T")
+_R = TypeVar("_R")
+
+MAX_DEPTH = 8
+MAX_TOKENS = 2000
+MAX_ALIASES = 15
+SUBMIT_SOURCE = "graphql"
+YEARS = (1990, 2100)  # as the REST endpoint
+MAX_SOURCE = 200
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+class UserError(Exception):
+    """An error meant for the client: shown as is (never masked), with `extensions.code`."""
+
+    def __init__(self, message: str, code: str = "BAD_USER_INPUT") -> None:
+        super().__init__(message)
+        self.extensions = {"code": code}
+
+
+def should_mask_error(error: GraphQLError) -> bool:
+    """Mask unexpected resolver failures; keep user errors and request (syntax/validation) errors."""
+    original = error.original_error
+    return error.path is not None and original is not None and not isinstance(original, UserError)
+
+
+def _page_size(first: int) -> int:
+    if not 1 <= first <= contracts.MAX_PAGE:
+        raise UserError(f"`first` must be between 1 and {contracts.MAX_PAGE}, got {first}")
+    return first
+
+
+# --- types built from the contracts ----------------------------------------------------------------
+
+_TYPES: dict[type, Any] = {}  # contract -> Strawberry type mirroring it
+
+
+def _convert(value: Any) -> Any:
+    """A contract value as GraphQL: nested contracts become their Strawberry types."""
+    if isinstance(value, msgspec.Struct) and type(value) in _TYPES:
+        return _TYPES[type(value)].from_contract(value)
+    if isinstance(value, list):
+        return [_convert(v) for v in value]
+    return value
+
+
+def mirrors(contract: type[msgspec.Struct], *, is_input: bool = False) -> Callable[[type[T]], type[T]]:
+    """Make a Strawberry type (or input) whose fields are the contract's fields, then the class's own.
+
+    The class may re-annotate a contract field (to use the Strawberry type of a nested contract) and
+    add resolver fields. Output types get `from_contract(obj)`, inputs get `to_contract()`.
+    """
+
+    def wrap(cls: type[T]) -> type[T]:
+        own = dict(cls.__dict__.get("__annotations__", {}))
+        annotations: dict[str, Any] = {}
+        for field in msgspec.structs.fields(contract):
+            annotations[field.name] = own.pop(field.name, field.type)
+            if field.default is not msgspec.NODEFAULT:
+                setattr(cls, field.name, field.default)
+        cls.__annotations__ = {**annotations, **own}
+        names = tuple(annotations)
+        if is_input:
+            cls.to_contract = lambda self: contract(**{n: getattr(self, n) for n in names})  # type: ignore[attr-defined]
+            return strawberry.input(cls, description=contract.__doc__)
+        cls.from_contract = classmethod(lambda c, obj: c(**{n: _convert(getattr(obj, n)) for n in names}))  # type: ignore[attr-defined]
+        _TYPES[contract] = strawberry.type(cls, description=contract.__doc__)
+        return _TYPES[contract]
+
+    return wrap
+
+
+PaperSort = strawberry.enum(
+    enum.Enum("PaperSort", {value.upper(): value for value in get_args(contracts.PaperSort)}),  # type: ignore[misc]
+    description="Orders of the paper collection: most recently listed, by title, or by first sighting.",
+)
+
+
+@mirrors(contracts.PaperFilter, is_input=True)
+class PaperFilterInput:
+    pass
+
+
+@mirrors(contracts.ListingRef)
+class ListingRef:
+    @strawberry.field(description="The listing itself.")
+    async def listing(self, info: strawberry.Info[Context, None]) -> Listing:
+        return await info.context.listings.load(self.id)  # type: ignore[attr-defined]
+
+
+@mirrors(contracts.Paper)
+class Paper:
+    @strawberry.field(description="The listings this paper appeared in, newest first.")
+    async def listings(self, info: strawberry.Info[Context, None]) -> list[ListingRef]:
+        return await info.context.paper_listings.load(self.id)  # type: ignore[attr-defined]
+
+
+@mirrors(contracts.ListingEntry)
+class ListingEntry:
+    paper: Paper
+
+
+@strawberry.type(description="Where a page ends.")
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None = strawberry.field(description="Pass as `after` to get the next page.")
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str | None = strawberry.field(
+        description="The cursor of the page after this edge; only the last edge of a page that has a next page"
+        " carries one (the same as pageInfo.endCursor)."
+    )
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+
+    @classmethod
+    def of(cls, items: Sequence[Any], next_cursor: str | None, **extra: Any) -> Any:
+        nodes = [_convert(item) for item in items]
+        edges = [Edge(node=node, cursor=next_cursor if i == len(nodes) - 1 else None) for i, node in enumerate(nodes)]
+        return cls(edges=edges, page_info=PageInfo(has_next_page=next_cursor is not None, end_cursor=next_cursor),
+                   **extra)  # fmt: skip
+
+
+@strawberry.type(description="A page of papers.")
+class PaperConnection(Connection[Paper]):
+    filter: strawberry.Private[contracts.PaperFilter]
+
+    @strawberry.field(description="How many papers match the filter (counted only when asked for).")
+    async def total_count(self, info: strawberry.Info[Context, None]) -> int:
+        return await _run(info, queries.count_papers, self.filter)
+
+
+@mirrors(contracts.Listing)
+class Listing:
+    @strawberry.field(description="The listing's entries in rank order.")
+    async def entries(
+        self, info: strawberry.Info[Context, None], first: int = 20, after: str | None = None
+    ) -> Connection[ListingEntry]:
+        entries, next_cursor = await info.context.entries.load((self.id, after, _page_size(first)))  # type: ignore[attr-defined]
+        return Connection.of(entries, next_cursor)
+
+
+@mirrors(contracts.Stats)
+class Stats:
+    pass
+
+
+@strawberry.type(description="A queued ingest job.")
+class SubmitResult:
+    job_id: str
+
+
+# --- context and data loaders ----------------------------------------------------------------------
+
+
+async def _run(info: strawberry.Info[Context, None], fn: Callable[..., Awaitable[_R]], *args: Any, **kwargs: Any) -> _R:
+    """Run one query-layer call on a pooled connection; a bad cursor is the client's error."""
+    return await _with_pool(info.context.pool, fn, *args, **kwargs)
+
+
+async def _with_pool(pool: Any, fn: Callable[..., Awaitable[_R]], *args: Any, **kwargs: Any) -> _R:
+    try:
+        async with pool.acquire() as conn:
+            return await fn(conn, *args, **kwargs)
+    except InvalidCursor as exc:
+        raise UserError(str(exc)) from None
+
+
+class Context(BaseContext, kw_only=True):
+    """Per request: the pool, whether writes are allowed, and the request's DataLoaders."""
+
+    pool: Any
+    write_refusal: str | None  # why writes are refused, None when the API key matched
+    papers: Any  # DataLoader[str, Paper | None]
+    paper_listings: Any  # DataLoader[str, list[ListingRef]]
+    listings: Any  # DataLoader[str, Listing | None]
+    entries: Any  # DataLoader[(listing id, after, limit), (entries, next cursor)]
+
+
+def _loaders(pool: Any) -> dict[str, DataLoader]:
+    async def papers(ids: list[str]) -> list[Any]:
+        return [_convert(p) for p in await _with_pool(pool, queries.papers_by_ids, ids)]
+
+    async def paper_listings(ids: list[str]) -> list[Any]:
+        return [_convert(refs) for refs in await _with_pool(pool, queries.listings_of_papers, ids)]
+
+    async def listings(ids: list[str]) -> list[Any]:
+        return [_convert(listing) for listing in await _with_pool(pool, queries.listings_by_ids, ids)]
+
+    async def entries(keys: list[tuple[str, str | None, int]]) -> list[Any]:
+        # No batched query exists for entries: run the pages one after another on one connection.
+        results: list[Any] = []
+        async with pool.acquire() as conn:
+            for listing_id, after, limit in keys:
+                try:
+                    results.append(await queries.entries_page(conn, listing_id, after=after, limit=limit))
+                except InvalidCursor as exc:
+                    results.append(UserError(str(exc)))
+        return results
+
+    return {
+        "papers": DataLoader(load_fn=papers),
+        "paper_listings": DataLoader(load_fn=paper_listings),
+        "listings": DataLoader(load_fn=listings),
+        "entries": DataLoader(load_fn=entries),
+    }
+
+
+def _write_refusal(settings: Settings, authorization: str | None) -> str | None:
+    """Why this request may not write (the same rule as the REST guard), or None."""
+    if not settings.api_key:
+        return "writes are disabled: the server has no API key configured (PAPERS_API_KEY)"
+    if not key_matches(authorization, settings.api_key):
+        return "missing or wrong API key: send `Authorization: Bearer <key>`"
+    return None
+
+
+# --- operations ------------------------------------------------------------------------------------
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="A paper by public id or arXiv id; null when unknown.")
+    async def paper(self, info: strawberry.Info[Context, None], id: str) -> Paper | None:
+        return await info.context.papers.load(id)
+
+    @strawberry.field(description="Papers matching the filter, one page at a time.")
+    async def papers(
+        self, info: strawberry.Info[Context, None], filter: PaperFilterInput | None = None,
+        sort: PaperSort = PaperSort.RECENT, first: int = 20, after: str | None = None,  # type: ignore[valid-type]
+    ) -> PaperConnection:  # fmt: skip
+        flt = filter.to_contract() if filter is not None else contracts.PaperFilter()  # type: ignore[attr-defined]
+        limit = _page_size(first)
+        papers, next_cursor = await _run(info, queries.papers_page, flt, sort=sort.value, after=after, limit=limit)
+        return PaperConnection.of(papers, next_cursor, filter=flt)
+
+    @strawberry.field(description="A listing by public id; null when unknown.")
+    async def listing(self, info: strawberry.Info[Context, None], id: str) -> Listing | None:
+        return await info.context.listings.load(id)
+
+    @strawberry.field(description="Listings, newest first, one page at a time.")
+    async def listings(
+        self, info: strawberry.Info[Context, None], first: int = 20, after: str | None = None
+    ) -> Connection[Listing]:
+        listings, next_cursor = await _run(info, queries.listings_page, after=after, limit=_page_size(first))
+        return Connection.of(listings, next_cursor)
+
+    @strawberry.field(description="Collection totals.")
+    async def stats(self, info: strawberry.Info[Context, None]) -> Stats:
+        return Stats.from_contract(await _run(info, queries.stats))  # type: ignore[attr-defined]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="Queue a listing (its text) for ingest; requires the API key. `format` is detected when omitted;"
+        " `year` resolves date labels such as 'Mar 11'; `source` is the name the input is reported under."
+    )
+    async def submit_listing(
+        self, info: strawberry.Info[Context, None], text: str, format: str | None = None, year: int | None = None,
+        source: str = SUBMIT_SOURCE,
+    ) -> SubmitResult:  # fmt: skip
+        if info.context.write_refusal:
+            raise UserError(info.context.write_refusal, "UNAUTHENTICATED")
+        if not text.strip():
+            raise UserError("`text` is empty")
+        if format is not None and format not in FORMATS:
+            raise UserError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
+        if year is not None and not YEARS[0] <= year <= YEARS[1]:
+            raise UserError(f"`year` must be between {YEARS[0]} and {YEARS[1]}, got {year}")
+        if not source.strip() or len(source) > MAX_SOURCE:
+            raise UserError(f"`source` must be 1 to {MAX_SOURCE} characters")
+        job_id = await _run(info, jobs.enqueue, source, text.encode(), fmt=format, year=year)
+        return SubmitResult(job_id=job_id)
+
+
+def make_schema(*, debug: bool = False) -> strawberry.Schema:
+    """The schema with its guards; unexpected errors are masked unless debugging."""
+    extensions: list[Any] = [
+        QueryDepthLimiter(max_depth=MAX_DEPTH),
+        MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+    ]
+    if not debug:
+        extensions.append(MaskErrors(should_mask_error=should_mask_error))
+    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+
+
+schema = make_schema()
+
+
+def graphql_controller(settings: Settings) -> type:
+    """The Litestar controller serving POST/GET /graphql (and GraphiQL in browsers)."""
+
+    async def context_getter(request: Request) -> Context:
+        pool = request.app.state.pool
+        refusal = _write_refusal(settings, request.headers.get("authorization"))
+        return Context(pool=pool, write_refusal=refusal, **_loaders(pool))
+
+    return make_graphql_controller(
+        make_schema(debug=settings.debug), path="/graphql", graphql_ide="graphiql", context_getter=context_getter
+    )

@@ -1,0 +1,66 @@
+"""RFC 9457 problem details for every 4xx and 5xx, and no stack traces."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from sql.cursor import InvalidCursor
+
+log = logging.getLogger("papers.api")
+PROBLEM_JSON = "application/problem+json"
+_DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+            asyncpg.TooManyConnectionsError)  # fmt: skip
+
+
+def problem(status: int, title: str, detail: str | None = None, headers: dict | None = None, **extra: Any) -> Response:
+    """A problem+json response."""
+    body = {"type": "about:blank", "title": title, "status": status, **({"detail": detail} if detail else {}), **extra}
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+class Problem(HTTPException):
+    """An error that becomes a problem body with the given status."""
+
+    def __init__(self, status: int, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail=detail, status_code=status, headers=headers)
+
+
+def _http(request: Request, exc: HTTPException) -> Response:
+    from http import HTTPStatus
+
+    title = HTTPStatus(exc.status_code).phrase
+    extra = dict(exc.extra) if isinstance(exc.extra, dict) else {}
+    if isinstance(exc, ValidationException) and exc.extra:
+        extra = {"errors": exc.extra}
+    detail = exc.detail if exc.detail != title else None
+    return problem(exc.status_code, title, detail, headers=exc.headers, **extra)
+
+
+def _cursor(request: Request, exc: InvalidCursor) -> Response:
+    return problem(400, "Bad Request", str(exc))
+
+
+def _unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable: %s", exc)
+    return problem(503, "Service Unavailable", "the database is unavailable; retry shortly", {"Retry-After": "5"})
+
+
+def _internal(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, _DB_DOWN):
+        return _unavailable(request, exc)
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "Internal Server Error", "an unexpected error occurred")
+
+
+EXCEPTION_HANDLERS = {
+    HTTPException: _http,
+    InvalidCursor: _cursor,
+    Exception: _internal,
+}
+
+__all__ = ["EXCEPTION_HANDLERS", "MediaType", "PROBLEM_JSON", "Problem", "problem"]

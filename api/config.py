@@ -6,13 +6,15 @@ import os
 
 import msgspec
 
+DEFAULT_MAX_BODY_BYTES = 2_000_000
+
 
 class Settings(msgspec.Struct, frozen=True):
     """What an operator can configure: API key, CORS, body size, debug."""
 
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
-    max_body_bytes: int = 2_000_000
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     debug: bool = False
 
     @classmethod
@@ -22,6 +24,6 @@ class Settings(msgspec.Struct, frozen=True):
         return cls(
             api_key=os.environ.get("PAPERS_API_KEY") or None,
             cors_origins=origins,
-            max_body_bytes=int(os.environ.get("PAPERS_MAX_BODY_BYTES", cls.max_body_bytes)),
+            max_body_bytes=int(os.environ.get("PAPERS_MAX_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES),
             debug=os.environ.get("PAPERS_DEBUG", "").lower() in {"1", "true", "yes"},
         )

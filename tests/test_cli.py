@@ -96,3 +96,17 @@ def test_embedded_database_lifecycle(tmp_path):
     finally:
         assert papers("db", "stop", env=env).stdout.strip() == "stopped"
     assert papers("db", "status", env=env).returncode == 3
+
+
+def test_demo_ingests_the_given_paths_and_stops_with_no_serve(env, listing_dir):
+    result = papers("demo", "--no-serve", str(listing_dir), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "listings: 3 new" in result.stdout
+    assert "stored: 7 papers, 3 listings, 8 entries" in result.stdout
+
+
+def test_demo_on_the_seeds_twice(env, seeds):
+    first = papers("demo", "--no-serve", str(seeds), env=env)
+    assert "listings: 5 new, 0 unchanged; entries: 598; papers: 559 new" in first.stdout, first.stderr
+    second = papers("demo", "--no-serve", str(seeds), env=env)
+    assert "listings: 0 new, 5 unchanged; entries: 0; papers: 0 new, 0 updated" in second.stdout

@@ -9,12 +9,13 @@ listings costs the same number of statements as a page of one.
 from __future__ import annotations
 
 import enum
+from functools import partial
 from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar, get_args
 
 import msgspec
 import strawberry
 from graphql import GraphQLError
-from litestar import Request
+from litestar.connection import ASGIConnection
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.litestar import BaseContext, make_graphql_controller
@@ -88,12 +89,21 @@ def mirrors(contract: type[msgspec.Struct], *, is_input: bool = False) -> Callab
             annotations[field.name] = own.pop(field.name, field.type)
             if field.default is not msgspec.NODEFAULT:
                 setattr(cls, field.name, field.default)
+            elif field.default_factory is not msgspec.NODEFAULT:
+                setattr(cls, field.name, strawberry.field(default_factory=field.default_factory))
         cls.__annotations__ = {**annotations, **own}
         names = tuple(annotations)
+
+        def to_contract(self: Any) -> msgspec.Struct:
+            return contract(**{n: getattr(self, n) for n in names})
+
+        def from_contract(type_: Any, obj: msgspec.Struct) -> Any:
+            return type_(**{n: _convert(getattr(obj, n)) for n in names})
+
         if is_input:
-            cls.to_contract = lambda self: contract(**{n: getattr(self, n) for n in names})  # type: ignore[attr-defined]
+            cls.to_contract = to_contract  # type: ignore[attr-defined]
             return strawberry.input(cls, description=contract.__doc__)
-        cls.from_contract = classmethod(lambda c, obj: c(**{n: _convert(getattr(obj, n)) for n in names}))  # type: ignore[attr-defined]
+        cls.from_contract = classmethod(from_contract)  # type: ignore[attr-defined]
         _TYPES[contract] = strawberry.type(cls, description=contract.__doc__)
         return _TYPES[contract]
 
@@ -173,7 +183,8 @@ class Listing:
     async def entries(
         self, info: strawberry.Info[Context, None], first: int = 20, after: str | None = None
     ) -> Connection[ListingEntry]:
-        entries, next_cursor = await info.context.entries.load((self.id, after, _page_size(first)))  # type: ignore[attr-defined]
+        key = (self.id, after, _page_size(first))  # type: ignore[attr-defined]
+        entries, next_cursor = await info.context.entries.load(key)
         return Connection.of(entries, next_cursor)
 
 
@@ -313,13 +324,13 @@ class Mutation:
 
 def make_schema(*, debug: bool = False) -> strawberry.Schema:
     """The schema with its guards; unexpected errors are masked unless debugging."""
-    extensions: list[Any] = [
-        QueryDepthLimiter(max_depth=MAX_DEPTH),
-        MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+    extensions: list[Any] = [  # factories: a fresh extension per request
+        partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
+        partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
+        partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
     ]
     if not debug:
-        extensions.append(MaskErrors(should_mask_error=should_mask_error))
+        extensions.append(partial(MaskErrors, should_mask_error=should_mask_error))
     return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
 
 
@@ -329,7 +340,7 @@ schema = make_schema()
 def graphql_controller(settings: Settings) -> type:
     """The Litestar controller serving POST/GET /graphql (and GraphiQL in browsers)."""
 
-    async def context_getter(request: Request) -> Context:
+    async def context_getter(request: ASGIConnection) -> Context:  # a Request, or a WebSocket
         pool = request.app.state.pool
         refusal = _write_refusal(settings, request.headers.get("authorization"))
         return Context(pool=pool, write_refusal=refusal, **_loaders(pool))

@@ -58,22 +58,24 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     embedded.stop()
 
 
+def _scratch_database(server_url: str, template: str | None):
+    """Create a database for one test (from template, if given), yield its URL, drop it."""
+    name = f"test_{next(_counter)}"
+    _admin(server_url, f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    yield with_database(server_url, name)
+    _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture
 def fresh_db(server_url: str):
     """A database of its own for one test, copied from the migrated template."""
-    name = f"test_{next(_counter)}"
-    _admin(server_url, f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")
-    yield with_database(server_url, name)
-    _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    yield from _scratch_database(server_url, _TEMPLATE)
 
 
 @pytest.fixture
 def empty_db(server_url: str):
     """An unmigrated database of its own, for migration tests."""
-    name = f"empty_{next(_counter)}"
-    _admin(server_url, f"CREATE DATABASE {name}")
-    yield with_database(server_url, name)
-    _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    yield from _scratch_database(server_url, None)
 
 
 @pytest.fixture

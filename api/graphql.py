@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from functools import partial
-from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar, get_args
+from typing import Annotated, Any, Awaitable, Callable, Generic, Sequence, TypeVar, get_args, get_origin
 
 import msgspec
 import strawberry
@@ -75,6 +75,15 @@ def _convert(value: Any) -> Any:
     return value
 
 
+def _unwrap(kind: Any) -> tuple[Any, str | None]:
+    """Split `Annotated[T, msgspec.Meta(description=...)]` into T and the description."""
+    if get_origin(kind) is Annotated:
+        base, *extras = get_args(kind)
+        meta = next((m for m in extras if isinstance(m, msgspec.Meta)), None)
+        return base, getattr(meta, "description", None)
+    return kind, None
+
+
 def mirrors(contract: type[msgspec.Struct], *, is_input: bool = False) -> Callable[[type[T]], type[T]]:
     """Make a Strawberry type (or input) whose fields are the contract's fields, then the class's own.
 
@@ -86,11 +95,14 @@ def mirrors(contract: type[msgspec.Struct], *, is_input: bool = False) -> Callab
         own = dict(cls.__dict__.get("__annotations__", {}))
         annotations: dict[str, Any] = {}
         for field in msgspec.structs.fields(contract):
-            annotations[field.name] = own.pop(field.name, field.type)
+            kind, description = _unwrap(field.type)
+            annotations[field.name] = own.pop(field.name, kind)
             if field.default is not msgspec.NODEFAULT:
-                setattr(cls, field.name, field.default)
+                setattr(cls, field.name, strawberry.field(default=field.default, description=description))
             elif field.default_factory is not msgspec.NODEFAULT:
-                setattr(cls, field.name, strawberry.field(default_factory=field.default_factory))
+                setattr(cls, field.name, strawberry.field(default_factory=field.default_factory, description=description))
+            elif description and field.name not in cls.__dict__:
+                setattr(cls, field.name, strawberry.field(description=description))
         cls.__annotations__ = {**annotations, **own}
         names = tuple(annotations)
 
@@ -236,15 +248,12 @@ def _loaders(pool: Any) -> dict[str, DataLoader]:
         return [_convert(listing) for listing in await _with_pool(pool, queries.listings_by_ids, ids)]
 
     async def entries(keys: list[tuple[str, str | None, int]]) -> list[Any]:
-        # No batched query exists for entries: run the pages one after another on one connection.
-        results: list[Any] = []
-        async with pool.acquire() as conn:
-            for listing_id, after, limit in keys:
-                try:
-                    results.append(await queries.entries_page(conn, listing_id, after=after, limit=limit))
-                except InvalidCursor as exc:
-                    results.append(UserError(str(exc)))
-        return results
+        requests = [queries.EntriesRequest(*key) for key in keys]
+        try:
+            return await _with_pool(pool, queries.entries_pages, requests)
+        except UserError:
+            # One bad cursor must not fail the other listings' pages: answer each on its own.
+            return [await _one_entries_page(pool, request) for request in requests]
 
     return {
         "papers": DataLoader(load_fn=papers),
@@ -252,6 +261,14 @@ def _loaders(pool: Any) -> dict[str, DataLoader]:
         "listings": DataLoader(load_fn=listings),
         "entries": DataLoader(load_fn=entries),
     }
+
+
+async def _one_entries_page(pool: Any, request: Any) -> Any:
+    try:
+        [page] = await _with_pool(pool, queries.entries_pages, [request])
+        return page
+    except UserError as exc:
+        return exc
 
 
 def _write_refusal(settings: Settings, authorization: str | None) -> str | None:

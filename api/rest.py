@@ -1,6 +1,6 @@
 """REST endpoints under /v1: papers, listings, jobs, stats, health."""
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: I001
 
 import datetime as dt
 import hashlib
@@ -11,13 +11,13 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.openapi.spec import Example
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import JSONBody, Parameter, PathParameter
 
 from api.auth import require_api_key
 from api.problems import Problem
 from ingest.parsers import FORMATS
 from schema.api import (
-    MAX_PAGE, PAPER_FIELDS, JobStatusView, Listing, ListingEntry, Paper, PaperDetail, PaperFilter, PaperSort, Stats,
+    MAX_PAGE, doc, PAPER_FIELDS, JobStatusView, Listing, ListingEntry, Paper, PaperDetail, PaperFilter, PaperSort, Stats,
     TitleMatch,
 )  # fmt: skip
 from sql import jobs, queries
@@ -25,15 +25,24 @@ from sql.migrate import pending
 
 MAX_BATCH = 500
 Conn = NamedDependency[asyncpg.Connection]
-Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")]
-Cursor = Annotated[str | None, Parameter(description="opaque `next_cursor` of the previous page")]
+Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}", examples=[Example(value=20)])]
+Cursor = Annotated[str | None, Parameter(description="opaque `next_cursor` of the previous page",
+                                          examples=[Example(value="WyJwYXBlcnM6cmVjZW50IiwiMjAyNC0wOC0wMSIsMTg0XQ")])]
+PaperKey = Annotated[str, PathParameter(description="public id or arXiv id",
+                                        examples=[Example(value="pap_z77nqhjb6zugfnc4"), Example(value="2403.01234")])]
+ListingKey = Annotated[str, PathParameter(description="listing public id", examples=[Example(value="lst_vjq5i63cxesyipki")])]
+JobKey = Annotated[str, PathParameter(description="job id from POST /v1/listings",
+                                      examples=[Example(value="job_3f9c2a7b1d4e5f60a1b2")])]
+
+
+NextCursor = doc(str | None, "cursor of the next page; null on the last page", "WyJwYXBlcnM6cmVjZW50IiwiMjAyNC0wOC0wMSIsMTg0XQ")
 
 
 class Page(msgspec.Struct, frozen=True):
     """A page of a collection and the cursor of the next one (null on the last page)."""
 
-    items: list[Any]
-    next_cursor: str | None
+    items: doc(list[Any], "the page's items (papers, or only the fields asked for)", [{"id": "pap_z77nqhjb6zugfnc4", "title": "One Epoch Is All You Need"}])
+    next_cursor: NextCursor
 
 
 class ListingDetail(msgspec.Struct, frozen=True):
@@ -41,20 +50,26 @@ class ListingDetail(msgspec.Struct, frozen=True):
 
     listing: Listing
     entries: list[ListingEntry]
-    next_cursor: str | None
+    next_cursor: NextCursor
 
 
 class BatchRequest(msgspec.Struct, frozen=True):
     """Up to 500 paper ids (public ids or arXiv ids)."""
 
-    ids: list[str]
+    ids: doc(list[str], "public ids or arXiv ids, at most 500", ["pap_z77nqhjb6zugfnc4", "2403.01234"])
+
+
+class Health(msgspec.Struct, frozen=True):
+    """Liveness or readiness."""
+
+    status: doc(str, "ok (liveness) or ready (readiness)", "ok")
 
 
 class JobAccepted(msgspec.Struct, frozen=True):
     """A submitted listing was queued."""
 
-    job_id: str
-    status_url: str
+    job_id: doc(str, "id of the queued ingest job", "job_3f9c2a7b1d4e5f60a1b2")
+    status_url: doc(str, "where to follow the job", "/v1/jobs/job_3f9c2a7b1d4e5f60a1b2")
 
 
 def cached(request: Request, data: Any) -> Response:
@@ -72,9 +87,9 @@ def _select_fields(items: list[Paper], fields: str | None) -> list[Any]:
     if not fields:
         return items
     wanted = [f.strip() for f in fields.split(",") if f.strip()]
-    unknown = sorted(set(wanted) - (PAPER_FIELDS - {"listings"}))
+    unknown = sorted(set(wanted) - PAPER_FIELDS)
     if unknown:
-        raise Problem(400, f"unknown fields: {', '.join(unknown)}; known: {', '.join(sorted(PAPER_FIELDS - {'listings'}))}")
+        raise Problem(400, f"unknown fields: {', '.join(unknown)}; known: {', '.join(sorted(PAPER_FIELDS))}")
     return [{name: getattr(item, name) for name in wanted} for item in items]
 
 
@@ -83,11 +98,16 @@ async def list_papers(
     conn: Conn,
     q: Annotated[str | None, Parameter(description="full-text keywords (web search syntax)", max_length=500,
                                        examples=[Example(value="chain of thought")])] = None,
-    listing: Annotated[str | None, Parameter(description="only papers in this listing (public id)")] = None,
-    listed_from: Annotated[dt.date | None, Parameter(description="listed on or after this date")] = None,
-    listed_to: Annotated[dt.date | None, Parameter(description="listed on or before this date")] = None,
-    arxiv: Annotated[bool | None, Parameter(description="has (true) or lacks (false) an arXiv id")] = None,
-    sort: Annotated[PaperSort, Parameter(description="most recently listed first (default), title, first_seen")] = "recent",
+    listing: Annotated[str | None, Parameter(description="only papers in this listing (public id)",
+                                             examples=[Example(value="lst_vjq5i63cxesyipki")])] = None,
+    listed_from: Annotated[dt.date | None, Parameter(description="listed on or after this date",
+                                                      examples=[Example(value="2024-03-01")])] = None,
+    listed_to: Annotated[dt.date | None, Parameter(description="listed on or before this date",
+                                                    examples=[Example(value="2024-03-31")])] = None,
+    arxiv: Annotated[bool | None, Parameter(description="has (true) or lacks (false) an arXiv id",
+                                            examples=[Example(value=True)])] = None,
+    sort: Annotated[PaperSort, Parameter(description="most recently listed first (default), title, first_seen",
+                                         examples=[Example(value="title")])] = "recent",
     limit: Limit = 20,
     cursor: Cursor = None,
     fields: Annotated[str | None, Parameter(description="comma-separated fields to return",
@@ -120,7 +140,7 @@ async def batch_papers(conn: Conn, data: JSONBody[BatchRequest]) -> list[Paper |
 
 
 @get("/v1/papers/{paper_id:str}", operation_id="getPaper", summary="Get a paper", tags=["papers"])
-async def get_paper(request: Request, conn: Conn, paper_id: FromPath[str]) -> Response[PaperDetail]:
+async def get_paper(request: Request, conn: Conn, paper_id: PaperKey) -> Response[PaperDetail]:
     """One paper by public id or arXiv id, with the listings it appeared in."""
     [paper] = await queries.papers_by_ids(conn, [paper_id])
     if paper is None:
@@ -138,7 +158,7 @@ async def list_listings(conn: Conn, limit: Limit = 20, cursor: Cursor = None) ->
 
 @get("/v1/listings/{listing_id:str}", operation_id="getListing", summary="Get a listing", tags=["listings"])
 async def get_listing(
-    request: Request, conn: Conn, listing_id: FromPath[str], limit: Limit = 50, cursor: Cursor = None
+    request: Request, conn: Conn, listing_id: ListingKey, limit: Limit = 50, cursor: Cursor = None
 ) -> Response[ListingDetail]:
     """A listing and one page of its entries in rank order."""
     [listing] = await queries.listings_by_ids(conn, [listing_id])
@@ -155,9 +175,12 @@ async def get_listing(
 async def submit_listing(
     request: Request,
     conn: Conn,
-    format: Annotated[Literal[FORMATS] | None, Parameter(description="skip detection")] = None,  # type: ignore[valid-type]
-    year: Annotated[int | None, Parameter(ge=1990, le=2100, description="year of the date label")] = None,
-    source: Annotated[str, Parameter(max_length=200, description="name to report the input under")] = "api",
+    format: Annotated[Literal[FORMATS] | None, Parameter(description="skip detection",
+                                                         examples=[Example(value="page")])] = None,  # type: ignore[valid-type]
+    year: Annotated[int | None, Parameter(ge=1990, le=2100, description="year of the date label",
+                                          examples=[Example(value=2024)])] = None,
+    source: Annotated[str, Parameter(max_length=200, description="name to report the input under",
+                                      examples=[Example(value="daily-2024-03-11.txt")])] = "api",
 ) -> JobAccepted:
     """Queue a listing (text/plain page, daily-papers JSON or JSON Lines) for the worker; needs the API key."""
     body = await request.body()
@@ -183,7 +206,7 @@ def _check_json(body: bytes) -> None:
 
 
 @get("/v1/jobs/{job_id:str}", operation_id="getJob", summary="Get an ingest job", tags=["listings"])
-async def get_job(request: Request, conn: Conn, job_id: FromPath[str]) -> Response[JobStatusView]:
+async def get_job(request: Request, conn: Conn, job_id: JobKey) -> Response[JobStatusView]:
     """The status of a submitted listing's ingest job, and its result when done."""
     job = await jobs.get(conn, job_id)
     if job is None:
@@ -200,18 +223,18 @@ async def get_stats(conn: Conn) -> Stats:
 
 
 @get("/healthz", operation_id="liveness", summary="Liveness", tags=["meta"])
-async def healthz() -> dict[str, str]:
+async def healthz() -> Health:
     """The process is up."""
-    return {"status": "ok"}
+    return Health("ok")
 
 
 @get("/readyz", operation_id="readiness", summary="Readiness", tags=["meta"])
-async def readyz(conn: Conn) -> dict[str, str]:
+async def readyz(conn: Conn) -> Health:
     """The database is reachable and every migration is applied."""
     todo = await pending(conn)
     if todo:
         raise Problem(503, f"migrations not applied: {', '.join(todo)}")
-    return {"status": "ready"}
+    return Health("ready")
 
 
 ROUTES = [list_papers, match_paper, batch_papers, get_paper, list_listings, get_listing, submit_listing, get_job,

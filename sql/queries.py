@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import asyncpg
 
@@ -185,24 +185,59 @@ async def listings_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[
     return [found.get(i) for i in ids]
 
 
+class EntriesRequest(NamedTuple):
+    """One page of one listing's entries: after this cursor, at most limit."""
+
+    listing_id: str
+    after: str | None
+    limit: int
+
+
+def _after_rank(request: EntriesRequest) -> int:
+    if not request.after:
+        return 0
+    values = cursor.decode(request.after, f"entries:{request.listing_id}")
+    if len(values) != 1 or not isinstance(values[0], int):
+        raise cursor.InvalidCursor("cursor is malformed")
+    return values[0]
+
+
+async def entries_pages(
+    conn: asyncpg.Connection, requests: Sequence[EntriesRequest]
+) -> list[tuple[list[ListingEntry], str | None]]:
+    """Pages of entries of several listings in rank order, in one statement (raises InvalidCursor)."""
+    ranks = [_after_rank(r) for r in requests]
+    rows = await conn.fetch(
+        f"""SELECT r.i, e.rank, e.title_variant, e.abstract_variant, {_PAPER_COLUMNS}
+            FROM unnest($1::text[], $2::int[], $3::int[]) WITH ORDINALITY AS r(listing_id, after_rank, lim, i)
+            JOIN listings l ON l.public_id = r.listing_id
+            CROSS JOIN LATERAL (
+                SELECT * FROM listing_entries e WHERE e.listing_key = l.listing_key AND e.rank > r.after_rank
+                ORDER BY e.rank LIMIT r.lim + 1
+            ) e
+            JOIN papers p ON p.paper_key = e.paper_key
+            ORDER BY r.i, e.rank""",
+        [r.listing_id for r in requests], ranks, [r.limit for r in requests],
+    )  # fmt: skip
+    grouped: dict[int, list[asyncpg.Record]] = {}
+    for row in rows:
+        grouped.setdefault(row["i"], []).append(row)
+    pages = []
+    for i, request in enumerate(requests, start=1):
+        found = grouped.get(i, [])
+        entries = [ListingEntry(r["rank"], _paper(r), r["title_variant"], r["abstract_variant"]) for r in found]
+        more = len(found) > request.limit
+        next_cursor = cursor.encode(f"entries:{request.listing_id}", [found[request.limit - 1]["rank"]]) if more else None
+        pages.append((entries[: request.limit], next_cursor))
+    return pages
+
+
 async def entries_page(
     conn: asyncpg.Connection, listing_id: str, *, after: str | None = None, limit: int = 20
 ) -> tuple[list[ListingEntry], str | None]:
     """One page of a listing's entries in rank order."""
-    after_rank = 0
-    if after:
-        [after_rank] = cursor.decode(after, f"entries:{listing_id}") or [None]
-        if not isinstance(after_rank, int):
-            raise cursor.InvalidCursor("cursor is malformed")
-    rows = await conn.fetch(
-        f"""SELECT e.rank, e.title_variant, e.abstract_variant, {_PAPER_COLUMNS}
-            FROM listings l JOIN listing_entries e USING (listing_key) JOIN papers p USING (paper_key)
-            WHERE l.public_id = $1 AND e.rank > $2 ORDER BY e.rank LIMIT {limit + 1}""",
-        listing_id, after_rank,
-    )  # fmt: skip
-    entries = [ListingEntry(r["rank"], _paper(r), r["title_variant"], r["abstract_variant"]) for r in rows[:limit]]
-    next_cursor = cursor.encode(f"entries:{listing_id}", [rows[limit - 1]["rank"]]) if len(rows) > limit else None
-    return entries, next_cursor
+    [page] = await entries_pages(conn, [EntriesRequest(listing_id, after, limit)])
+    return page
 
 
 async def stats(conn: asyncpg.Connection) -> Stats:

@@ -110,3 +110,31 @@ def test_demo_on_the_seeds_twice(env, seeds):
     assert "listings: 5 new, 0 unchanged; entries: 598; papers: 559 new" in first.stdout, first.stderr
     second = papers("demo", "--no-serve", str(seeds), env=env)
     assert "listings: 0 new, 5 unchanged; entries: 0; papers: 0 new, 0 updated" in second.stdout
+
+
+def test_serve_answers_then_stops_gracefully_on_sigterm(env):
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "serve", "--port", str(port)],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline, body = time.monotonic() + 30, None
+        while time.monotonic() < deadline and body is None:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).read()
+            except OSError:
+                time.sleep(0.2)
+        assert body == b'{"status":"ready"}'
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+    assert "Traceback" not in proc.stderr.read()

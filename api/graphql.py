@@ -1,9 +1,11 @@
 """The GraphQL API (Strawberry): the read contracts of schema/api.py as types, plus listing submission.
 
-Every field reads through sql/queries.py. Resolvers borrow a pooled connection for one query at a
-time (Strawberry resolves sibling fields concurrently, and an asyncpg connection runs one statement at
-a time); nested lists go through per-request DataLoaders so that a page of N papers with their
-listings costs the same number of statements as a page of one.
+Every field reads through sql/queries.py, except search, similar papers and recommendations, which call
+api/similarity.py (the service REST also calls) with the app's query embeddings. Resolvers borrow a
+pooled connection for one query at a time (Strawberry resolves sibling fields concurrently, and an
+asyncpg connection runs one statement at a time); nested lists go through per-request DataLoaders so
+that a page of N papers with their listings costs the same number of statements as a page of one.
+`similar` is one nearest-neighbour search per paper, so a request may make at most MAX_SIMILAR_LOOKUPS.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimite
 from strawberry.litestar import BaseContext, make_graphql_controller
 
 import schema.api as contracts
+from api import similarity
 from api.auth import key_matches
 from api.config import Settings
 from ingest.parsers import FORMATS
 from sql import jobs, queries
 from sql.cursor import InvalidCursor
+from sql.embeddings import SpaceMismatch
 
 T = TypeVar("T")
 _R = TypeVar("_R")
@@ -36,6 +40,9 @@ MAX_ALIASES = 15
 SUBMIT_SOURCE = "graphql"
 YEARS = (1990, 2100)  # as the REST endpoint
 MAX_SOURCE = 200
+# `similar` is one nearest-neighbour search per paper (nothing to batch): at most a page of them per
+# request, so that aliases and nesting (search -> similar -> similar ...) cannot multiply the work.
+MAX_SIMILAR_LOOKUPS = contracts.MAX_PAGE
 
 
 # --- errors ---------------------------------------------------------------------------------------
@@ -44,9 +51,9 @@ MAX_SOURCE = 200
 class UserError(Exception):
     """An error meant for the client: shown as is (never masked), with `extensions.code`."""
 
-    def __init__(self, message: str, code: str = "BAD_USER_INPUT") -> None:
+    def __init__(self, message: str, code: str = "BAD_USER_INPUT", **extensions: Any) -> None:
         super().__init__(message)
-        self.extensions = {"code": code}
+        self.extensions = {"code": code, **extensions}
 
 
 def should_mask_error(error: GraphQLError) -> bool:
@@ -140,11 +147,35 @@ class ListingRef:
         return await info.context.listings.load(self.id)  # type: ignore[attr-defined]
 
 
+SearchMode = strawberry.enum(
+    enum.Enum("SearchMode", {value.upper(): value for value in get_args(contracts.SearchMode)}),  # type: ignore[misc]
+    description="How search ranks: full-text keywords, embedding similarity, or both fused by reciprocal rank.",
+)
+
+SIMILAR = "The papers nearest to this one by embedding (never itself), best first, each with its cosine similarity."
+LISTINGS = "The listings this paper appeared in, newest first."
+
+
 @mirrors(contracts.Paper)
 class Paper:
-    @strawberry.field(description="The listings this paper appeared in, newest first.")
+    @strawberry.field(description=LISTINGS)
     async def listings(self, info: strawberry.Info[Context, None]) -> list[ListingRef]:
         return await info.context.paper_listings.load(self.id)  # type: ignore[attr-defined]
+
+    @strawberry.field(description=SIMILAR)
+    async def similar(self, info: strawberry.Info[Context, None], first: int = 10) -> list[ScoredPaper]:
+        return await _similar(info, self.id, first)  # type: ignore[attr-defined]
+
+
+@mirrors(contracts.ScoredPaper)
+class ScoredPaper:
+    @strawberry.field(description=LISTINGS)
+    async def listings(self, info: strawberry.Info[Context, None]) -> list[ListingRef]:
+        return await info.context.paper_listings.load(self.id)  # type: ignore[attr-defined]
+
+    @strawberry.field(description=SIMILAR)
+    async def similar(self, info: strawberry.Info[Context, None], first: int = 10) -> list[ScoredPaper]:
+        return await _similar(info, self.id, first)  # type: ignore[attr-defined]
 
 
 @mirrors(contracts.ListingEntry)
@@ -189,6 +220,11 @@ class PaperConnection(Connection[Paper]):
         return await _run(info, queries.count_papers, self.filter)
 
 
+@strawberry.type(description="A page of search results, best first.")
+class ScoredPaperConnection(Connection[ScoredPaper]):
+    pass
+
+
 @mirrors(contracts.Listing)
 class Listing:
     @strawberry.field(description="The listing's entries in rank order.")
@@ -226,10 +262,33 @@ async def _with_pool(pool: Any, fn: Callable[..., Awaitable[_R]], *args: Any, **
         raise UserError(str(exc)) from None
 
 
+async def _similarity(info: strawberry.Info[Context, None], fn: Callable[..., Awaitable[_R]], *args: Any,
+                      **kwargs: Any) -> _R:  # fmt: skip
+    """Call an api/similarity.py function with the app's query embeddings; its refusals are the client's."""
+    try:
+        return await _run(info, fn, info.context.queries, *args, **kwargs)
+    except similarity.SearchInputError as exc:
+        raise UserError(str(exc), "NOT_FOUND" if exc.status == 404 else "BAD_USER_INPUT") from None
+    except similarity.EmbedderUnavailable as exc:
+        raise UserError(str(exc), "SERVICE_UNAVAILABLE", retryAfter=exc.retry_after) from None
+    except SpaceMismatch as exc:
+        raise UserError(str(exc), "EMBEDDING_SPACE_MISMATCH") from None
+
+
+async def _similar(info: strawberry.Info[Context, None], paper_id: str, first: int) -> list[ScoredPaper]:
+    limit = _page_size(first)
+    if info.context.similar_left <= 0:
+        raise UserError(f"at most {MAX_SIMILAR_LOOKUPS} `similar` lookups per request")
+    info.context.similar_left -= 1
+    return _convert(await _similarity(info, similarity.similar_papers, paper_id, limit=limit))
+
+
 class Context(BaseContext, kw_only=True):
-    """Per request: the pool, whether writes are allowed, and the request's DataLoaders."""
+    """Per request: the pool, the query embeddings, whether writes are allowed, and the request's DataLoaders."""
 
     pool: Any
+    queries: Any  # api.similarity.QueryEmbeddings (app.state.queries)
+    similar_left: int = MAX_SIMILAR_LOOKUPS  # `similar` lookups this request may still make
     write_refusal: str | None  # why writes are refused, None when the API key matched
     papers: Any  # DataLoader[str, Paper | None]
     paper_listings: Any  # DataLoader[str, list[ListingRef]]
@@ -314,6 +373,35 @@ class Query:
     async def stats(self, info: strawberry.Info[Context, None]) -> Stats:
         return Stats.from_contract(await _run(info, queries.stats))  # type: ignore[attr-defined]
 
+    @strawberry.field(
+        description="Papers for a query (keywords, a sentence or an abstract), best first, one page at a time;"
+        " keyword and hybrid hits carry highlighted snippets. Semantic and hybrid modes need the embedding model."
+    )
+    async def search(
+        self, info: strawberry.Info[Context, None], q: str, mode: SearchMode = SearchMode.HYBRID,  # type: ignore[valid-type]
+        filter: PaperFilterInput | None = None, first: int = 20, after: str | None = None,
+    ) -> ScoredPaperConnection:  # fmt: skip
+        flt = filter.to_contract() if filter is not None else contracts.PaperFilter()  # type: ignore[attr-defined]
+        limit = _page_size(first)
+        papers, next_cursor = await _similarity(
+            info, similarity.search_papers, q, mode=mode.value, flt=flt, after=after, limit=limit
+        )
+        return ScoredPaperConnection.of(papers, next_cursor)
+
+    @strawberry.field(
+        description="Papers like the `positive` ids and the `text`, unlike the `negative` ids (public or arXiv ids),"
+        " best first, leaving out the examples."
+    )
+    async def recommend(
+        self, info: strawberry.Info[Context, None], positive: list[str] = [], negative: list[str] = [],  # noqa: B006
+        text: str | None = None, first: int = 10, filter: PaperFilterInput | None = None,
+    ) -> list[ScoredPaper]:  # fmt: skip
+        flt = filter.to_contract() if filter is not None else contracts.PaperFilter()  # type: ignore[attr-defined]
+        request = contracts.RecommendRequest(
+            positive=list(positive), negative=list(negative), text=text, limit=_page_size(first), filters=flt
+        )
+        return _convert(await _similarity(info, similarity.recommend, request))
+
 
 @strawberry.type
 class Mutation:
@@ -360,7 +448,7 @@ def graphql_controller(settings: Settings) -> type:
     async def context_getter(request: ASGIConnection) -> Context:  # a Request, or a WebSocket
         pool = request.app.state.pool
         refusal = _write_refusal(settings, request.headers.get("authorization"))
-        return Context(pool=pool, write_refusal=refusal, **_loaders(pool))
+        return Context(pool=pool, queries=request.app.state.queries, write_refusal=refusal, **_loaders(pool))
 
     return make_graphql_controller(
         make_schema(debug=settings.debug), path="/graphql", graphql_ide="graphiql", context_getter=context_getter

@@ -9,7 +9,9 @@ import asyncpg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from api.similarity import EmbedderUnavailable, SearchInputError
 from sql.cursor import InvalidCursor
+from sql.embeddings import SpaceMismatch
 
 log = logging.getLogger("papers.api")
 PROBLEM_JSON = "application/problem+json"
@@ -57,9 +59,24 @@ def _internal(request: Request, exc: Exception) -> Response:
     return problem(500, "Internal Server Error", "an unexpected error occurred")
 
 
+def _search_input(request: Request, exc: SearchInputError) -> Response:
+    return problem(exc.status, "Not Found" if exc.status == 404 else "Bad Request", str(exc))
+
+
+def _embedder(request: Request, exc: EmbedderUnavailable) -> Response:
+    return problem(503, "Service Unavailable", str(exc), {"Retry-After": str(exc.retry_after)})
+
+
+def _space(request: Request, exc: SpaceMismatch) -> Response:
+    return problem(409, "Conflict", str(exc))
+
+
 EXCEPTION_HANDLERS = {
     HTTPException: _http,
     InvalidCursor: _cursor,
+    SearchInputError: _search_input,
+    EmbedderUnavailable: _embedder,
+    SpaceMismatch: _space,
     Exception: _internal,
 }
 

@@ -16,6 +16,8 @@ from ingest.parsers import FORMATS
 from ingest.pipeline import Source, ingest_source, read_sources
 from schema.ingest import IngestError, IngestSummary
 from sql import db
+from ingest.embedder import EmbeddingError
+from sql.embeddings import SpaceMismatch
 from sql.migrate import MigrationError
 
 SEEDS = Path("../shared/seeds")
@@ -57,9 +59,11 @@ def _format_error(error: IngestError) -> str:
 
 
 async def ingest_paths(
-    paths: Sequence[str], *, fmt: str | None, year: int | None, queue: bool = False
+    paths: Sequence[str], *, fmt: str | None, year: int | None, queue: bool = False, embed: bool = True
 ) -> IngestSummary | list[str]:
-    """Ingest (or with queue, enqueue) every input under paths; return the summary or the job ids."""
+    """Ingest (or with queue, enqueue) every input under paths, then embed new papers; return the summary or job ids."""
+    from ingest.embed import embed_pending
+    from ingest.embedder import from_env
     from sql import jobs
 
     url = await db.migrated_url()
@@ -72,6 +76,10 @@ async def ingest_paths(
                 job_ids.append(await jobs.enqueue(conn, source.name, source.raw, fmt=fmt, year=year))
             else:
                 summary.add(await ingest_source(conn, source, fmt=fmt, year=year))
+        embedder = from_env() if embed and not queue else None
+        if embedder is not None:
+            report = await embed_pending(conn, embedder, progress=True)
+            summary.embedded, summary.embed_failed = report.embedded, report.failed
     return job_ids if queue else summary
 
 
@@ -84,13 +92,17 @@ def _print_summary(summary: IngestSummary, as_json: bool) -> None:
     print(
         f"listings: {summary.listings} new, {summary.listings_unchanged} unchanged; "
         f"entries: {summary.entries}; papers: {summary.papers_new} new, {summary.papers_updated} updated; "
-        f"rejected: {summary.rejected}; errors: {len(summary.errors)}"
+        f"rejected: {summary.rejected}; embedded: {summary.embedded}"
+        + (f" ({summary.embed_failed} failed, kept for retry)" if summary.embed_failed else "")
+        + f"; errors: {len(summary.errors)}"
     )
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest listing files, directories or stdin."""
-    outcome = asyncio.run(ingest_paths(args.paths, fmt=args.format, year=args.year, queue=args.queue))
+    outcome = asyncio.run(
+        ingest_paths(args.paths, fmt=args.format, year=args.year, queue=args.queue, embed=not args.no_embed)
+    )
     if isinstance(outcome, list):
         print("\n".join(f"queued {job_id}" for job_id in outcome))
         return 0
@@ -98,12 +110,32 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if outcome.errors else 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Embed papers that lack a vector (with --all: switch to the configured model and re-embed everything)."""
+    from ingest.embed import embed_pending, reembed_all
+    from ingest.embedder import from_env
+
+    embedder = from_env()
+    if embedder is None:
+        raise db.DatabaseError("no embedder configured (PAPERS_EMBEDDER=none)")
+
+    async def run():
+        async with db.connection(await db.migrated_url()) as conn:
+            action = reembed_all if args.all else embed_pending
+            return await action(conn, embedder, progress=True)
+
+    report = asyncio.run(run())
+    print(f"embedded {report.embedded} papers with {embedder.model}" + (f"; {report.failed} failed" if report.failed else ""))
+    return 1 if report.failed else 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Process queued ingest jobs until SIGTERM (or, with --once, until the queue is empty)."""
+    from ingest.embedder import from_env
     from ingest.worker import Worker, install_signal_handlers
 
     async def run() -> int:
-        worker = Worker(await db.migrated_url(), poll_seconds=args.poll)
+        worker = Worker(await db.migrated_url(), poll_seconds=args.poll, embedder=from_env())
         install_signal_handlers(worker)
         return await worker.run(once=args.once)
 
@@ -165,7 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--year", type=int, help="year of the listings' date labels (`Mar 11`)")
     p.add_argument("--json", action="store_true", help="print one JSON summary on the last line")
     p.add_argument("--queue", action="store_true", help="enqueue for `papers worker` instead of ingesting")
+    p.add_argument("--no-embed", action="store_true", help="skip embedding new papers (`papers embed` does it later)")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("embed", help="embed papers that lack a vector")
+    p.add_argument("--all", action="store_true", help="switch to the configured model and re-embed every paper")
+    p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("worker", help="process queued ingest jobs")
     p.add_argument("--once", action="store_true", help="exit when the queue is empty")
@@ -196,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
         return args.func(args)
-    except (db.DatabaseError, MigrationError) as exc:
+    except (db.DatabaseError, MigrationError, EmbeddingError, SpaceMismatch) as exc:
         print(f"papers: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

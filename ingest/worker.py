@@ -11,9 +11,12 @@ import socket
 import asyncpg
 import msgspec
 
+from ingest.embed import embed_pending
+from ingest.embedder import Embedder, EmbeddingError
 from ingest.pipeline import Source, ingest_source
 from sql import jobs
 from sql.db import DatabaseError, connect
+from sql.embeddings import SpaceMismatch
 
 log = logging.getLogger("papers.worker")
 _CONNECTION_LOST = (OSError, asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError, asyncpg.CannotConnectNowError)
@@ -30,9 +33,11 @@ class Worker:
     """Processes `ingest_jobs` one at a time; several workers can run side by side."""
 
     def __init__(
-        self, url: str, *, poll_seconds: float = 1.0, backoff_seconds: float = 2.0, name: str | None = None
+        self, url: str, *, poll_seconds: float = 1.0, backoff_seconds: float = 2.0, name: str | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.url = url
+        self.embedder = embedder
         self.poll_seconds = poll_seconds
         self.backoff_seconds = backoff_seconds
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
@@ -98,6 +103,17 @@ class Worker:
         else:
             await jobs.complete(conn, job, msgspec.to_builtins(result))
         log.info("job %s done: %s", job.public_id, result)
+        await self._embed(conn)
+
+    async def _embed(self, conn: asyncpg.Connection) -> None:
+        """Embed what the job added; a failure is recorded on the papers and retried after the next job."""
+        if self.embedder is not None:
+            try:
+                report = await embed_pending(conn, self.embedder)
+            except (EmbeddingError, SpaceMismatch) as exc:
+                log.warning("embedding skipped: %s", exc)
+            else:
+                log.info("embedded %d papers (%d failed)", report.embedded, report.failed)
 
 
 def install_signal_handlers(worker: Worker) -> None:

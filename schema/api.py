@@ -119,3 +119,24 @@ class JobStatusView(msgspec.Struct, frozen=True):
     result: doc(dict | None, "the ingest result when done", {"entries": 98, "papers_new": 12, "unchanged": False})
     created_at: doc(dt.datetime | None, "when the job was queued", "2024-03-11T09:30:00Z")
     finished_at: doc(dt.datetime | None, "when the job finished", "2024-03-11T09:30:02Z")
+
+
+SearchMode = Literal["keyword", "semantic", "hybrid"]
+
+
+class ScoredPaper(Paper, frozen=True):
+    """A paper found by search, similarity or recommendation, with its score."""
+
+    score: doc(float, "relevance: cosine similarity (semantic), ts_rank (keyword) or fused RRF score (hybrid)", 0.71)
+    snippet: doc(str | None, "abstract fragment with the keyword matches in <mark> (keyword and hybrid)",
+                 "... we propose a <mark>reward</mark> <mark>model</mark> that ...") = None
+
+
+class RecommendRequest(msgspec.Struct, frozen=True):
+    """Papers like the positives (and the free text) and unlike the negatives."""
+
+    positive: doc(list[str], "paper ids (public or arXiv) to find more like", ["pap_z77nqhjb6zugfnc4"]) = []
+    negative: doc(list[str], "paper ids to steer away from", []) = []
+    text: doc(str | None, "free text, e.g. a pasted abstract; counts as a positive", None) = None
+    limit: doc(int, "how many papers, at most 100", 10) = 10
+    filters: PaperFilter = PaperFilter()

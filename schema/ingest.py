@@ -73,6 +73,8 @@ class IngestSummary(msgspec.Struct):
     papers_updated: int = 0
     rejected: int = 0
     errors: list[IngestError] = []
+    embedded: int = 0
+    embed_failed: int = 0
 
     def add(self, result: ListingResult) -> None:
         """Fold one listing's result into the totals."""

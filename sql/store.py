@@ -163,7 +163,11 @@ async def _write_papers(conn: asyncpg.Connection, papers: list[_Paper]) -> None:
         return
     await conn.execute(
         """UPDATE papers p SET abstract = u.abstract, abstract_from_arxiv = u.from_arxiv, arxiv_id = u.arxiv_id,
-                  first_listed = u.first_listed, last_listed = u.last_listed, last_seen = now()
+                  first_listed = u.first_listed, last_listed = u.last_listed, last_seen = now(),
+                  -- a new canonical abstract makes the old vector stale: embed it again
+                  embedding = CASE WHEN p.abstract = u.abstract THEN p.embedding END,
+                  embedding_model = CASE WHEN p.abstract = u.abstract THEN p.embedding_model END,
+                  embedding_attempts = CASE WHEN p.abstract = u.abstract THEN p.embedding_attempts ELSE 0 END
            FROM unnest($1::bigint[], $2::text[], $3::bool[], $4::text[], $5::date[], $6::date[])
                 AS u(paper_key, abstract, from_arxiv, arxiv_id, first_listed, last_listed)
            WHERE p.paper_key = u.paper_key""",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import urllib.parse
 from pathlib import Path
 
@@ -12,6 +13,10 @@ import pytest
 
 from sql import db
 from sql.migrate import migrate
+
+# Tests choose their embedder explicitly (a deterministic double, or the real model where that is the point);
+# apps and CLI runs built without one must not load the model in the background.
+os.environ["PAPERS_EMBEDDER"] = "none"
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 _TEMPLATE = "papers_template"

@@ -39,7 +39,7 @@ def test_ingest_json_summary_and_idempotent_rerun(env, listing_dir):
     assert first.returncode == 0, first.stderr
     summary = json.loads(first.stdout.strip().splitlines()[-1])
     assert summary == {"listings": 3, "listings_unchanged": 0, "entries": 8, "papers_new": 7,
-                       "papers_updated": 0, "rejected": 0, "errors": []}
+                       "papers_updated": 0, "rejected": 0, "errors": [], "embedded": 0, "embed_failed": 0}
     second = json.loads(papers("ingest", "--json", str(listing_dir), env=env).stdout.strip().splitlines()[-1])
     assert (second["listings"], second["listings_unchanged"], second["papers_new"]) == (0, 3, 0)
 
@@ -109,7 +109,7 @@ def test_demo_on_the_seeds_twice(env, seeds):
     first = papers("demo", "--no-serve", str(seeds), env=env)
     assert "listings: 5 new, 0 unchanged; entries: 598; papers: 559 new" in first.stdout, first.stderr
     second = papers("demo", "--no-serve", str(seeds), env=env)
-    assert "listings: 0 new, 5 unchanged; entries: 0; papers: 0 new, 0 updated" in second.stdout
+    assert "listings: 0 new, 5 unchanged; entries: 0; papers: 0 new, 0 updated" in second.stdout, second.stderr
 
 
 def test_serve_answers_then_stops_gracefully_on_sigterm(env):

@@ -237,7 +237,7 @@ async def test_openapi_documents_every_route(client):
     components = spec["components"]["schemas"]
     rest = {path: item for path, item in spec["paths"].items() if path != "/graphql"}
     operations = [(path, op) for path, item in rest.items() for op in item.values()]
-    assert len(operations) == 11
+    assert len(operations) == 14
     for path, op in operations:
         assert op.get("operationId") and op.get("summary"), path
         assert all(p.get("examples") for p in op.get("parameters", [])), (path, "parameter without example")

@@ -1,0 +1,54 @@
+"""Embedding stored papers in batches: new and changed papers after ingest, backfills, model switches."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import asyncpg
+import msgspec
+from tqdm import tqdm
+
+from ingest.embedder import Embedder, embedding_text
+from sql import embeddings
+from sql.embeddings import Space
+
+log = logging.getLogger("papers.embed")
+BATCH = 64
+
+
+class EmbedReport(msgspec.Struct):
+    """What one embedding pass did."""
+
+    embedded: int = 0
+    failed: int = 0
+
+
+async def embed_pending(
+    conn: asyncpg.Connection, embedder: Embedder, *, progress: bool = False, batch: int = BATCH
+) -> EmbedReport:
+    """Embed every paper that lacks a vector; a failed batch is recorded and retried on a later pass."""
+    await embeddings.ensure_space(conn, Space(embedder.model, embedder.dim))
+    report, after = EmbedReport(), 0
+    total = await embeddings.count_pending(conn)
+    with tqdm(total=total, desc="embed", unit="paper", disable=None if progress else True, file=sys.stderr) as bar:
+        while todo := await embeddings.pending(conn, after_key=after, limit=batch):
+            after = todo[-1].key
+            keys = [p.key for p in todo]
+            try:
+                vectors = await embedder.embed([embedding_text(p.title, p.abstract) for p in todo])
+            except Exception as exc:  # any embedder failure leaves the papers in place, to retry later
+                log.warning("embedding %d papers failed: %s", len(todo), exc)
+                await embeddings.record_failure(conn, keys, f"{type(exc).__name__}: {exc}")
+                report.failed += len(todo)
+            else:
+                await embeddings.store(conn, keys, vectors, embedder.model)
+                report.embedded += len(todo)
+            bar.update(len(todo))
+    return report
+
+
+async def reembed_all(conn: asyncpg.Connection, embedder: Embedder, *, progress: bool = False) -> EmbedReport:
+    """Switch the stored space to this embedder's model and embed every paper again."""
+    await embeddings.switch_space(conn, Space(embedder.model, embedder.dim))
+    return await embed_pending(conn, embedder, progress=progress)

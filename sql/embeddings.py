@@ -1,0 +1,119 @@
+"""Stored embeddings: the embedding space they belong to, what still needs embedding, writing vectors."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import asyncpg
+import numpy as np
+from pgvector import Vector
+
+MAX_ATTEMPTS = 5
+
+
+class SpaceMismatch(RuntimeError):
+    """The configured embedder is not the model the stored vectors came from."""
+
+
+class Space(NamedTuple):
+    """An embedding space: model name and dimension."""
+
+    model: str
+    dim: int
+
+
+class Pending(NamedTuple):
+    """A paper that needs an embedding."""
+
+    key: int
+    title: str
+    abstract: str
+
+
+async def current_space(conn: asyncpg.Connection) -> Space | None:
+    """The space of the stored vectors, or None before the first embedding."""
+    row = await conn.fetchrow("SELECT model, dim FROM embedding_space")
+    return Space(row["model"], row["dim"]) if row else None
+
+
+async def column_dim(conn: asyncpg.Connection) -> int:
+    """The dimension of the `papers.embedding` column."""
+    return await conn.fetchval(
+        "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'papers'::regclass AND attname = 'embedding'"
+    )
+
+
+async def ensure_space(conn: asyncpg.Connection, space: Space) -> None:
+    """Claim the space for a first embedder, or refuse one of another model or dimension."""
+    current = await current_space(conn)
+    if current is None:
+        if space.dim != await column_dim(conn):
+            raise SpaceMismatch(
+                f"{space.model} makes {space.dim}-d vectors but the column holds {await column_dim(conn)}-d ones;"
+                " run `papers embed --all` to switch the column to this model"
+            )
+        await conn.execute(
+            "INSERT INTO embedding_space (model, dim) VALUES ($1, $2) ON CONFLICT (singleton) DO NOTHING", *space
+        )
+        current = await current_space(conn)
+    if current != space:
+        raise SpaceMismatch(
+            f"stored embeddings are from {current.model} ({current.dim}-d) but the embedder is {space.model}"
+            f" ({space.dim}-d); vectors of different models are never compared: run `papers embed --all` to re-embed"
+        )
+
+
+async def switch_space(conn: asyncpg.Connection, space: Space) -> None:
+    """Drop every stored vector and make the column and index fit the new space, in one transaction."""
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE papers SET embedding = NULL, embedding_model = NULL, embedding_attempts = 0, embedding_error = NULL"
+        )
+        if space.dim != await column_dim(conn):
+            await conn.execute("DROP INDEX IF EXISTS papers_embedding_hnsw_idx")
+            await conn.execute(f"ALTER TABLE papers ALTER COLUMN embedding TYPE vector({int(space.dim)})")
+            await conn.execute(
+                "CREATE INDEX papers_embedding_hnsw_idx ON papers USING hnsw (embedding vector_cosine_ops)"
+                " WITH (m = 16, ef_construction = 64)"
+            )
+        await conn.execute(
+            """INSERT INTO embedding_space (model, dim) VALUES ($1, $2)
+               ON CONFLICT (singleton) DO UPDATE SET model = EXCLUDED.model, dim = EXCLUDED.dim, updated_at = now()""",
+            *space,
+        )
+
+
+async def pending(conn: asyncpg.Connection, *, after_key: int = 0, limit: int = 64) -> list[Pending]:
+    """Papers without an embedding (and attempts left), in key order after `after_key`."""
+    rows = await conn.fetch(
+        """SELECT paper_key, title, abstract FROM papers
+           WHERE embedding IS NULL AND embedding_attempts < $1 AND paper_key > $2
+           ORDER BY paper_key LIMIT $3""",
+        MAX_ATTEMPTS, after_key, limit,
+    )  # fmt: skip
+    return [Pending(r["paper_key"], r["title"], r["abstract"]) for r in rows]
+
+
+async def count_pending(conn: asyncpg.Connection) -> int:
+    """How many papers still need an embedding."""
+    return await conn.fetchval(
+        "SELECT count(*) FROM papers WHERE embedding IS NULL AND embedding_attempts < $1", MAX_ATTEMPTS
+    )
+
+
+async def store(conn: asyncpg.Connection, keys: Sequence[int], vectors: np.ndarray, model: str) -> None:
+    """Write vectors for papers (by key)."""
+    await conn.execute(
+        """UPDATE papers p SET embedding = u.v, embedding_model = $3, embedding_error = NULL
+           FROM unnest($1::bigint[], $2::vector[]) AS u(k, v) WHERE p.paper_key = u.k""",
+        list(keys), [Vector(v) for v in vectors], model,
+    )  # fmt: skip
+
+
+async def record_failure(conn: asyncpg.Connection, keys: Sequence[int], error: str) -> None:
+    """Count a failed attempt; the papers stay (findable by keyword) and are retried later."""
+    await conn.execute(
+        """UPDATE papers SET embedding_attempts = embedding_attempts + 1, embedding_error = $2
+           WHERE paper_key = ANY($1::bigint[])""",
+        list(keys), error[:1000],
+    )  # fmt: skip

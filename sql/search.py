@@ -1,0 +1,117 @@
+"""Search and similarity queries: full-text ranking, nearest neighbours (HNSW) and the vectors they start from."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import asyncpg
+import numpy as np
+
+from ingest.identity import normalize_arxiv_id
+from schema.api import Paper, PaperFilter, ScoredPaper
+from sql.queries import _PAPER_COLUMNS, _paper_filters, _Where
+
+# Chosen by measurement (docs/similarity.md): recall@10 >= 0.99 against exact search at 100k papers.
+EF_SEARCH = 100
+_ITERATIVE: dict[str, bool] = {}
+
+
+def _scored(row: asyncpg.Record, score: float, snippet: str | None = None) -> ScoredPaper:
+    return ScoredPaper(**{k: row[k] for k in Paper.__struct_fields__}, score=round(float(score), 6), snippet=snippet)
+
+
+async def keyword(conn: asyncpg.Connection, q: str, flt: PaperFilter, *, limit: int, offset: int = 0) -> list[ScoredPaper]:
+    """Full-text hits, best first (ts_rank_cd over the title-weighted tsvector), with highlighted snippets."""
+    where = _Where()
+    where.add("p.search @@ websearch_to_tsquery('english', {})", q)
+    _paper_filters(where, flt)
+    n = len(where.params)
+    rows = await conn.fetch(
+        f"""SELECT hit.*, ts_headline('english', hit.abstract, websearch_to_tsquery('english', $1),
+                       'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=25, MinWords=8') AS snippet
+            FROM (SELECT {_PAPER_COLUMNS}, p.paper_key,
+                         ts_rank_cd(p.search, websearch_to_tsquery('english', $1), 32) AS score
+                  FROM papers p WHERE {where.sql()}
+                  ORDER BY score DESC, p.paper_key LIMIT ${n + 1} OFFSET ${n + 2}) hit
+            ORDER BY hit.score DESC, hit.paper_key""",
+        *where.params, limit, offset,
+    )  # fmt: skip
+    return [_scored(r, r["score"], r["snippet"]) for r in rows]
+
+
+async def _use_iterative_scan(conn: asyncpg.Connection) -> None:
+    """pgvector 0.8+: keep scanning the index until `limit` rows pass the filters."""
+    version = _ITERATIVE.get("vector")
+    if version is None:
+        ext = await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        version = _ITERATIVE["vector"] = tuple(int(x) for x in ext.split(".")[:2]) >= (0, 8)
+    if version:
+        await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+
+
+async def nearest(
+    conn: asyncpg.Connection, vector: np.ndarray, flt: PaperFilter, *, limit: int, offset: int = 0,
+    exclude: Sequence[int] = (),
+) -> list[ScoredPaper]:
+    """Papers nearest to vector by cosine distance (HNSW), filtered, leaving out `exclude` keys."""
+    where = _Where()
+    where.add("p.embedding IS NOT NULL")
+    _paper_filters(where, flt)
+    if exclude:
+        where.add("NOT (p.paper_key = ANY({}::bigint[]))", list(exclude))
+    n = len(where.params)
+    async with conn.transaction():
+        await conn.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, limit + offset)}")
+        await _use_iterative_scan(conn)
+        # relaxed_order may return near-ties out of order: materialize, then order exactly.
+        rows = await conn.fetch(
+            f"""WITH nn AS MATERIALIZED (
+                    SELECT {_PAPER_COLUMNS}, p.embedding <=> ${n + 1} AS distance FROM papers p
+                    WHERE {where.sql()} ORDER BY p.embedding <=> ${n + 1} LIMIT ${n + 2})
+                SELECT * FROM nn ORDER BY distance OFFSET ${n + 3}""",
+            *where.params, vector, limit + offset, offset,
+        )  # fmt: skip
+    return [_scored(r, 1 - r["distance"]) for r in rows]
+
+
+async def exact_nearest(conn: asyncpg.Connection, vector: np.ndarray, *, limit: int) -> list[str]:
+    """Public ids of the true nearest papers (sequential scan), for measuring index recall."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL enable_indexscan = off")
+        rows = await conn.fetch(
+            "SELECT public_id FROM papers WHERE embedding IS NOT NULL ORDER BY embedding <=> $1 LIMIT $2", vector, limit
+        )
+    return [r["public_id"] for r in rows]
+
+
+def _as_array(value: Any) -> np.ndarray | None:
+    """A stored vector as float32 numpy (pgvector's codec returns a Vector or an ndarray by version)."""
+    if value is None:
+        return None
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
+
+
+class PaperVector(Paper, frozen=True):
+    """A paper with its internal key and stored vector (None when not embedded yet)."""
+
+    key: int = 0
+    fingerprint: str = ""
+    vector: Any = None
+
+
+async def papers_with_vectors(conn: asyncpg.Connection, ids: Sequence[str]) -> list[PaperVector | None]:
+    """Papers by public or arXiv id with their vectors, in the order asked, None for unknown ids."""
+    arxiv = [normalize_arxiv_id(i) or "" for i in ids]
+    rows = await conn.fetch(
+        f"""SELECT {_PAPER_COLUMNS}, p.paper_key, p.fingerprint, p.embedding FROM papers p
+            WHERE p.public_id = ANY($1::text[]) OR p.arxiv_id = ANY($2::text[])""",
+        list(ids), [a for a in arxiv if a],
+    )  # fmt: skip
+    found = {}
+    for r in rows:
+        item = PaperVector(**{k: r[k] for k in Paper.__struct_fields__}, key=r["paper_key"],
+                           fingerprint=r["fingerprint"], vector=_as_array(r["embedding"]))  # fmt: skip
+        found[r["id"]] = item
+        if r["arxiv_id"]:
+            found[r["arxiv_id"]] = item
+    return [found.get(i) or found.get(a) for i, a in zip(ids, arxiv)]

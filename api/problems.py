@@ -6,11 +6,15 @@ import logging
 from typing import Any
 
 import asyncpg
+import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 
 from api.similarity import EmbedderUnavailable, SearchInputError
 from sql.cursor import InvalidCursor
+from sql.db import UNSTORABLE_TEXT
+from schema.api import doc
 from sql.embeddings import SpaceMismatch
 
 log = logging.getLogger("papers.api")
@@ -55,6 +59,8 @@ def _unavailable(request: Request, exc: Exception) -> Response:
 def _internal(request: Request, exc: Exception) -> Response:
     if isinstance(exc, _DB_DOWN):
         return _unavailable(request, exc)
+    if isinstance(exc, UNSTORABLE_TEXT):
+        return problem(400, "Bad Request", "the request contains a character that cannot be stored or searched (NUL)")
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "Internal Server Error", "an unexpected error occurred")
 
@@ -81,3 +87,33 @@ EXCEPTION_HANDLERS = {
 }
 
 __all__ = ["EXCEPTION_HANDLERS", "MediaType", "PROBLEM_JSON", "Problem", "problem"]
+
+
+class ProblemDetail(msgspec.Struct, frozen=True):
+    """An RFC 9457 problem: every 4xx and 5xx body of this API."""
+
+    type: doc(str, "problem type URI; about:blank means the status says it all", "about:blank")
+    title: doc(str, "the status phrase", "Bad Request")
+    status: doc(int, "the HTTP status", 400)
+    detail: doc(str | None, "what went wrong, for a person", "cursor is malformed") = None
+    errors: doc(list[dict] | None, "per-parameter validation errors",
+                [{"message": "Expected `int` <= 100", "key": "limit", "source": "query"}]) = None
+
+
+_MEANING = {
+    400: "malformed request: bad parameter, cursor, body or text",
+    401: "missing or wrong API key",
+    404: "no such resource",
+    413: "request body too large",
+    500: "unexpected server error (no details are exposed)",
+    503: "database unreachable or embedding model not ready; see Retry-After",
+}
+
+
+def documented(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem responses a route can give (400, 500 and 503 always)."""
+    return {
+        status: ResponseSpec(ProblemDetail, description=_MEANING[status], media_type=PROBLEM_JSON,
+                             generate_examples=False)  # fmt: skip
+        for status in sorted({400, 500, 503, *statuses})
+    }

@@ -14,7 +14,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter, PathParameter
 
 from api.auth import require_api_key
-from api.problems import Problem
+from api.problems import Problem, documented
 from ingest.parsers import FORMATS
 from schema.api import (
     MAX_PAGE, doc, PAPER_FIELDS, JobStatusView, Listing, ListingEntry, Paper, PaperDetail, PaperFilter, PaperSort, Stats,
@@ -93,7 +93,7 @@ def _select_fields(items: list[Paper], fields: str | None) -> list[Any]:
     return [{name: getattr(item, name) for name in wanted} for item in items]
 
 
-@get("/v1/papers", operation_id="listPapers", summary="List papers", tags=["papers"])
+@get("/v1/papers", operation_id="listPapers", responses=documented(), summary="List papers", tags=["papers"])
 async def list_papers(
     conn: Conn,
     q: Annotated[str | None, Parameter(description="full-text keywords (web search syntax)", max_length=500,
@@ -119,7 +119,7 @@ async def list_papers(
     return Page(_select_fields(items, fields), next_cursor)
 
 
-@get("/v1/papers/match", operation_id="matchPaperTitle", summary="Fuzzy title match", tags=["papers"])
+@get("/v1/papers/match", operation_id="matchPaperTitle", responses=documented(404), summary="Fuzzy title match", tags=["papers"])
 async def match_paper(
     conn: Conn,
     title: Annotated[str, Parameter(min_length=3, max_length=500, examples=[Example(value="Pointer Network")])],
@@ -131,7 +131,7 @@ async def match_paper(
     return found
 
 
-@post("/v1/papers/batch", operation_id="batchGetPapers", summary="Fetch many papers", tags=["papers"], status_code=200)
+@post("/v1/papers/batch", operation_id="batchGetPapers", responses=documented(), summary="Fetch many papers", tags=["papers"], status_code=200)
 async def batch_papers(conn: Conn, data: JSONBody[BatchRequest]) -> list[Paper | None]:
     """Papers by public id or arXiv id, in the order asked, null for unknown ids."""
     if len(data.ids) > MAX_BATCH:
@@ -139,7 +139,7 @@ async def batch_papers(conn: Conn, data: JSONBody[BatchRequest]) -> list[Paper |
     return await queries.papers_by_ids(conn, data.ids)
 
 
-@get("/v1/papers/{paper_id:str}", operation_id="getPaper", summary="Get a paper", tags=["papers"])
+@get("/v1/papers/{paper_id:str}", operation_id="getPaper", responses=documented(404), summary="Get a paper", tags=["papers"])
 async def get_paper(request: Request, conn: Conn, paper_id: PaperKey) -> Response[PaperDetail]:
     """One paper by public id or arXiv id, with the listings it appeared in."""
     [paper] = await queries.papers_by_ids(conn, [paper_id])
@@ -149,14 +149,14 @@ async def get_paper(request: Request, conn: Conn, paper_id: PaperKey) -> Respons
     return cached(request, PaperDetail(**msgspec.structs.asdict(paper), listings=listings))
 
 
-@get("/v1/listings", operation_id="listListings", summary="List listings", tags=["listings"])
+@get("/v1/listings", operation_id="listListings", responses=documented(), summary="List listings", tags=["listings"])
 async def list_listings(conn: Conn, limit: Limit = 20, cursor: Cursor = None) -> Page:
     """Listings, newest date first, keyset-paginated."""
     items, next_cursor = await queries.listings_page(conn, after=cursor, limit=limit)
     return Page(items, next_cursor)
 
 
-@get("/v1/listings/{listing_id:str}", operation_id="getListing", summary="Get a listing", tags=["listings"])
+@get("/v1/listings/{listing_id:str}", operation_id="getListing", responses=documented(404), summary="Get a listing", tags=["listings"])
 async def get_listing(
     request: Request, conn: Conn, listing_id: ListingKey, limit: Limit = 50, cursor: Cursor = None
 ) -> Response[ListingDetail]:
@@ -169,7 +169,7 @@ async def get_listing(
 
 
 @post(
-    "/v1/listings", operation_id="submitListing", summary="Submit a raw listing", tags=["listings"],
+    "/v1/listings", operation_id="submitListing", responses=documented(401, 413), summary="Submit a raw listing", tags=["listings"],
     status_code=202, guards=[require_api_key],
 )  # fmt: skip
 async def submit_listing(
@@ -205,7 +205,7 @@ def _check_json(body: bytes) -> None:
         raise Problem(400, f"malformed JSON: {exc}") from None
 
 
-@get("/v1/jobs/{job_id:str}", operation_id="getJob", summary="Get an ingest job", tags=["listings"])
+@get("/v1/jobs/{job_id:str}", operation_id="getJob", responses=documented(404), summary="Get an ingest job", tags=["listings"])
 async def get_job(request: Request, conn: Conn, job_id: JobKey) -> Response[JobStatusView]:
     """The status of a submitted listing's ingest job, and its result when done."""
     job = await jobs.get(conn, job_id)
@@ -216,19 +216,19 @@ async def get_job(request: Request, conn: Conn, job_id: JobKey) -> Response[JobS
     return cached(request, view)
 
 
-@get("/v1/stats", operation_id="getStats", summary="Collection totals", tags=["meta"])
+@get("/v1/stats", operation_id="getStats", responses=documented(), summary="Collection totals", tags=["meta"])
 async def get_stats(conn: Conn) -> Stats:
     """Counts of papers, listings, entries, rejects, embedded papers and jobs."""
     return await queries.stats(conn)
 
 
-@get("/healthz", operation_id="liveness", summary="Liveness", tags=["meta"])
+@get("/healthz", operation_id="liveness", responses=documented(), summary="Liveness", tags=["meta"])
 async def healthz() -> Health:
     """The process is up."""
     return Health("ok")
 
 
-@get("/readyz", operation_id="readiness", summary="Readiness", tags=["meta"])
+@get("/readyz", operation_id="readiness", responses=documented(), summary="Readiness", tags=["meta"])
 async def readyz(conn: Conn) -> Health:
     """The database is reachable and every migration is applied."""
     todo = await pending(conn)

@@ -11,6 +11,7 @@ from litestar.openapi.spec import Example
 from litestar.params import JSONBody, Parameter
 
 from api import similarity
+from api.problems import documented
 from api.rest import Conn, Cursor, Limit, NextCursor, PaperKey
 from schema.api import PaperFilter, RecommendRequest, ScoredPaper, SearchMode, doc
 
@@ -34,7 +35,7 @@ def _queries(request: Request) -> similarity.QueryEmbeddings:
     return request.app.state.queries
 
 
-@get("/v1/search", operation_id="searchPapers", summary="Keyword, semantic or hybrid search", tags=["search"])
+@get("/v1/search", operation_id="searchPapers", responses=documented(), summary="Keyword, semantic or hybrid search", tags=["search"])
 async def search_papers(
     request: Request,
     conn: Conn,
@@ -58,7 +59,7 @@ async def search_papers(
     return ScoredPage(items, next_cursor)
 
 
-@get("/v1/papers/{paper_id:str}/similar", operation_id="similarPapers", summary="More like this", tags=["search"])
+@get("/v1/papers/{paper_id:str}/similar", operation_id="similarPapers", responses=documented(404), summary="More like this", tags=["search"])
 async def similar_papers(
     request: Request, conn: Conn, paper_id: PaperKey, limit: Annotated[int, Parameter(
         ge=1, le=100, description="how many", examples=[Example(value=10)])] = 10,
@@ -69,7 +70,7 @@ async def similar_papers(
     return ScoredList(await similarity.similar_papers(conn, _queries(request), paper_id, flt=flt, limit=limit))
 
 
-@post("/v1/recommendations", operation_id="recommendPapers", summary="Recommendations from examples",
+@post("/v1/recommendations", operation_id="recommendPapers", responses=documented(404), summary="Recommendations from examples",
       tags=["search"], status_code=200)  # fmt: skip
 async def recommend(request: Request, conn: Conn, data: JSONBody[RecommendRequest]) -> ScoredList:
     """Papers like the positive ids and the text, unlike the negative ids."""

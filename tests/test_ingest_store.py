@@ -186,3 +186,11 @@ async def test_year_flag_and_source_dates(conn):
     assert await conn.fetchval("SELECT listed_on FROM listings WHERE kind = 'hf_daily'") == dt.date(2023, 7, 31)
     bad = await ingest_source(conn, src("bad.txt", factories.page([factories.paper(3)], label="Feb 29")), year=2023)
     assert bad.error is not None and "2023" in bad.error.message
+
+
+async def test_nul_in_json_text_is_a_reject_not_a_crash(conn):
+    rows = [{"title": "Fine Title", "abstract": factories.paper(1)[1]},
+            {"title": "Bad\u0000Title", "abstract": factories.paper(2)[1]}]  # fmt: skip
+    result = await ingest_source(conn, src("nul.jsonl", factories.jsonl(rows)))
+    assert (result.entries, result.rejected) == (1, 1)
+    assert "NUL" in await conn.fetchval("SELECT reason FROM ingest_rejects")

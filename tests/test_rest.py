@@ -243,6 +243,8 @@ async def test_openapi_documents_every_route(client):
         assert all(p.get("examples") for p in op.get("parameters", [])), (path, "parameter without example")
         [ok] = [r for code, r in op["responses"].items() if code.startswith("2")]
         assert _has_example(ok["content"]["application/json"]["schema"], components), (path, "response without example")
+        for status in ("400", "500", "503", *(["404"] if "{" in path else [])):
+            assert "application/problem+json" in op["responses"][status]["content"], (path, status)
     assert (await client.get("/schema")).status_code == 200
 
 
@@ -265,3 +267,15 @@ async def test_paging_the_seeds_yields_all_559_papers_once(fresh_db, seeds):
         for sort in ("recent", "title", "first_seen"):
             ids = [p["id"] for p in await walk(c, "/v1/papers", limit=100, sort=sort, fields="id")]
             assert len(ids) == len(set(ids)) == 559
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/papers/a%00b", "/v1/papers?q=a%00b", "/v1/papers?listing=a%00b", "/v1/papers/match?title=abc%00d",
+    "/v1/listings/a%00b", "/v1/jobs/a%00b", "/v1/search?q=ab%00c&mode=keyword",
+])  # fmt: skip
+async def test_nul_characters_are_refused_not_crashed_on(client, path):
+    assert_problem(await client.get(path), 400)
+
+
+async def test_nul_in_batch_ids_is_refused(client):
+    assert_problem(await client.post("/v1/papers/batch", json={"ids": ["a\u0000b"]}), 400)

@@ -127,7 +127,7 @@ async def test_filtered_nearest_still_returns_limit_rows(conn):
     await embed_pending(conn, HashEmbedder())
     # A table this small would otherwise be scanned exactly (or through the date index): force the HNSW path.
     await conn.execute("SET enable_seqscan = off")
-    await conn.execute("DROP INDEX papers_last_listed_idx")
+    await conn.execute("DROP INDEX papers_recent_idx, papers_listed_span_idx")
     vector = HashEmbedder().vector(factories.paper(0)[1])
     day = dt.date(2024, 3, 8)
     plan = "\n".join(r[0] for r in await conn.fetch(

@@ -60,6 +60,8 @@ def _text(obj: dict, key: str) -> str:
     value = obj.get(key)
     if not isinstance(value, str) or not normalize(value):
         raise _BadItem(f"'{key}' is missing or not a non-empty string")
+    if "\x00" in value:
+        raise _BadItem(f"'{key}' contains a NUL character")
     return normalize(value)
 
 

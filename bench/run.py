@@ -50,17 +50,23 @@ def main() -> int:
     parser.add_argument("--full", action="store_true", help="add the 1M-paper runs")
     parser.add_argument("--only", help=f"comma-separated sections of {','.join(SECTIONS)}")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite the report from bench/results/*.json without running anything")
     args = parser.parse_args()
     chosen = args.only.split(",") if args.only else SECTIONS
     RESULTS.mkdir(parents=True, exist_ok=True)
     parts = []
     for name in chosen:
         module = importlib.import_module(f"bench.{name}")
-        started = time.monotonic()
-        print(f"== {name}", file=sys.stderr, flush=True)
-        result = module.run(args.full)
-        result["_seconds"] = round(time.monotonic() - started, 1)
-        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+        if args.render_only:
+            result = json.loads((RESULTS / f"{name}.json").read_text())
+        else:
+            started = time.monotonic()
+            print(f"== {name}", file=sys.stderr, flush=True)
+            result = module.run(args.full)
+            result["_seconds"] = round(time.monotonic() - started, 1)
+            result["_finished"] = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
+            (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
         parts.append(module.render(result))
     command = "python -m bench.run" + (" --full" if args.full else "") + (f" --only {args.only}" if args.only else "")
     report = f"# Benchmarks\n\nProduced by `{command}` (one run, sections one after another).\n\n{machine()}\n\n" + "\n\n".join(parts)

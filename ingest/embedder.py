@@ -98,7 +98,10 @@ class LocalEmbedder:
 class OpenAIEmbedder:
     """Any OpenAI-compatible `/v1/embeddings` endpoint (for deployments that embed on a GPU server)."""
 
-    def __init__(self, url: str, model: str, dim: int, api_key: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self, url: str, model: str, dim: int, api_key: str | None = None, timeout: float = 60.0, transport=None
+    ) -> None:
+        self.transport = transport  # an httpx transport; None means the network
         self.url = url.rstrip("/")
         self.model = model
         self.dim = dim
@@ -115,7 +118,7 @@ class OpenAIEmbedder:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         endpoint = self.url if self.url.endswith("/embeddings") else f"{self.url}/v1/embeddings"
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with httpx.AsyncClient(timeout=self.timeout, transport=self.transport) as client:
                 response = await client.post(endpoint, json={"model": self.model, "input": list(texts)}, headers=headers)
                 response.raise_for_status()
                 data = response.json()["data"]

@@ -225,3 +225,49 @@ async def test_query_vector_of_another_model_is_refused(fresh_db, embedded):
     async with AsyncTestClient(create_app(fresh_db, Settings(), embedder=other)) as c:
         body = assert_problem(await c.get("/v1/search", params={"q": "graph", "mode": "semantic"}), 409)
         assert "papers embed --all" in body["detail"]
+
+
+async def test_openai_compatible_embedder():
+    import json
+
+    import httpx
+
+    from ingest.embedder import EmbeddingError, OpenAIEmbedder
+
+    seen = {}
+
+    def server(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.update(url=str(request.url), auth=request.headers.get("authorization"), body=body)
+        # answer out of order, unnormalized, as some servers do
+        data = [{"index": i, "embedding": [float(i + 1), 0.0, 3.0]} for i in range(len(body["input"]))][::-1]
+        return httpx.Response(200, json={"data": data, "model": body["model"]})
+
+    embedder = OpenAIEmbedder("http://gpu.internal:8080", "bge-small", 3, api_key="k", transport=httpx.MockTransport(server))
+    vectors = await embedder.embed(["first", "second"])
+    assert seen == {"url": "http://gpu.internal:8080/v1/embeddings", "auth": "Bearer k",
+                    "body": {"model": "bge-small", "input": ["first", "second"]}}
+    assert np.allclose(vectors[0], np.array([1, 0, 3]) / np.sqrt(10)) and np.allclose(np.linalg.norm(vectors, axis=1), 1)
+    wrong_dim = OpenAIEmbedder("http://x", "m", 4, transport=httpx.MockTransport(server))
+    with pytest.raises(EmbeddingError, match=r"shape \(1, 3\), expected \(1, 4\)"):
+        await wrong_dim.embed(["a"])
+    down = OpenAIEmbedder("http://x", "m", 3, transport=httpx.MockTransport(lambda r: httpx.Response(502)))
+    with pytest.raises(EmbeddingError, match="failed"):
+        await down.embed(["a"])
+
+
+def test_embedder_configuration(monkeypatch):
+    from ingest.embedder import EmbeddingError, OpenAIEmbedder, from_env
+
+    monkeypatch.setenv("PAPERS_EMBEDDER", "openai")
+    with pytest.raises(EmbeddingError, match="PAPERS_EMBEDDING_URL"):
+        from_env()
+    monkeypatch.setenv("PAPERS_EMBEDDING_URL", "http://gpu:8080")
+    monkeypatch.setenv("PAPERS_EMBEDDING_MODEL", "bge-small")
+    monkeypatch.setenv("PAPERS_EMBEDDING_DIM", "384")
+    assert isinstance(from_env(), OpenAIEmbedder)
+    monkeypatch.setenv("PAPERS_EMBEDDER", "none")
+    assert from_env() is None
+    monkeypatch.setenv("PAPERS_EMBEDDER", "magic")
+    with pytest.raises(EmbeddingError, match="local, openai or none"):
+        from_env()

@@ -19,7 +19,9 @@ import strawberry
 from graphql import GraphQLError
 from litestar.connection import ASGIConnection
 from strawberry.dataloader import DataLoader
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache,
+)  # fmt: skip
 from strawberry.litestar import BaseContext, make_graphql_controller
 
 import schema.api as contracts
@@ -433,6 +435,9 @@ class Mutation:
 def make_schema(*, debug: bool = False) -> strawberry.Schema:
     """The schema with its guards; unexpected errors are masked unless debugging."""
     extensions: list[Any] = [  # factories: a fresh extension per request
+        # Repeated documents skip parsing and validation (guards included: their verdict is cached with it).
+        partial(ParserCache, maxsize=512),
+        partial(ValidationCache, maxsize=512),
         partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
         partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
         partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),

@@ -341,3 +341,11 @@ def test_schema_file_is_current():
 async def test_nul_characters_are_user_errors(api, query):
     error = await api.error(query)
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and "NUL" in error["message"]
+
+
+async def test_guards_hold_for_a_repeated_document(api):
+    ten = '{ paper(id: "x") { listings { listing { entries { edges { node { paper { listings { listing { id }'
+    ten += " } } } } } } } } }"
+    for _ in range(3):  # the parse/validation caches must keep refusing it
+        body = await api.query(ten)
+        assert body.get("data") is None and "exceeds maximum operation depth" in body["errors"][0]["message"]

@@ -23,7 +23,10 @@ What it does, all on this machine and only over 127.0.0.1 and Unix sockets:
 5. Samples the RSS of the server's process tree (granian and its worker) with psutil throughout.
 
 Per run it also records the CPU used by the server, PostgreSQL, the load generator (wrk/pgbench) and
-everything else (other jobs on the machine: noise), and PostgreSQL transactions per request.
+everything else (other jobs on the machine: noise), from /proc. After the timed runs, the statements
+each kind of request sends to PostgreSQL are counted in its log (`log_statement = all`, 30 serial
+requests each). Everything started here (PostgreSQL, both servers, wrk, pgbench) is bounded in time
+and stopped on the way out, errors and SIGTERM included.
 """
 
 from __future__ import annotations

@@ -20,8 +20,10 @@ from graphql import GraphQLError
 from litestar.connection import ASGIConnection
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import (
-    MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache,
+    AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache,
 )  # fmt: skip
+from strawberry.extensions.max_aliases import create_validator as alias_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.litestar import BaseContext, make_graphql_controller
 
 import schema.api as contracts
@@ -432,15 +434,19 @@ class Mutation:
         return SubmitResult(job_id=job_id)
 
 
+# The guard rules are built once: QueryDepthLimiter and MaxAliasesLimiter would make new rule classes
+# per request, and the validation cache keys on the rule classes, so it would never hit.
+GUARD_RULES = [depth_rule(MAX_DEPTH, None), alias_rule(MAX_ALIASES)]
+
+
 def make_schema(*, debug: bool = False) -> strawberry.Schema:
     """The schema with its guards; unexpected errors are masked unless debugging."""
     extensions: list[Any] = [  # factories: a fresh extension per request
         # Repeated documents skip parsing and validation (guards included: their verdict is cached with it).
         partial(ParserCache, maxsize=512),
         partial(ValidationCache, maxsize=512),
-        partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
+        partial(AddValidationRules, GUARD_RULES),
         partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
-        partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
     ]
     if not debug:
         extensions.append(partial(MaskErrors, should_mask_error=should_mask_error))

@@ -49,10 +49,6 @@ class Api:
         assert body.get("errors"), body
         return body["errors"][0]
 
-    def counted(self) -> list[str]:
-        """The statements so far, without the pool's reset on release."""
-        return [s for s in self.statements if "RESET ALL" not in s]
-
 
 async def load(url: str) -> dict[str, str]:
     """Three listings: A (papers 0-29, Mar 11), B (20-54, Mar 12), C (daily papers 60-69 with arXiv ids, Mar 13)."""
@@ -147,10 +143,10 @@ async def test_total_count_is_counted_only_when_selected(api):
     api.statements.clear()
     page = (await api.data("{ papers(first: 3) { pageInfo { hasNextPage } } }"))["papers"]
     assert page["pageInfo"]["hasNextPage"]
-    assert not any("count(*)" in s for s in api.counted())
+    assert not any("count(*)" in s for s in api.statements)
     page = (await api.data("{ papers(first: 3) { totalCount edges { node { id } } } }"))["papers"]
     assert page["totalCount"] == 65 and len(page["edges"]) == 3
-    assert sum("count(*)" in s for s in api.counted()) == 1
+    assert sum("count(*)" in s for s in api.statements) == 1
 
 
 @pytest.mark.parametrize(
@@ -227,9 +223,9 @@ async def test_nested_lists_cost_a_constant_number_of_statements(api):
         api.statements.clear()
         edges = (await api.data(query, {"n": n}))["papers"]["edges"]
         assert len(edges) == n and all(e["node"]["listings"] for e in edges)
-        counts[n] = len(api.counted())
+        counts[n] = len(api.statements)
     # One page of papers, one batch of their listings, one batch of those listings' rows.
-    assert counts[5] == counts[50] == 3, api.counted()
+    assert counts[5] == counts[50] == 3, api.statements
 
     query = """query($n: Int!) { listing(id: "%s") { entries(first: $n) {
                edges { node { paper { id listings { id } } } } } } }""" % api.listings["b"]
@@ -237,8 +233,8 @@ async def test_nested_lists_cost_a_constant_number_of_statements(api):
     for n in (5, 35):
         api.statements.clear()
         assert len((await api.data(query, {"n": n}))["listing"]["entries"]["edges"]) == n
-        counts[n] = len(api.counted())
-    assert counts[5] == counts[35] == 3, [s[:80] for s in api.counted()]
+        counts[n] = len(api.statements)
+    assert counts[5] == counts[35] == 3, [s[:80] for s in api.statements]
 
 
 async def test_deep_queries_are_refused(api):
@@ -349,3 +345,23 @@ async def test_guards_hold_for_a_repeated_document(api):
     for _ in range(3):  # the parse/validation caches must keep refusing it
         body = await api.query(ten)
         assert body.get("data") is None and "exceeds maximum operation depth" in body["errors"][0]["message"]
+
+
+async def test_a_repeated_document_is_validated_once(api):
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    cache = _get_validate_cache(512)
+    query = '{ papers(first: 2) { edges { node { id } } } } # unique to this test'
+    await api.query(query)
+    before = cache.cache_info()
+    for _ in range(3):
+        await api.query(query)
+    after = cache.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (3, 0)
+
+
+async def test_a_released_connection_is_not_reset_by_a_round_trip(api):
+    # Every statement a request sends is its own: no RESET ALL / UNLISTEN after each release.
+    api.statements.clear()
+    await api.data("{ stats { papers } }")
+    assert api.statements and not any("RESET ALL" in s or "UNLISTEN" in s for s in api.statements)

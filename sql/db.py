@@ -116,10 +116,19 @@ async def connect(url: str, *, vector: bool = True) -> asyncpg.Connection:
     return conn
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset: nothing to undo (asyncpg itself still rolls back a transaction left open)."""
+    # The default reset (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) costs a round trip on every
+    # release. Pooled connections never change session state: settings are SET LOCAL, advisory locks
+    # and LISTEN live on the worker's own connections.
+
+
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """Create a connection pool whose connections have the pgvector codec."""
     try:
-        return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=init_connection)
+        return await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, init=init_connection, reset=_keep_session
+        )
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to the database: {exc}") from None
 

@@ -14,6 +14,8 @@ _ARXIV = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z][a-z.-]*/\d{7})(?:v\d+)?$
 
 def title_fingerprint(title: str) -> str:
     """Return the identity key of a title: case, punctuation, accents and spacing are ignored."""
+    if title.isascii():  # nothing to decompose
+        return _NOT_ALNUM.sub("", title.lower())
     decomposed = unicodedata.normalize("NFKD", title)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _NOT_ALNUM.sub("", stripped.casefold())

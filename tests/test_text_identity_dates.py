@@ -515,3 +515,28 @@ class TestResolve:
             except ValueError:
                 continue
             assert later > today
+
+
+# The plain definitions that normalize() and title_fingerprint() implement with fast paths.
+_TEXTS = st.text(alphabet=st.sampled_from(" \t\n\x1c\xa0\u2003&amp;#x41;éeé\u0301ßﬁAZaz09_-.")) | st.text()
+
+
+def _plain_normalize(value: str) -> str:
+    import html
+
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFC", html.unescape(value))).strip()
+
+
+def _plain_fingerprint(title: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", title)
+    return re.sub(r"[\W_]+", "", "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold())
+
+
+@given(_TEXTS)
+def test_normalize_fast_paths_match_the_plain_definition(value):
+    assert normalize(value) == _plain_normalize(value)
+
+
+@given(_TEXTS)
+def test_fingerprint_fast_path_matches_the_plain_definition(value):
+    assert title_fingerprint(value) == _plain_fingerprint(value)

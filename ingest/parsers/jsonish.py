@@ -58,11 +58,12 @@ def iter_array(text: str) -> Iterator[tuple[Any, int, int]]:
 
 def _text(obj: dict, key: str) -> str:
     value = obj.get(key)
-    if not isinstance(value, str) or not normalize(value):
+    text = normalize(value) if isinstance(value, str) else ""
+    if not text:
         raise _BadItem(f"'{key}' is missing or not a non-empty string")
-    if "\x00" in value:
+    if "\x00" in text:
         raise _BadItem(f"'{key}' contains a NUL character")
-    return normalize(value)
+    return text
 
 
 def _day(value: Any, key: str) -> dt.date | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 from functools import partial
+from http import HTTPStatus
 from typing import Annotated, Any, Awaitable, Callable, Generic, Sequence, TypeVar, get_args, get_origin
 
 import msgspec
@@ -24,11 +25,13 @@ from strawberry.extensions import (
 )  # fmt: skip
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from cross_web import HTTPException as CrossWebHTTPException
 from strawberry.litestar import BaseContext, make_graphql_controller
 
 import schema.api as contracts
 from api import similarity
 from api.auth import key_matches
+from api.problems import problem
 from api.config import Settings
 from ingest.parsers import FORMATS
 from sql import jobs, queries
@@ -464,6 +467,19 @@ def graphql_controller(settings: Settings) -> type:
         refusal = _write_refusal(settings, request.headers.get("authorization"))
         return Context(pool=pool, queries=request.app.state.queries, write_refusal=refusal, **_loaders(pool))
 
-    return make_graphql_controller(
+    base = make_graphql_controller(
         make_schema(debug=settings.debug), path="/graphql", graphql_ide="graphiql", context_getter=context_getter
     )
+
+    class GraphQLController(base):  # type: ignore[misc,valid-type]
+        # The GraphQL contract is the SDL (schema.graphql, introspection), not OpenAPI.
+        include_in_schema = False
+
+        async def execute_request(self, request: Any, context: Any, root_value: Any) -> Any:
+            """Run the operation; a request GraphQL cannot read gets a problem body, not plain text."""
+            try:
+                return await self.run(request, context=context, root_value=root_value)
+            except CrossWebHTTPException as exc:
+                return problem(exc.status_code, HTTPStatus(exc.status_code).phrase, exc.reason)
+
+    return GraphQLController

@@ -365,3 +365,15 @@ async def test_a_released_connection_is_not_reset_by_a_round_trip(api):
     api.statements.clear()
     await api.data("{ stats { papers } }")
     assert api.statements and not any("RESET ALL" in s or "UNLISTEN" in s for s in api.statements)
+
+
+@pytest.mark.parametrize(("body", "headers", "detail"), [
+    (b"{bad", {"content-type": "application/json"}, "Unable to parse request body as JSON"),
+    (b"query", {"content-type": "application/x-unknown"}, "Unsupported content type"),
+    (b"{}", {"content-type": "application/json"}, "No GraphQL query found in the request"),
+])  # fmt: skip
+async def test_unreadable_requests_get_problem_bodies(api, body, headers, detail):
+    response = await api.client.post("/graphql", content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {"type": "about:blank", "title": "Bad Request", "status": 400, "detail": detail}

@@ -507,7 +507,7 @@ def _ms(text: str) -> float:
 def parse_wrk(out: str) -> dict:
     res = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
            "requests": int(re.search(r"(\d+) requests in", out).group(1)), "non2xx": 0, "socket_errors": 0}  # fmt: skip
-    for pct in ("50", "90", "99"):
+    for pct in ("50", "75", "90", "99"):
         res[f"p{pct}_ms"] = round(_ms(re.search(rf"^\s+{pct}(?:\.0+)?%\s+(\S+)", out, re.M).group(1)), 3)
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         res["non2xx"] = int(m.group(1))

@@ -38,6 +38,9 @@ import urllib.request
 from importlib import metadata
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from the repo root
+from bench.api import parse_wrk  # noqa: E402
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 VENV_BIN = Path(sys.executable).parent
@@ -149,31 +152,6 @@ def postmaster_pid(database_url: str) -> int | None:
 
 
 # ---------------------------------------------------------------- wrk
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-
-
-def _ms(text: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
-    if not m:
-        raise ValueError(f"unparsable wrk latency {text!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
-def parse_wrk(out: str) -> dict:
-    res = {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
-        "non2xx": 0,
-        "socket_errors": 0,
-    }
-    for pct in ("50", "75", "90", "99"):
-        res[f"p{pct}_ms"] = round(_ms(re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M).group(1)), 3)
-    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
-        res["non2xx"] = int(m.group(1))
-    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        res["socket_errors"] = sum(int(g) for g in m.groups())
-    return res
 
 
 def run_wrk(url: str, script: Path | None, args, duration: int) -> str:

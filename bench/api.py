@@ -272,8 +272,7 @@ def statements_per_request(url: str, pg_log: Path, senders: dict[str, Callable[[
     """Statements each kind of request sends to PostgreSQL (one per round trip), counted in the server log.
 
     Run after the timed runs, serially: `log_statement = 'all'` for the duration, marker statements
-    between kinds. A simple-protocol message counts once even when it holds several statements
-    (asyncpg's connection reset on release is one such message).
+    between kinds. A simple-protocol message counts once even when it holds several statements.
     """
     out: dict[str, float] = {}
     asyncio.run(_sql(url, "ALTER SYSTEM SET log_statement = 'all'", "SELECT pg_reload_conf()"))
@@ -852,6 +851,43 @@ def _limit(m: dict, key: str) -> str:
     return f"{text} ({split})"
 
 
+def _missed_targets(m: dict, r: dict, stmts: dict) -> list[str]:
+    """Why a missed API target is missed and what would reach it, from the measured CPU per request."""
+    gp, pp, rp, fb = m["gql_paper"], m["postgraphile_paper"], m["rest_paper"], m["pgbench"]
+    out: list[str] = []
+    if r["gql_paper_vs_postgraphile"] < 1.0 and gp.get("server_cpu_us_per_req") and pp.get("server_cpu_us_per_req"):
+        out.append(
+            f"**GraphQL target missed: why and what would reach it.** Our server spends"
+            f" {gp['server_cpu_us_per_req']:,.0f} µs of Python CPU per request against PostGraphile's"
+            f" {pp['server_cpu_us_per_req']:,.0f} µs of node CPU ({gp['server_cpu_us_per_req'] / pp['server_cpu_us_per_req']:.0f}×),"
+            f" and sends {stmts.get('gql_paper', 0):g} statements against its {stmts.get('postgraphile_paper', 0):g}."
+            " Strawberry (on graphql-core) executes the document field by field in Python: a resolver call, a"
+            " DataLoader batch and a result-building step per field, then JSON encoding; PostGraphile compiles the"
+            " whole selection into one SQL statement that returns the JSON. Parsing and validation are already"
+            " cached per document. Reaching PostGraphile's rate needs the same design: compile a GraphQL selection"
+            " into one SQL statement built with PostgreSQL's JSON functions (our own planner over the shared query"
+            " layer, or a compiled plan cached per persisted query), so Python only forwards bytes. Running"
+            " `papers serve --workers 2` on a machine with spare cores scales both servers alike and does not"
+            " change the ratio.")
+    if r["rest_paper_vs_pgbench"] < 0.15 and rp.get("server_cpu_us_per_req"):
+        need = 0.15 * fb["rps"]
+        wrk_us = 1e4 * rp["client_cpu_pct"] / rp["rps"]
+        total = rp["server_cpu_us_per_req"] + rp["postgres_cpu_us_per_req"] + wrk_us
+        out.append(
+            f"**REST target missed: why and what would reach it.** 15% of the floor is {need:,.0f} req/s. Per"
+            f" request the machine spends {rp['server_cpu_us_per_req']:,.0f} µs of CPU in our server (HTTP parsing,"
+            f" routing, asyncpg, msgspec encoding, the ETag hash), {rp['postgres_cpu_us_per_req']:,.0f} µs in"
+            f" PostgreSQL (against {fb['postgres_cpu_us_per_req']:,.0f} µs per transaction under pgbench) and"
+            f" {wrk_us:,.0f} µs in wrk: {total:,.0f} µs in all, so {NCPU} cores cap it at {NCPU * 1e6 / total:,.0f}"
+            f" req/s ({NCPU * 1e6 / total / fb['rps']:.2f} of the floor) even with no other work on the machine. The"
+            " floor is PostgreSQL with no HTTP, no Python and a client that only sends prepared statements. What"
+            " would reach it: one statement instead of two (the paper and its listings as one row with a JSON"
+            " aggregate: one round trip, one parse/bind/execute cycle in PostgreSQL), and a server and load generator"
+            " on cores of their own: with the database alone on these 2 cores, our server's own cost allows"
+            f" {1e6 / rp['server_cpu_us_per_req']:,.0f} req/s per worker process.")
+    return [*(line for text in out for line in (text, ""))]
+
+
 def render(result: dict) -> str:
     m, w, r = result["medians"], result["wrk"], result["ratios"]
     stmts = result.get("statements", {})
@@ -919,9 +955,9 @@ def render(result: dict) -> str:
         " only adds queueing (p99 grows, req/s does not). It, PostgreSQL and the load generator also compete for"
         " the same 2 cores, so every req/s here is lower than on a machine where the client runs elsewhere.",
         f"- Round trips per request: the floor {stmts.get('pgbench', 0):g} (the endpoint's two statements);"
-        f" REST paper by id {stmts.get('rest_paper', 0):g} (the same two, plus asyncpg's connection reset when the"
-        f" request's pooled connection is released); our GraphQL {stmts.get('gql_paper', 0):g} (each DataLoader batch"
-        " borrows its own pooled connection: papers, then their listings, each with its reset); PostGraphile"
+        f" REST paper by id {stmts.get('rest_paper', 0):g} (the same two; the pool sends no reset when a connection"
+        f" is released); our GraphQL {stmts.get('gql_paper', 0):g} (one per DataLoader batch: papers, then their"
+        " listings; Strawberry resolves fields as separate steps, so they cannot share one statement); PostGraphile"
         f" {stmts.get('postgraphile_paper', 0):g} (it compiles the whole GraphQL query into one SQL statement).",
         f"- pgbench's SQL (`-M prepared -c {w['connections']} -j {w['threads']} -T {w['duration_s']}`, 32 server"
         " connections; our server and PostGraphile each keep a pool of 10). pgbench variables are numbers, so the id"
@@ -935,6 +971,7 @@ def render(result: dict) -> str:
         re.sub(r"'\{pap_[^}]*\}'", f"'{{pap_…}}' /* the {result['n_paper_ids']} ids */", result["pgbench_script"]).rstrip(),
         "```",
         "",
+        *_missed_targets(m, r, stmts),
         f"PostGraphile {result['postgraphile']['version']} on node {result['postgraphile']['node']}:"
         f" `{result['postgraphile']['cmd']}`; its query and ours return the same data (checked on 10 ids"
         f" before measuring):",

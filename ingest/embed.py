@@ -15,6 +15,7 @@ from sql.embeddings import Space
 
 log = logging.getLogger("papers.embed")
 BATCH = 64
+WINDOW = 1024  # pending papers read at a time, then embedded shortest first
 
 
 class EmbedReport(msgspec.Struct):
@@ -25,27 +26,35 @@ class EmbedReport(msgspec.Struct):
 
 
 async def embed_pending(
-    conn: asyncpg.Connection, embedder: Embedder, *, progress: bool = False, batch: int = BATCH
+    conn: asyncpg.Connection, embedder: Embedder, *, progress: bool = False, batch: int = BATCH, window: int = WINDOW
 ) -> EmbedReport:
     """Embed every paper that lacks a vector; a failed batch is recorded and retried on a later pass."""
     await embeddings.ensure_space(conn, Space(embedder.model, embedder.dim))
     report, after = EmbedReport(), 0
     total = await embeddings.count_pending(conn)
     with tqdm(total=total, desc="embed", unit="paper", disable=None if progress else True, file=sys.stderr) as bar:
-        while todo := await embeddings.pending(conn, after_key=after, limit=batch):
+        while todo := await embeddings.pending(conn, after_key=after, limit=window):
             after = todo[-1].key
-            keys = [p.key for p in todo]
-            try:
-                vectors = await embedder.embed([embedding_text(p.title, p.abstract) for p in todo])
-            except Exception as exc:  # any embedder failure leaves the papers in place, to retry later
-                log.warning("embedding %d papers failed: %s", len(todo), exc)
-                await embeddings.record_failure(conn, keys, f"{type(exc).__name__}: {exc}")
-                report.failed += len(todo)
-            else:
-                await embeddings.store(conn, keys, vectors, embedder.model)
-                report.embedded += len(todo)
-            bar.update(len(todo))
+            # The model pads every text of a batch to the batch's longest, so batches of similar
+            # length waste less: on the benchmark corpus 1.05x the useful tokens in key order, 1.007x sorted.
+            todo.sort(key=lambda p: len(p.title) + len(p.abstract))
+            for start in range(0, len(todo), batch):
+                await _embed_batch(conn, embedder, todo[start : start + batch], report)
+                bar.update(min(batch, len(todo) - start))
     return report
+
+
+async def _embed_batch(conn: asyncpg.Connection, embedder: Embedder, todo: list, report: EmbedReport) -> None:
+    keys = [p.key for p in todo]
+    try:
+        vectors = await embedder.embed([embedding_text(p.title, p.abstract) for p in todo])
+    except Exception as exc:  # any embedder failure leaves the papers in place, to retry later
+        log.warning("embedding %d papers failed: %s", len(todo), exc)
+        await embeddings.record_failure(conn, keys, f"{type(exc).__name__}: {exc}")
+        report.failed += len(todo)
+    else:
+        await embeddings.store(conn, keys, vectors, embedder.model)
+        report.embedded += len(todo)
 
 
 async def reembed_all(conn: asyncpg.Connection, embedder: Embedder, *, progress: bool = False) -> EmbedReport:

@@ -66,6 +66,35 @@ async def test_embedding_records_space_and_is_not_repeated(embedded):
     assert await embedded.fetchval("SELECT count(*) FROM papers WHERE embedding_model = 'test/hash-bow'") == 5
 
 
+class RecordingEmbedder(HashEmbedder):
+    """A HashEmbedder that keeps the texts of every batch it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    async def embed(self, texts):
+        self.batches.append(list(texts))
+        return await super().embed(texts)
+
+
+async def test_batches_are_length_sorted_and_vectors_land_on_their_papers(conn):
+    from ingest.embedder import embedding_text
+
+    pairs = [factories.paper(i, words=5 + (i * 37) % 90) for i in range(23)]  # lengths out of key order
+    await load_pages(conn, {"a.txt": factories.page(pairs)})
+    recorder = RecordingEmbedder()
+    report = await embed_pending(conn, recorder, batch=4, window=10)
+    assert (report.embedded, report.failed) == (23, 0)
+    assert all(len(b) <= 4 for b in recorder.batches) and sum(map(len, recorder.batches)) == 23
+    windows = [[t for b in recorder.batches[i : i + 3] for t in b] for i in range(0, len(recorder.batches), 3)]
+    assert all([len(t) for t in w] == sorted(len(t) for t in w) for w in windows)  # shortest first per window
+    rows = await conn.fetch("SELECT title, abstract, embedding FROM papers")
+    for row in rows:  # sorting must not shuffle vectors between papers
+        expected = recorder.vector(embedding_text(row["title"], row["abstract"]))
+        assert np.allclose(row["embedding"].to_numpy(), expected, atol=1e-6), row["title"]
+
+
 async def test_failed_embedding_keeps_the_paper_and_retries(conn):
     await load_pages(conn, {"a.txt": TOPICAL["a.txt"]})
     report = await embed_pending(conn, FailingEmbedder())

@@ -24,7 +24,7 @@ from sql import db
 
 async def provide_conn(state: State) -> AsyncIterator[asyncpg.Connection]:
     """One pooled connection for the duration of a REST request."""
-    async with state.pool.acquire() as conn:
+    async with db.pooled(state.pool) as conn:
         yield conn
 
 

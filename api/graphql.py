@@ -36,7 +36,7 @@ from api.config import Settings
 from ingest.parsers import FORMATS
 from sql import jobs, queries
 from sql.cursor import InvalidCursor
-from sql.db import UNSTORABLE_TEXT
+from sql.db import CONNECTION_LOST, UNSTORABLE_TEXT, pooled
 from sql.embeddings import SpaceMismatch
 
 T = TypeVar("T")
@@ -264,12 +264,14 @@ async def _run(info: strawberry.Info[Context, None], fn: Callable[..., Awaitable
 
 async def _with_pool(pool: Any, fn: Callable[..., Awaitable[_R]], *args: Any, **kwargs: Any) -> _R:
     try:
-        async with pool.acquire() as conn:
+        async with pooled(pool) as conn:
             return await fn(conn, *args, **kwargs)
     except InvalidCursor as exc:
         raise UserError(str(exc)) from None
     except UNSTORABLE_TEXT:
         raise UserError("the request contains a character that cannot be stored or searched (NUL)") from None
+    except CONNECTION_LOST:
+        raise UserError("the database is unavailable; retry shortly", "SERVICE_UNAVAILABLE", retryAfter=5) from None
 
 
 async def _similarity(info: strawberry.Info[Context, None], fn: Callable[..., Awaitable[_R]], *args: Any,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import asyncpg
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -13,14 +12,12 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from api.similarity import EmbedderUnavailable, SearchInputError
 from sql.cursor import InvalidCursor
-from sql.db import UNSTORABLE_TEXT
+from sql.db import CONNECTION_LOST, UNSTORABLE_TEXT
 from schema.api import doc
 from sql.embeddings import SpaceMismatch
 
 log = logging.getLogger("papers.api")
 PROBLEM_JSON = "application/problem+json"
-_DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
-            asyncpg.TooManyConnectionsError)  # fmt: skip
 
 
 def problem(status: int, title: str, detail: str | None = None, headers: dict | None = None, **extra: Any) -> Response:
@@ -57,7 +54,7 @@ def _unavailable(request: Request, exc: Exception) -> Response:
 
 
 def _internal(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, _DB_DOWN):
+    if isinstance(exc, CONNECTION_LOST):
         return _unavailable(request, exc)
     if isinstance(exc, UNSTORABLE_TEXT):
         return problem(400, "Bad Request", "the request contains a character that cannot be stored or searched (NUL)")

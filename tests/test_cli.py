@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests import factories
+from tests.servers import serving
 
 
 def papers(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -114,27 +115,10 @@ def test_demo_on_the_seeds_twice(env, seeds):
 
 def test_serve_answers_then_stops_gracefully_on_sigterm(env):
     import signal
-    import socket
-    import time
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ingest.cli", "serve", "--port", str(port)],
-        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        deadline, body = time.monotonic() + 30, None
-        while time.monotonic() < deadline and body is None:
-            try:
-                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).read()
-            except OSError:
-                time.sleep(0.2)
-        assert body == b'{"status":"ready"}'
+    with serving(env["DATABASE_URL"]) as (base, proc):
+        assert urllib.request.urlopen(f"{base}/readyz", timeout=5).read() == b'{"status":"ready"}'
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
-    finally:
-        proc.kill()
-    assert "Traceback" not in proc.stderr.read()
+        assert "Traceback" not in proc.stderr.read()

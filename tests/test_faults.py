@@ -17,7 +17,7 @@ from api.app import create_app
 from api.config import Settings
 from sql import db, jobs
 from sql.migrate import migrate
-from tests import factories
+from tests import factories, servers
 
 
 def big_listing(n: int, offset: int = 0) -> bytes:
@@ -106,3 +106,38 @@ async def test_database_restart_gives_503_then_recovers_without_restarting_the_a
 
         await wait_for(recovered, timeout=30, every=0.2)
         assert (await client.get("/v1/papers")).status_code == 200
+
+
+async def test_connections_cut_mid_query_give_503_never_500(conn, fresh_db):
+    """Sessions killed while requests run (what a PostgreSQL shutdown does to a pool): only 200 or 503, then 200."""
+    await conn.execute("INSERT INTO papers (public_id, fingerprint, title, abstract) VALUES ('pap_x', 'x', 'X', 'Y')")
+    paths = ("/v1/papers?limit=5", "/v1/papers/pap_x", "/v1/stats")
+    graphql = {"query": '{ paper(id: "pap_x") { title listings { id } } }'}
+    statuses: list[int] = []
+    gql_codes: list[str] = []
+    stop = asyncio.Event()
+
+    async def load(client: httpx.AsyncClient) -> None:
+        while not stop.is_set():
+            for path in paths:
+                statuses.append((await client.get(path)).status_code)
+            response = await client.post("/graphql", json=graphql)
+            statuses.append(response.status_code)
+            gql_codes.extend(e["extensions"]["code"] for e in response.json().get("errors") or [])
+
+    async def cut() -> None:
+        for _ in range(100):
+            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                               " WHERE datname = current_database() AND pid <> pg_backend_pid()")  # fmt: skip
+            await asyncio.sleep(0.01)
+        stop.set()
+
+    with servers.serving(fresh_db) as (base, proc):
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            await asyncio.gather(cut(), *(load(client) for _ in range(8)))
+            assert 503 in statuses, "no request met a cut connection: the fault was not exercised"
+            assert set(statuses) <= {200, 503}, sorted(set(statuses))
+            assert set(gql_codes) <= {"SERVICE_UNAVAILABLE"}, set(gql_codes)
+            for path in paths:  # recovered, same process
+                assert (await client.get(path)).status_code == 200
+        assert proc.poll() is None

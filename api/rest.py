@@ -142,11 +142,10 @@ async def batch_papers(conn: Conn, data: JSONBody[BatchRequest]) -> list[Paper |
 @get("/v1/papers/{paper_id:str}", operation_id="getPaper", responses=documented(404), summary="Get a paper", tags=["papers"])
 async def get_paper(request: Request, conn: Conn, paper_id: PaperKey) -> Response[PaperDetail]:
     """One paper by public id or arXiv id, with the listings it appeared in."""
-    [paper] = await queries.papers_by_ids(conn, [paper_id])
+    paper = await queries.paper_detail(conn, paper_id)
     if paper is None:
         raise Problem(404, f"no paper with id {paper_id!r}")
-    [listings] = await queries.listings_of_papers(conn, [paper.id])
-    return cached(request, PaperDetail(**msgspec.structs.asdict(paper), listings=listings))
+    return cached(request, paper)
 
 
 @get("/v1/listings", operation_id="listListings", responses=documented(), summary="List listings", tags=["listings"])

@@ -8,7 +8,9 @@ from typing import Any, NamedTuple, Sequence
 import asyncpg
 
 from ingest.identity import normalize_arxiv_id
-from schema.api import Listing, ListingEntry, ListingRef, Paper, PaperFilter, PaperSort, Stats, TitleMatch
+from schema.api import (
+    Listing, ListingEntry, ListingRef, Paper, PaperDetail, PaperFilter, PaperSort, Stats, TitleMatch,
+)  # fmt: skip
 from sql import cursor
 
 _PAPER_COLUMNS = """p.public_id AS id, p.title, p.abstract, p.arxiv_id, p.first_seen, p.last_seen,
@@ -115,27 +117,69 @@ async def count_papers(conn: asyncpg.Connection, flt: PaperFilter) -> int:
     return await conn.fetchval(f"SELECT count(*) FROM papers p WHERE {where.sql()}", *where.params)
 
 
-async def papers_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[Paper | None]:
-    """Papers by public id or arXiv id, in the order asked, None for unknown ids."""
+def _id_match(column: str, number: int, ids: Sequence[Any], sqltype: str = "text") -> tuple[str, Any]:
+    """`column = $n` for one id, `column = ANY($n::type[])` for several: the condition and its parameter.
+
+    PostgreSQL keeps one generic plan for a scalar parameter, but an array parameter of unknown length
+    makes it plan every call again, which costs several times the lookup itself (docs/design.md).
+    """
+    if len(ids) == 1:
+        return f"{column} = ${number}", ids[0]
+    return f"{column} = ANY(${number}::{sqltype}[])", list(ids)
+
+
+def _by_public_or_arxiv(ids: Sequence[str]) -> tuple[str, list[Any], list[str]]:
+    """The WHERE clause matching papers by public or arXiv id, its parameters, and each id's arXiv form."""
     arxiv = [normalize_arxiv_id(i) or "" for i in ids]
-    rows = await conn.fetch(
-        f"SELECT {_PAPER_COLUMNS} FROM papers p WHERE p.public_id = ANY($1::text[]) OR p.arxiv_id = ANY($2::text[])",
-        list(ids), [a for a in arxiv if a],
-    )  # fmt: skip
-    by_public = {r["id"]: _paper(r) for r in rows}
+    known = [a for a in arxiv if a]
+    by_public, public = _id_match("p.public_id", 1, ids)
+    if not known:  # a NULL parameter instead would make every plan custom again
+        return by_public, [public], arxiv
+    by_arxiv, arxiv_param = _id_match("p.arxiv_id", 2, known)
+    return f"{by_public} OR {by_arxiv}", [public, arxiv_param], arxiv
+
+
+def _in_asked_order(rows: Sequence[Any], ids: Sequence[str], arxiv: Sequence[str], build: Any) -> list[Any]:
+    by_public = {r["id"]: build(r) for r in rows}
     by_arxiv = {r["arxiv_id"]: by_public[r["id"]] for r in rows if r["arxiv_id"]}
     return [by_public.get(i) or by_arxiv.get(a) for i, a in zip(ids, arxiv)]
 
 
+async def papers_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[Paper | None]:
+    """Papers by public id or arXiv id, in the order asked, None for unknown ids."""
+    where, params, arxiv = _by_public_or_arxiv(ids)
+    rows = await conn.fetch(f"SELECT {_PAPER_COLUMNS} FROM papers p WHERE {where}", *params)
+    return _in_asked_order(rows, ids, arxiv, _paper)
+
+
+async def paper_detail(conn: asyncpg.Connection, paper_id: str) -> PaperDetail | None:
+    """One paper by public or arXiv id with its listings, in one statement; None when unknown."""
+    where, params, arxiv = _by_public_or_arxiv([paper_id])
+    rows = await conn.fetch(
+        f"""SELECT {_PAPER_COLUMNS},
+                   ARRAY(SELECT row(l.public_id, l.date_label, l.listed_on, e.rank)
+                         FROM listing_entries e JOIN listings l USING (listing_key) WHERE e.paper_key = p.paper_key
+                         ORDER BY l.listed_on DESC NULLS LAST, l.listing_key DESC, e.rank) AS listings
+            FROM papers p WHERE {where}""",
+        *params,
+    )  # fmt: skip
+
+    def build(r: asyncpg.Record) -> PaperDetail:
+        return PaperDetail(**{k: r[k] for k in Paper.__struct_fields__}, listings=[ListingRef(*x) for x in r["listings"]])
+
+    [paper] = _in_asked_order(rows, [paper_id], arxiv, build)
+    return paper
+
+
 async def listings_of_papers(conn: asyncpg.Connection, paper_ids: Sequence[str]) -> list[list[ListingRef]]:
     """For each paper public id, the listings it appeared in (newest first), in one statement."""
+    where, param = _id_match("p.public_id", 1, paper_ids)
     rows = await conn.fetch(
-        """SELECT p.public_id AS paper, l.public_id AS id, l.date_label, l.listed_on AS date, e.rank
-           FROM papers p JOIN listing_entries e USING (paper_key) JOIN listings l USING (listing_key)
-           WHERE p.public_id = ANY($1::text[])
-           ORDER BY l.listed_on DESC NULLS LAST, l.listing_key DESC, e.rank""",
-        list(paper_ids),
-    )
+        f"""SELECT p.public_id AS paper, l.public_id AS id, l.date_label, l.listed_on AS date, e.rank
+            FROM papers p JOIN listing_entries e USING (paper_key) JOIN listings l USING (listing_key)
+            WHERE {where} ORDER BY l.listed_on DESC NULLS LAST, l.listing_key DESC, e.rank""",
+        param,
+    )  # fmt: skip
     found: dict[str, list[ListingRef]] = {}
     for r in rows:
         found.setdefault(r["paper"], []).append(ListingRef(r["id"], r["date_label"], r["date"], r["rank"]))
@@ -180,7 +224,8 @@ async def listings_page(
 
 async def listings_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[Listing | None]:
     """Listings by public id, in the order asked."""
-    rows = await conn.fetch(f"SELECT {_LISTING_COLUMNS} FROM listings l WHERE l.public_id = ANY($1::text[])", list(ids))
+    where, param = _id_match("l.public_id", 1, ids)
+    rows = await conn.fetch(f"SELECT {_LISTING_COLUMNS} FROM listings l WHERE {where}", param)
     found = {r["id"]: _listing(r) for r in rows}
     return [found.get(i) for i in ids]
 
@@ -207,9 +252,13 @@ async def entries_pages(
 ) -> list[tuple[list[ListingEntry], str | None]]:
     """Pages of entries of several listings in rank order, in one statement (raises InvalidCursor)."""
     ranks = [_after_rank(r) for r in requests]
+    params: list[Any] = [[r.listing_id for r in requests], ranks, [r.limit for r in requests]]
+    source = "unnest($1::text[], $2::int[], $3::int[]) WITH ORDINALITY"
+    if len(requests) == 1:  # scalar parameters: one cached generic plan (see _id_match)
+        source, params = "(VALUES ($1::text, $2::int, $3::int, 1::bigint))", [p[0] for p in params]
     rows = await conn.fetch(
         f"""SELECT r.i, e.rank, e.title_variant, e.abstract_variant, {_PAPER_COLUMNS}
-            FROM unnest($1::text[], $2::int[], $3::int[]) WITH ORDINALITY AS r(listing_id, after_rank, lim, i)
+            FROM {source} AS r(listing_id, after_rank, lim, i)
             JOIN listings l ON l.public_id = r.listing_id
             CROSS JOIN LATERAL (
                 SELECT * FROM listing_entries e WHERE e.listing_key = l.listing_key AND e.rank > r.after_rank
@@ -217,7 +266,7 @@ async def entries_pages(
             ) e
             JOIN papers p ON p.paper_key = e.paper_key
             ORDER BY r.i, e.rank""",
-        [r.listing_id for r in requests], ranks, [r.limit for r in requests],
+        *params,
     )  # fmt: skip
     grouped: dict[int, list[asyncpg.Record]] = {}
     for row in rows:

@@ -18,7 +18,10 @@ from typing import Annotated, Any, Awaitable, Callable, Generic, Sequence, TypeV
 import msgspec
 import strawberry
 from graphql import GraphQLError
+from litestar import MediaType, Request, Response, post
+from litestar.background_tasks import BackgroundTasks
 from litestar.connection import ASGIConnection
+from litestar.di import Provide
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import (
     AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache,
@@ -225,7 +228,7 @@ class PaperConnection(Connection[Paper]):
 
     @strawberry.field(description="How many papers match the filter (counted only when asked for).")
     async def total_count(self, info: strawberry.Info[Context, None]) -> int:
-        return await _run(info, queries.count_papers, self.filter)
+        return await _run(info, read_total_count, self.filter)
 
 
 @strawberry.type(description="A page of search results, best first.")
@@ -239,9 +242,7 @@ class Listing:
     async def entries(
         self, info: strawberry.Info[Context, None], first: int = 20, after: str | None = None
     ) -> Connection[ListingEntry]:
-        key = (self.id, after, _page_size(first))  # type: ignore[attr-defined]
-        entries, next_cursor = await info.context.entries.load(key)
-        return Connection.of(entries, next_cursor)
+        return await info.context.entries.load((self.id, after, _page_size(first)))  # type: ignore[attr-defined]
 
 
 @mirrors(contracts.Stats)
@@ -308,35 +309,72 @@ class Context(BaseContext, kw_only=True):
     entries: Any  # DataLoader[(listing id, after, limit), (entries, next cursor)]
 
 
+# --- reads: one query-layer call each, answering for a batch -----------------------------------------
+# The DataLoaders call them, and so do compiled queries (api/graphql_compiled.py): one implementation.
+
+
+async def read_papers(conn: Any, ids: Sequence[str]) -> list[Paper | None]:
+    return _convert(await queries.papers_by_ids(conn, ids))
+
+
+async def read_paper_listings(conn: Any, ids: Sequence[str]) -> list[list[ListingRef]]:
+    return _convert(await queries.listings_of_papers(conn, ids))
+
+
+async def read_listings(conn: Any, ids: Sequence[str]) -> list[Listing | None]:
+    return _convert(await queries.listings_by_ids(conn, ids))
+
+
+async def read_entries(conn: Any, keys: Sequence[tuple[str, str | None, int]]) -> list[Connection[ListingEntry]]:
+    """Pages of entries of several listings (raises InvalidCursor if any cursor is bad)."""
+    pages = await queries.entries_pages(conn, [queries.EntriesRequest(*key) for key in keys])
+    return [Connection.of(entries, next_cursor) for entries, next_cursor in pages]
+
+
+async def read_total_count(conn: Any, flt: contracts.PaperFilter) -> int:
+    return await queries.count_papers(conn, flt)
+
+
+async def read_papers_page(
+    conn: Any, filter: PaperFilterInput | None = None, sort: PaperSort = PaperSort.RECENT,  # type: ignore[valid-type]
+    first: int = 20, after: str | None = None,
+) -> PaperConnection:  # fmt: skip
+    flt = filter.to_contract() if filter is not None else contracts.PaperFilter()  # type: ignore[attr-defined]
+    papers, next_cursor = await queries.papers_page(conn, flt, sort=sort.value, after=after, limit=_page_size(first))
+    return PaperConnection.of(papers, next_cursor, filter=flt)
+
+
+async def read_listings_page(conn: Any, first: int = 20, after: str | None = None) -> Connection[Listing]:
+    listings, next_cursor = await queries.listings_page(conn, after=after, limit=_page_size(first))
+    return Connection.of(listings, next_cursor)
+
+
+async def read_stats(conn: Any) -> Stats:
+    return _convert(await queries.stats(conn))
+
+
 def _loaders(pool: Any) -> dict[str, DataLoader]:
-    async def papers(ids: list[str]) -> list[Any]:
-        return [_convert(p) for p in await _with_pool(pool, queries.papers_by_ids, ids)]
-
-    async def paper_listings(ids: list[str]) -> list[Any]:
-        return [_convert(refs) for refs in await _with_pool(pool, queries.listings_of_papers, ids)]
-
-    async def listings(ids: list[str]) -> list[Any]:
-        return [_convert(listing) for listing in await _with_pool(pool, queries.listings_by_ids, ids)]
+    def batch(read: Callable[[Any, list], Awaitable[list]]) -> DataLoader:
+        return DataLoader(load_fn=partial(_with_pool, pool, read))
 
     async def entries(keys: list[tuple[str, str | None, int]]) -> list[Any]:
-        requests = [queries.EntriesRequest(*key) for key in keys]
         try:
-            return await _with_pool(pool, queries.entries_pages, requests)
+            return await _with_pool(pool, read_entries, keys)
         except UserError:
             # One bad cursor must not fail the other listings' pages: answer each on its own.
-            return [await _one_entries_page(pool, request) for request in requests]
+            return [await _one_entries_page(pool, key) for key in keys]
 
     return {
-        "papers": DataLoader(load_fn=papers),
-        "paper_listings": DataLoader(load_fn=paper_listings),
-        "listings": DataLoader(load_fn=listings),
+        "papers": batch(read_papers),
+        "paper_listings": batch(read_paper_listings),
+        "listings": batch(read_listings),
         "entries": DataLoader(load_fn=entries),
     }
 
 
-async def _one_entries_page(pool: Any, request: Any) -> Any:
+async def _one_entries_page(pool: Any, key: tuple[str, str | None, int]) -> Any:
     try:
-        [page] = await _with_pool(pool, queries.entries_pages, [request])
+        [page] = await _with_pool(pool, read_entries, [key])
         return page
     except UserError as exc:
         return exc
@@ -365,10 +403,7 @@ class Query:
         self, info: strawberry.Info[Context, None], filter: PaperFilterInput | None = None,
         sort: PaperSort = PaperSort.RECENT, first: int = 20, after: str | None = None,  # type: ignore[valid-type]
     ) -> PaperConnection:  # fmt: skip
-        flt = filter.to_contract() if filter is not None else contracts.PaperFilter()  # type: ignore[attr-defined]
-        limit = _page_size(first)
-        papers, next_cursor = await _run(info, queries.papers_page, flt, sort=sort.value, after=after, limit=limit)
-        return PaperConnection.of(papers, next_cursor, filter=flt)
+        return await _run(info, read_papers_page, filter, sort, first, after)
 
     @strawberry.field(description="A listing by public id; null when unknown.")
     async def listing(self, info: strawberry.Info[Context, None], id: str) -> Listing | None:
@@ -378,12 +413,11 @@ class Query:
     async def listings(
         self, info: strawberry.Info[Context, None], first: int = 20, after: str | None = None
     ) -> Connection[Listing]:
-        listings, next_cursor = await _run(info, queries.listings_page, after=after, limit=_page_size(first))
-        return Connection.of(listings, next_cursor)
+        return await _run(info, read_listings_page, first, after)
 
     @strawberry.field(description="Collection totals.")
     async def stats(self, info: strawberry.Info[Context, None]) -> Stats:
-        return Stats.from_contract(await _run(info, queries.stats))  # type: ignore[attr-defined]
+        return await _run(info, read_stats)
 
     @strawberry.field(
         description="Papers for a query (keywords, a sentence or an abstract), best first, one page at a time;"
@@ -461,21 +495,53 @@ def make_schema(*, debug: bool = False) -> strawberry.Schema:
 schema = make_schema()
 
 
+_ENCODER = msgspec.json.Encoder()
+
+
+async def _sub_response() -> Response:
+    return Response({}, background=BackgroundTasks([]))
+
+
 def graphql_controller(settings: Settings) -> type:
-    """The Litestar controller serving POST/GET /graphql (and GraphiQL in browsers)."""
+    """The Litestar controller serving POST/GET /graphql (and GraphiQL in browsers).
+
+    POSTed reads that api/graphql_compiled.py compiles are answered there; everything else, and any
+    compiled run that fails, is executed by Strawberry; `settings.graphql_compiled` off always uses Strawberry.
+    """
+    from api.graphql_compiled import CompiledReads
 
     async def context_getter(request: ASGIConnection) -> Context:  # a Request, or a WebSocket
         pool = request.app.state.pool
         refusal = _write_refusal(settings, request.headers.get("authorization"))
         return Context(pool=pool, queries=request.app.state.queries, write_refusal=refusal, **_loaders(pool))
 
-    base = make_graphql_controller(
-        make_schema(debug=settings.debug), path="/graphql", graphql_ide="graphiql", context_getter=context_getter
-    )
+    schema_ = make_schema(debug=settings.debug)
+    reads = CompiledReads(schema_, GUARD_RULES, MAX_TOKENS) if settings.graphql_compiled else None
+    base = make_graphql_controller(schema_, path="/graphql", graphql_ide="graphiql", context_getter=context_getter)
 
     class GraphQLController(base):  # type: ignore[misc,valid-type]
         # The GraphQL contract is the SDL (schema.graphql, introspection), not OpenAPI.
         include_in_schema = False
+        # Strawberry provides the sub-response from a sync function run in a worker thread: a thread
+        # round trip on every request. Building an empty Response needs no thread.
+        dependencies = {**base.dependencies, "response": Provide(_sub_response)}
+        compiled_reads = reads
+
+        @post(status_code=200)
+        async def handle_http_post(self, request: Request) -> Response:
+            """A compiled read when the document is one; otherwise Strawberry's executor."""
+            if reads is not None and request.content_type[0] == "application/json":
+                answer = await reads.answer(request.app.state.pool, await request.body())
+                if answer is not None:
+                    return Response(answer, media_type=MediaType.JSON)
+            self.temporal_response = sub_response = await _sub_response()
+            context = await context_getter(request)
+            context.request, context.response = request, sub_response
+            return await self.execute_request(request, context, None)
+
+        def encode_json(self, data: object) -> bytes:
+            """Encode the result with msgspec (the stdlib encoder is several times slower)."""
+            return _ENCODER.encode(data)
 
         async def execute_request(self, request: Any, context: Any, root_value: Any) -> Any:
             """Run the operation; a request GraphQL cannot read gets a problem body, not plain text."""

@@ -92,8 +92,7 @@ def rrf(rankings: Sequence[Sequence[ScoredPaper]], k: int = RRF_K) -> list[Score
     for ranking in rankings:
         for rank, hit in enumerate(ranking, start=1):
             scores[hit.id] += 1.0 / (k + rank)
-            if hit.id not in first or (first[hit.id].snippet is None and hit.snippet is not None):
-                first[hit.id] = hit
+            first.setdefault(hit.id, hit)
     order = sorted(scores, key=lambda i: -scores[i])
     return [msgspec.structs.replace(first[i], score=round(scores[i], 6)) for i in order]
 
@@ -128,16 +127,28 @@ async def search_papers(
     kind = f"search:{mode}:{_fingerprint(q, msgspec.to_builtins(flt))}"
     offset = _page_window(kind, after, limit)
     want = offset + limit + 1
+    matched: list[ScoredPaper] = []
     if mode == "keyword":
-        hits = await search.keyword(conn, q, flt, limit=want)
+        hits = matched = await search.keyword(conn, q, flt, limit=want)
     else:
         await queries.check_space(conn)
         vector = await queries.vector(q)
         semantic = await search.nearest(conn, vector, flt, limit=max(want, 50) if mode == "hybrid" else want)
-        hits = semantic if mode == "semantic" else rrf([await search.keyword(conn, q, flt, limit=max(want, 50)), semantic])
+        if mode == "hybrid":
+            matched = await search.keyword(conn, q, flt, limit=max(want, 50))
+        hits = semantic if mode == "semantic" else rrf([matched, semantic])
     page = hits[offset : offset + limit]
     more = len(hits) > offset + limit
-    return page, cursor.encode(kind, [offset + limit]) if more else None
+    return await _with_snippets(conn, q, page, {h.id for h in matched}), cursor.encode(kind, [offset + limit]) if more else None
+
+
+async def _with_snippets(conn: asyncpg.Connection, q: str, page: list[ScoredPaper], matched: set[str]) -> list[ScoredPaper]:
+    """Keyword hits on the page get highlighted snippets; semantic-only hits have none."""
+    shown = [hit.id for hit in page if hit.id in matched]
+    if not shown:
+        return page
+    found = await search.snippets(conn, q, shown)
+    return [msgspec.structs.replace(hit, snippet=found.get(hit.id)) if hit.id in matched else hit for hit in page]
 
 
 async def similar_papers(

@@ -22,22 +22,30 @@ def _scored(row: asyncpg.Record, score: float, snippet: str | None = None) -> Sc
 
 
 async def keyword(conn: asyncpg.Connection, q: str, flt: PaperFilter, *, limit: int, offset: int = 0) -> list[ScoredPaper]:
-    """Full-text hits, best first (ts_rank_cd over the title-weighted tsvector), with highlighted snippets."""
+    """Full-text hits, best first (ts_rank_cd over the title-weighted tsvector), without snippets."""
     where = _Where()
     where.add("p.search @@ websearch_to_tsquery('english', {})", q)
     _paper_filters(where, flt)
     n = len(where.params)
     rows = await conn.fetch(
-        f"""SELECT hit.*, ts_headline('english', hit.abstract, websearch_to_tsquery('english', $1),
-                       'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=25, MinWords=8') AS snippet
-            FROM (SELECT {_PAPER_COLUMNS}, p.paper_key,
-                         ts_rank_cd(p.search, websearch_to_tsquery('english', $1), 32) AS score
-                  FROM papers p WHERE {where.sql()}
-                  ORDER BY score DESC, p.paper_key LIMIT ${n + 1} OFFSET ${n + 2}) hit
-            ORDER BY hit.score DESC, hit.paper_key""",
+        f"""SELECT {_PAPER_COLUMNS}, ts_rank_cd(p.search, websearch_to_tsquery('english', $1), 32) AS score
+            FROM papers p WHERE {where.sql()}
+            ORDER BY score DESC, p.paper_key LIMIT ${n + 1} OFFSET ${n + 2}""",
         *where.params, limit, offset,
     )  # fmt: skip
-    return [_scored(r, r["score"], r["snippet"]) for r in rows]
+    return [_scored(r, r["score"]) for r in rows]
+
+
+async def snippets(conn: asyncpg.Connection, q: str, ids: Sequence[str]) -> dict[str, str]:
+    """Abstract fragments with the query's matches in <mark>, by public id."""
+    # Separate from ranking: ts_headline re-parses each abstract, so only the page shown pays for it.
+    rows = await conn.fetch(
+        """SELECT p.public_id, ts_headline('english', p.abstract, websearch_to_tsquery('english', $1),
+                  'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=25, MinWords=8') AS snippet
+           FROM papers p WHERE p.public_id = ANY($2::text[])""",
+        q, list(ids),
+    )  # fmt: skip
+    return {r["public_id"]: r["snippet"] for r in rows}
 
 
 async def _use_iterative_scan(conn: asyncpg.Connection) -> None:

@@ -183,6 +183,19 @@ async def test_search_modes(client):
     assert not {i["id"] for i in paged["items"]} & {i["id"] for i in rest["items"]}
 
 
+async def test_snippets_mark_keyword_hits_on_every_page_and_only_them(client):
+    first = (await client.get("/v1/search", params={"q": "models", "mode": "keyword", "limit": 2})).json()
+    second = (await client.get("/v1/search", params={"q": "models", "mode": "keyword", "limit": 2,
+                                                      "cursor": first["next_cursor"]})).json()  # fmt: skip
+    assert second["items"] and all("<mark>" in i["snippet"] for i in first["items"] + second["items"])
+    keyword_ids = {i["id"] for i in (await client.get("/v1/search", params={"q": "molecule", "mode": "keyword",
+                                                                             "limit": 100})).json()["items"]}  # fmt: skip
+    hybrid = (await client.get("/v1/search", params={"q": "molecule", "limit": 100})).json()["items"]
+    assert {i["id"] for i in hybrid} - keyword_ids, "the fixture should give hybrid some semantic-only hits"
+    for item in hybrid:
+        assert ("<mark>" in (item["snippet"] or "")) == (item["id"] in keyword_ids), item
+
+
 async def test_search_bad_input(client):
     assert_problem(await client.get("/v1/search", params={"q": "   "}), 400)
     assert_problem(await client.get("/v1/search", params={"q": "x" * 2001}), 400)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -154,7 +156,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(asyncio.run(_stored_counts()), flush=True)
     if summary.errors:  # type: ignore[union-attr]
         return 1
-    return 0 if args.no_serve else cmd_serve(args)
+    if args.no_serve:
+        return 0
+    # Listings submitted to the demo (POST /v1/listings, submitListing) are ingested by a worker of its own.
+    worker = subprocess.Popen([sys.executable, "-m", "ingest.cli", "worker"])
+    print(f"worker   pid {worker.pid} ingests submitted listings", file=sys.stderr)
+    try:
+        return cmd_serve(args)
+    finally:
+        worker.send_signal(signal.SIGTERM)  # it finishes the job it is running, then exits
+        worker.wait(timeout=60)
 
 
 async def _stored_counts() -> str:
@@ -209,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, default=1.0, help="seconds between polls of an empty queue")
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("demo", help="embedded database + ingest of the seeds, then serve the API")
+    p = sub.add_parser("demo", help="embedded database + ingest of the seeds, then serve the API with a worker")
     p.add_argument("paths", nargs="*", metavar="PATH")
     p.add_argument("--no-serve", action="store_true", help="stop after ingesting")
     _serve_options(p)

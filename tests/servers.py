@@ -13,13 +13,14 @@ from typing import Iterator
 
 
 @contextlib.contextmanager
-def serving(database_url: str, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`papers serve` on a free local port over database_url: yields (base URL, process) once /readyz answers."""
+def serving(database_url: str, *command: str, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`papers serve` (or `papers <command>`) on a free local port over database_url: yields (base URL, process)
+    once /readyz answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ingest.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "ingest.cli", *(command or ("serve",)), "--port", str(port)],
         env={**os.environ, "DATABASE_URL": database_url, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
@@ -32,7 +33,7 @@ def serving(database_url: str, **env: str) -> Iterator[tuple[str, subprocess.Pop
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(f"`papers serve` did not become ready: {proc.stderr.read()}") from None
+                    raise AssertionError(f"the server did not become ready: {proc.stderr.read()}") from None
                 time.sleep(0.2)
         yield base, proc
     finally:

@@ -122,3 +122,24 @@ def test_serve_answers_then_stops_gracefully_on_sigterm(env):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
         assert "Traceback" not in proc.stderr.read()
+
+
+def test_demo_serves_and_its_worker_ingests_a_submitted_listing(env, listing_dir):
+    import signal
+    import time
+
+    import httpx
+
+    listing = factories.page([factories.paper(i) for i in range(40, 43)], label="Mar 14")
+    with serving(env["DATABASE_URL"], "demo", str(listing_dir), PAPERS_API_KEY="k") as (base, proc):
+        submitted = httpx.post(f"{base}/v1/listings", content=listing, headers={"Authorization": "Bearer k",
+                               "Content-Type": "text/plain"}).json()  # fmt: skip
+        deadline, job = time.monotonic() + 30, {}
+        while time.monotonic() < deadline and job.get("status") not in {"done", "failed"}:
+            time.sleep(0.2)
+            job = httpx.get(f"{base}{submitted['status_url']}").json()
+        assert job["status"] == "done" and job["result"]["entries"] == 3, job
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        stderr = proc.stderr.read()
+    assert "worker stopped after 1 job(s)" in stderr and "Traceback" not in stderr, stderr

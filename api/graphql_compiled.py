@@ -123,7 +123,6 @@ class CompiledReads:
         self._plans: collections.OrderedDict[tuple[str, str | None], _Plan | None] = collections.OrderedDict()
         self._decoder = msgspec.json.Decoder(_Request)
         self._encoder = msgspec.json.Encoder()
-        self.answered = 0  # requests answered here (tests and benchmarks read it)
 
     def plan(self, query: str, operation_name: str | None) -> _Plan | None:
         """The compiled plan of a document, or None when Strawberry must run it."""
@@ -154,7 +153,6 @@ class CompiledReads:
         except Exception as exc:  # noqa: BLE001 - Strawberry runs it again and reports the error
             log.debug("compiled query handed to Strawberry: %r", exc)
             return None
-        self.answered += 1
         return self._encoder.encode({"data": data})
 
     def _compile(self, query: str, operation_name: str | None) -> _Plan:

@@ -117,15 +117,15 @@ async def count_papers(conn: asyncpg.Connection, flt: PaperFilter) -> int:
     return await conn.fetchval(f"SELECT count(*) FROM papers p WHERE {where.sql()}", *where.params)
 
 
-def _id_match(column: str, number: int, ids: Sequence[Any], sqltype: str = "text") -> tuple[str, Any]:
-    """`column = $n` for one id, `column = ANY($n::type[])` for several: the condition and its parameter.
+def _id_match(column: str, number: int, ids: Sequence[str]) -> tuple[str, Any]:
+    """`column = $n` for one id, `column = ANY($n::text[])` for several: the condition and its parameter.
 
     PostgreSQL keeps one generic plan for a scalar parameter, but an array parameter of unknown length
     makes it plan every call again, which costs several times the lookup itself (docs/design.md).
     """
     if len(ids) == 1:
         return f"{column} = ${number}", ids[0]
-    return f"{column} = ANY(${number}::{sqltype}[])", list(ids)
+    return f"{column} = ANY(${number}::text[])", list(ids)
 
 
 def _by_public_or_arxiv(ids: Sequence[str]) -> tuple[str, list[Any], list[str]]:

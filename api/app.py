@@ -1,24 +1,26 @@
-"""The Litestar application: lifespan (migrate, pool), REST, GraphQL, OpenAPI, problems, CORS."""
+"""The Litestar application: lifespan (migrate, pool, model loading), REST, GraphQL, OpenAPI, problems, CORS."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.datastructures import State
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
-from api.config import Settings
-from api.similarity import QueryEmbeddings
-from ingest.embedder import Embedder
-from ingest.embedder import from_env as embedder_from_env
-from api.problems import EXCEPTION_HANDLERS
+from api.graphql.controller import graphql_controller
+from api.rest import ROUTES
+from api.rest.problems import EXCEPTION_HANDLERS
+from api.services.search import QueryEmbeddings
+from ingest.embedder import Embedder, LocalEmbedder, from_settings
+from schema.settings import Settings
 from sql import db
 
 
@@ -28,28 +30,22 @@ async def provide_conn(state: State) -> AsyncIterator[asyncpg.Connection]:
         yield conn
 
 
-_FROM_ENV = object()
+_CONFIGURED: Any = object()
 
 
-def create_app(
-    database_url: str | None = None, settings: Settings | None = None, embedder: Embedder | None | object = _FROM_ENV
-) -> Litestar:
-    """Build the app; without database_url the configured (or embedded) database is used and migrated."""
-    from api import rest_similarity
-    from api.graphql import graphql_controller
-    from api.rest import ROUTES
+def create_app(settings: Settings, *, database_url: str | None = None, embedder: Embedder | None = _CONFIGURED) -> Litestar:
+    """Build the app; without database_url the configured (or embedded) database is used and migrated.
 
-    settings = settings or Settings.from_env()
-    if embedder is _FROM_ENV:
-        embedder = embedder_from_env()
+    `embedder` defaults to the one the settings name; tests pass their own.
+    """
+    chosen: Embedder | None = from_settings(settings.embedder) if embedder is _CONFIGURED else embedder
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        url = database_url or await db.migrated_url()
-        app.state.database_url = url
-        app.state.pool = await db.create_pool(url)
+        url = database_url or await db.migrated_url(settings)
+        app.state.pool = await db.create_pool(url, min_size=settings.pool_min, max_size=settings.pool_max)
         # Load the model in the background: keyword routes serve at once, semantic ones answer 503 until ready.
-        loading = asyncio.create_task(asyncio.to_thread(embedder.load)) if hasattr(embedder, "load") else None
+        loading = asyncio.create_task(asyncio.to_thread(chosen.load)) if isinstance(chosen, LocalEmbedder) else None
         try:
             yield
         finally:
@@ -58,10 +54,10 @@ def create_app(
             await app.state.pool.close()
 
     return Litestar(
-        route_handlers=[*ROUTES, *rest_similarity.ROUTES, graphql_controller(settings)],
+        route_handlers=[*ROUTES, graphql_controller(settings)],
         lifespan=[lifespan],
         dependencies={"conn": Provide(provide_conn)},
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -71,7 +67,6 @@ def create_app(
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
-        state=State({"settings": settings, "queries": QueryEmbeddings(embedder)}),  # type: ignore[arg-type]
+        state=State({"settings": settings, "queries": QueryEmbeddings(chosen)}),
         debug=settings.debug,
-        signature_namespace={"Settings": Settings},
     )

@@ -1,5 +1,12 @@
-"""The ASGI entry point for servers: `api.asgi:app`."""
+"""The ASGI entry point for servers: `api.asgi:app`, configured from the environment."""
+
+from __future__ import annotations
+
+import os
 
 from api.app import create_app
+from api.process import configure
+from schema.settings import Settings
 
-app = create_app()
+configure()
+app = create_app(Settings.from_env(os.environ))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from strawberry.printer import print_schema
 
-from api.graphql import schema
+from api.graphql.schema import schema
 
 
 def sdl() -> str:

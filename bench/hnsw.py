@@ -47,7 +47,7 @@ PERTURBATION = 0.1  # norm of the noise added to a corpus vector to make a query
 
 async def _load(conn, corpus, chunk: int = 20_000) -> float:
     """COPY the corpus into papers (no HNSW index); return seconds."""
-    from ingest.identity import paper_public_id, title_fingerprint
+    from schema.identity import paper_public_id, title_fingerprint
 
     columns = ["public_id", "fingerprint", "title", "abstract", "first_listed", "last_listed", "embedding",
                "embedding_model"]  # fmt: skip

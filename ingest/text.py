@@ -5,27 +5,26 @@ from __future__ import annotations
 import html
 import unicodedata
 
-
-class DecodeError(ValueError):
-    """Input bytes that are not text in a supported encoding."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.line = line
+from schema.errors import NotAListing
 
 
 def decode(raw: bytes) -> str:
-    """Decode input bytes (UTF-8 with or without BOM, or BOM-marked UTF-16) and unify line ends to LF."""
+    """Decode input bytes (UTF-8 with or without BOM, or BOM-marked UTF-16) and unify line ends to LF.
+
+    Bytes that are not text in a supported encoding are not a listing.
+    """
     utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
     try:
         text = raw.decode("utf-16" if utf16 else "utf-8-sig")
     except UnicodeDecodeError as exc:
         encoding = "UTF-16" if utf16 else "UTF-8"
         line = _unify_line_ends(raw[: exc.start].decode("latin-1")).count("\n") + 1
-        raise DecodeError(f"input is not valid {encoding} (invalid byte at offset {exc.start})", line) from None
+        raise NotAListing(f"input is not valid {encoding} (invalid byte at offset {exc.start})", line) from None
     text = _unify_line_ends(text)
     if "\x00" in text:
-        raise DecodeError("input is binary (contains NUL characters)", text.count("\n", 0, text.index("\x00")) + 1)
+        raise NotAListing(
+            "input is binary (contains NUL characters)", text.count("\n", 0, text.index("\x00")) + 1
+        )
     return text
 
 

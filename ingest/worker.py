@@ -15,8 +15,8 @@ from ingest.embed import embed_pending
 from ingest.embedder import Embedder, EmbeddingError
 from ingest.pipeline import Source, ingest_source
 from sql import jobs
-from sql.db import CONNECTION_LOST, DatabaseError, connect
-from sql.embeddings import SpaceMismatch
+from schema.errors import DatabaseUnavailable, SpaceMismatch
+from sql.db import CONNECTION_LOST, connect
 
 log = logging.getLogger("papers.worker")
 
@@ -52,7 +52,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 conn = await connect(self.url)
-            except DatabaseError as exc:
+            except DatabaseUnavailable as exc:
                 if once:
                     raise
                 log.warning("%s; retrying", exc)

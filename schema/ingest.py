@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+import hashlib
+from typing import Literal, NamedTuple, get_args
 
 import msgspec
 
 ListingKind = Literal["page", "hf_daily", "jsonl"]
+FORMATS: tuple[str, ...] = get_args(ListingKind)
 
 
 class ParsedEntry(msgspec.Struct, frozen=True):
@@ -40,6 +42,51 @@ class ParsedListing(msgspec.Struct, frozen=True):
     date_label: str | None = None
     listed_on: dt.date | None = None
     heading: str | None = None
+
+
+class ListingInput(msgspec.Struct, frozen=True):
+    """One raw input, parsed, with its resolved date: everything needed to store it."""
+
+    source: str
+    raw: bytes
+    parsed: ParsedListing
+    listed_on: dt.date | None
+
+    @property
+    def sha256(self) -> str:
+        """The content hash that makes ingest idempotent."""
+        return hashlib.sha256(self.raw).hexdigest()
+
+
+class PaperRecord(msgspec.Struct):
+    """A paper as the ingest write path sees it: what a listing says of it, or its stored row (with `key`).
+
+    `old_abstract` and `changed` record what merging a listing into a stored paper did.
+    """
+
+    fingerprint: str
+    public_id: str
+    title: str
+    abstract: str
+    from_arxiv: bool
+    arxiv_id: str | None
+    first_listed: dt.date | None
+    last_listed: dt.date | None
+    key: int | None = None
+    old_abstract: str | None = None
+    changed: bool = False
+
+
+class EntryRow(NamedTuple):
+    """One listing entry as stored: the paper it names and its text as printed where that differs."""
+
+    rank: int
+    paper_key: int
+    title_variant: str | None
+    abstract_variant: str | None
+    listed_on: dt.date | None
+    line_start: int
+    line_end: int
 
 
 class IngestError(msgspec.Struct, frozen=True):

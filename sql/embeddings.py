@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import asyncpg
 import numpy as np
 from pgvector import Vector
 
+from schema.errors import SpaceMismatch
+
 MAX_ATTEMPTS = 5
-
-
-class SpaceMismatch(RuntimeError):
-    """The configured embedder is not the model the stored vectors came from."""
 
 
 class Space(NamedTuple):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 import numpy as np
 
-from ingest.identity import normalize_arxiv_id
 from schema.api import Paper, PaperFilter, ScoredPaper
-from sql.queries import _PAPER_COLUMNS, _paper_filters, _Where
+from sql.fragments import PAPER_COLUMNS, Where, in_asked_order, paper_by_public_or_arxiv, paper_filters
 
 # Chosen by measurement (docs/similarity.md): recall@10 0.998 against exact search at 100k topically
 # structured papers (0.955 on structureless gaussian vectors, where 200 would be needed for 0.99).
@@ -23,12 +23,12 @@ def _scored(row: asyncpg.Record, score: float, snippet: str | None = None) -> Sc
 
 async def keyword(conn: asyncpg.Connection, q: str, flt: PaperFilter, *, limit: int, offset: int = 0) -> list[ScoredPaper]:
     """Full-text hits, best first (ts_rank_cd over the title-weighted tsvector), without snippets."""
-    where = _Where()
+    where = Where()
     where.add("p.search @@ websearch_to_tsquery('english', {})", q)
-    _paper_filters(where, flt)
+    paper_filters(where, flt)
     n = len(where.params)
     rows = await conn.fetch(
-        f"""SELECT {_PAPER_COLUMNS}, ts_rank_cd(p.search, websearch_to_tsquery('english', $1), 32) AS score
+        f"""SELECT {PAPER_COLUMNS}, ts_rank_cd(p.search, websearch_to_tsquery('english', $1), 32) AS score
             FROM papers p WHERE {where.sql()}
             ORDER BY score DESC, p.paper_key LIMIT ${n + 1} OFFSET ${n + 2}""",
         *where.params, limit, offset,
@@ -63,9 +63,9 @@ async def nearest(
     exclude: Sequence[int] = (),
 ) -> list[ScoredPaper]:
     """Papers nearest to vector by cosine distance (HNSW), filtered, leaving out `exclude` keys."""
-    where = _Where()
+    where = Where()
     where.add("p.embedding IS NOT NULL")
-    _paper_filters(where, flt)
+    paper_filters(where, flt)
     if exclude:
         where.add("NOT (p.paper_key = ANY({}::bigint[]))", list(exclude))
     n = len(where.params)
@@ -75,22 +75,12 @@ async def nearest(
         # relaxed_order may return near-ties out of order: materialize, then order exactly.
         rows = await conn.fetch(
             f"""WITH nn AS MATERIALIZED (
-                    SELECT {_PAPER_COLUMNS}, p.embedding <=> ${n + 1} AS distance FROM papers p
+                    SELECT {PAPER_COLUMNS}, p.embedding <=> ${n + 1} AS distance FROM papers p
                     WHERE {where.sql()} ORDER BY p.embedding <=> ${n + 1} LIMIT ${n + 2})
                 SELECT * FROM nn ORDER BY distance OFFSET ${n + 3}""",
             *where.params, vector, limit + offset, offset,
         )  # fmt: skip
     return [_scored(r, 1 - r["distance"]) for r in rows]
-
-
-async def exact_nearest(conn: asyncpg.Connection, vector: np.ndarray, *, limit: int) -> list[str]:
-    """Public ids of the true nearest papers (sequential scan), for measuring index recall."""
-    async with conn.transaction():
-        await conn.execute("SET LOCAL enable_indexscan = off")
-        rows = await conn.fetch(
-            "SELECT public_id FROM papers WHERE embedding IS NOT NULL ORDER BY embedding <=> $1 LIMIT $2", vector, limit
-        )
-    return [r["public_id"] for r in rows]
 
 
 def _as_array(value: Any) -> np.ndarray | None:
@@ -110,17 +100,17 @@ class PaperVector(Paper, frozen=True):
 
 async def papers_with_vectors(conn: asyncpg.Connection, ids: Sequence[str]) -> list[PaperVector | None]:
     """Papers by public or arXiv id with their vectors, in the order asked, None for unknown ids."""
-    arxiv = [normalize_arxiv_id(i) or "" for i in ids]
+    if not ids:
+        return []
+    where = Where()
+    arxiv = paper_by_public_or_arxiv(where, ids)
     rows = await conn.fetch(
-        f"""SELECT {_PAPER_COLUMNS}, p.paper_key, p.fingerprint, p.embedding FROM papers p
-            WHERE p.public_id = ANY($1::text[]) OR p.arxiv_id = ANY($2::text[])""",
-        list(ids), [a for a in arxiv if a],
-    )  # fmt: skip
-    found = {}
-    for r in rows:
-        item = PaperVector(**{k: r[k] for k in Paper.__struct_fields__}, key=r["paper_key"],
-                           fingerprint=r["fingerprint"], vector=_as_array(r["embedding"]))  # fmt: skip
-        found[r["id"]] = item
-        if r["arxiv_id"]:
-            found[r["arxiv_id"]] = item
-    return [found.get(i) or found.get(a) for i, a in zip(ids, arxiv)]
+        f"SELECT {PAPER_COLUMNS}, p.paper_key, p.fingerprint, p.embedding FROM papers p WHERE {where.sql()}",
+        *where.params,
+    )
+
+    def build(r: asyncpg.Record) -> PaperVector:
+        fields = {k: r[k] for k in Paper.__struct_fields__}
+        return PaperVector(**fields, key=r["paper_key"], fingerprint=r["fingerprint"], vector=_as_array(r["embedding"]))
+
+    return in_asked_order(rows, ids, arxiv, build)

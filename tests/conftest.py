@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from sql import db
+from sql.embedded import EmbeddedPostgres
 from sql.migrate import migrate
 
 # Tests choose their embedder explicitly (a deterministic double, or the real model where that is the point);
@@ -46,7 +47,7 @@ def _admin(server_url: str, sql: str) -> None:
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A private embedded PostgreSQL with a migrated template database."""
     root = tmp_path_factory.mktemp("pg")
-    embedded = db.EmbeddedPostgres(root)
+    embedded = EmbeddedPostgres(root)
     url = embedded.start()
 
     _admin(url, f"CREATE DATABASE {_TEMPLATE}")

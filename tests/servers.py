@@ -21,7 +21,7 @@ def serving(database_url: str, *command: str, **env: str) -> Iterator[tuple[str,
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ingest.cli", *(command or ("serve",)), "--port", str(port)],
+        [sys.executable, "-m", "api.cli", *(command or ("serve",)), "--port", str(port)],
         env={**os.environ, "DATABASE_URL": database_url, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, start_new_session=True,  # its own process group: granian's workers (and a demo's) go with it
     )  # fmt: skip

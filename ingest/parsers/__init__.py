@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Callable, get_args
+from collections.abc import Callable
 
-from ingest.parsers.errors import NotAListing
 from ingest.parsers.jsonish import parse_hf_daily, parse_jsonl
 from ingest.parsers.page import parse_page
-from schema.ingest import ListingKind, ParsedListing
+from schema.errors import NotAListing
+from schema.ingest import FORMATS, ParsedListing
 
 PARSERS: dict[str, Callable[[str], ParsedListing]] = {
     "page": parse_page,
     "hf_daily": parse_hf_daily,
     "jsonl": parse_jsonl,
 }
-FORMATS: tuple[str, ...] = get_args(ListingKind)
 
-__all__ = ["FORMATS", "NotAListing", "detect_format", "parse"]
+__all__ = ["PARSERS", "detect_format", "parse"]
 
 
 def detect_format(text: str) -> str:

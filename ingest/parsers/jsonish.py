@@ -7,8 +7,8 @@ import datetime as dt
 import json
 from typing import Any, Iterator
 
-from ingest.identity import normalize_arxiv_id, title_fingerprint
-from ingest.parsers.errors import NotAListing
+from schema.identity import normalize_arxiv_id, title_fingerprint
+from schema.errors import NotAListing
 from ingest.text import normalize
 from schema.ingest import ParsedEntry, ParsedListing, Reject
 

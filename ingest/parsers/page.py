@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ingest import dates
-from ingest.identity import title_fingerprint
-from ingest.parsers.errors import NotAListing
+from schema.identity import title_fingerprint
+from schema.errors import NotAListing
 from ingest.text import normalize
 from schema.ingest import ParsedEntry, ParsedListing, Reject
 

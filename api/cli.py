@@ -1,0 +1,235 @@
+"""The `papers` command: it reads the settings once and wires the database, ingest, the worker and the server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import msgspec
+
+from api.process import configure
+from ingest.batch import enqueue_paths, ingest_paths
+from ingest.embed import EmbedReport, embed_pending, reembed_all
+from ingest.embedder import from_settings
+from ingest.worker import Worker, install_signal_handlers
+from schema.errors import DomainError, Unavailable
+from schema.ingest import FORMATS, IngestError, IngestSummary
+from schema.settings import Settings, SettingsError
+from sql import db, queries
+from sql.embedded import EmbeddedPostgres, database_url
+from sql.migrate import MigrationError, migrate
+
+SEEDS = Path("../shared/seeds")
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    """Manage the embedded database: start, stop, status, url."""
+    embedded = EmbeddedPostgres(settings.data_dir)
+    if args.action == "start":
+        print(embedded.start())
+    elif args.action == "stop":
+        print("stopped" if embedded.stop() else "not running")
+    elif args.action == "status":
+        url = embedded.url()
+        print(f"running {url}" if url else "not running")
+        return 0 if url else 3
+    else:
+        print(database_url(settings, start=False))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply pending migrations."""
+
+    async def run() -> list[str]:
+        async with db.connection(await asyncio.to_thread(database_url, settings), vector=False) as conn:
+            return await migrate(conn)
+
+    applied = asyncio.run(run())
+    print("\n".join(f"applied {name}" for name in applied) or "schema is up to date")
+    return 0
+
+
+def format_error(error: IngestError) -> str:
+    """`papers: FILE:LINE: message`, the line left out where none applies."""
+    where = f"{error.source}:{error.line}" if error.line else error.source
+    return f"papers: {where}: {error.message}"
+
+
+def _print_summary(summary: IngestSummary, as_json: bool) -> None:
+    for error in summary.errors:
+        print(format_error(error), file=sys.stderr)
+    if as_json:
+        print(msgspec.json.encode(summary).decode())
+        return
+    print(
+        f"listings: {summary.listings} new, {summary.listings_unchanged} unchanged; "
+        f"entries: {summary.entries}; papers: {summary.papers_new} new, {summary.papers_updated} updated; "
+        f"rejected: {summary.rejected}; embedded: {summary.embedded}"
+        + (f" ({summary.embed_failed} failed, kept for retry)" if summary.embed_failed else "")
+        + f"; errors: {len(summary.errors)}"
+    )
+
+
+async def _ingest(settings: Settings, paths: Sequence[str], *, fmt: str | None, year: int | None,
+                  embed: bool) -> IngestSummary:  # fmt: skip
+    embedder = from_settings(settings.embedder) if embed else None
+    async with db.connection(await db.migrated_url(settings)) as conn:
+        return await ingest_paths(conn, paths, fmt=fmt, year=year, embedder=embedder, progress=True)
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    """Ingest listing files, directories or stdin (or, with --queue, queue them for the workers)."""
+    if args.queue:
+
+        async def enqueue() -> tuple[list[str], list[IngestError]]:
+            async with db.connection(await db.migrated_url(settings)) as conn:
+                return await enqueue_paths(conn, args.paths, fmt=args.format, year=args.year)
+
+        job_ids, errors = asyncio.run(enqueue())
+        print("\n".join(f"queued {job_id}" for job_id in job_ids))
+        for error in errors:
+            print(format_error(error), file=sys.stderr)
+        return 1 if errors else 0
+    summary = asyncio.run(_ingest(settings, args.paths, fmt=args.format, year=args.year, embed=not args.no_embed))
+    _print_summary(summary, args.json)
+    return 1 if summary.errors else 0
+
+
+def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
+    """Embed papers that lack a vector (with --all: switch to the configured model and re-embed everything)."""
+    embedder = from_settings(settings.embedder)
+    if embedder is None:
+        raise Unavailable("no embedder configured (PAPERS_EMBEDDER=none)")
+
+    async def run() -> EmbedReport:
+        async with db.connection(await db.migrated_url(settings)) as conn:
+            action = reembed_all if args.all else embed_pending
+            return await action(conn, embedder, progress=True)
+
+    report = asyncio.run(run())
+    failed = f"; {report.failed} failed" if report.failed else ""
+    print(f"embedded {report.embedded} papers with {embedder.model}{failed}")
+    return 1 if report.failed else 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Process queued ingest jobs until SIGTERM (or, with --once, until the queue is empty)."""
+
+    async def run() -> int:
+        worker = Worker(await db.migrated_url(settings), poll_seconds=args.poll, embedder=from_settings(settings.embedder))
+        install_signal_handlers(worker)
+        return await worker.run(once=args.once)
+
+    done = asyncio.run(run())
+    print(f"worker stopped after {done} job(s)", file=sys.stderr)
+    return 0
+
+
+async def _stored_counts(settings: Settings) -> str:
+    async with db.connection(await db.migrated_url(settings)) as conn:
+        stats = await queries.stats(conn)
+    return "stored: " + ", ".join(f"{value} {name}" for name, value in msgspec.structs.asdict(stats).items())
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Start the embedded database, migrate, ingest the seeds (or the given paths), show what is stored, serve."""
+    paths = args.paths or [str(SEEDS)]
+    if not args.paths and not SEEDS.is_dir():
+        raise Unavailable(f"no paths given and {SEEDS} does not exist; run `papers demo PATH...`")
+    summary = asyncio.run(_ingest(settings, paths, fmt=None, year=None, embed=True))
+    _print_summary(summary, as_json=False)
+    print(asyncio.run(_stored_counts(settings)), flush=True)
+    if summary.errors:
+        return 1
+    if args.no_serve:
+        return 0
+    # Listings submitted to the demo (POST /v1/listings, submitListing) are ingested by a worker of its own.
+    worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"])
+    print(f"worker   pid {worker.pid} ingests submitted listings", file=sys.stderr)
+    try:
+        return cmd_serve(args, settings)
+    finally:
+        worker.send_signal(signal.SIGTERM)  # it finishes the job it is running, then exits
+        worker.wait(timeout=60)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the REST and GraphQL API with granian (migrating first, so workers start on a current schema)."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    asyncio.run(db.migrated_url(settings))
+    base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
+    print(f"REST     {base}/v1/papers\nOpenAPI  {base}/schema\nGraphiQL {base}/graphql", file=sys.stderr)
+    # granian stops gracefully on SIGTERM/SIGINT: in-flight requests finish, lifespans close the pools.
+    Granian("api.asgi:app", address=args.host, port=args.port, interface=Interfaces.ASGI, workers=args.workers).serve()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="papers", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func: Command, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.set_defaults(func=func)
+        return p
+
+    command("db", cmd_db, "manage the embedded PostgreSQL").add_argument("action", choices=["start", "stop", "status", "url"])
+    command("migrate", cmd_migrate, "apply pending SQL migrations")
+
+    p = command("ingest", cmd_ingest, "ingest listing files, directories or - for stdin")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", choices=FORMATS, help="skip detection and parse as this format")
+    p.add_argument("--year", type=int, help="year of the listings' date labels (`Mar 11`)")
+    p.add_argument("--json", action="store_true", help="print one JSON summary on the last line")
+    p.add_argument("--queue", action="store_true", help="enqueue for `papers worker` instead of ingesting")
+    p.add_argument("--no-embed", action="store_true", help="skip embedding new papers (`papers embed` does it later)")
+
+    p = command("embed", cmd_embed, "embed papers that lack a vector")
+    p.add_argument("--all", action="store_true", help="switch to the configured model and re-embed every paper")
+
+    p = command("worker", cmd_worker, "process queued ingest jobs")
+    p.add_argument("--once", action="store_true", help="exit when the queue is empty")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between polls of an empty queue")
+
+    p = command("demo", cmd_demo, "embedded database + ingest of the seeds, then serve the API with a worker")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("--no-serve", action="store_true", help="stop after ingesting")
+    _serve_options(p)
+    _serve_options(command("serve", cmd_serve, "serve the REST and GraphQL API"))
+    return parser
+
+
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `papers` console script."""
+    args = build_parser().parse_args(argv)
+    configure(verbose=args.verbose)
+    try:
+        settings = Settings.from_env(os.environ)
+        return int(args.func(args, settings))
+    except (SettingsError, DomainError, MigrationError) as exc:
+        print(f"papers: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, SettingsError) else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The per-request GraphQL context: the pool, query embeddings, write permission, budget and DataLoaders.
+
+Strawberry resolves sibling fields concurrently and an asyncpg connection runs one statement at a
+time, so every read borrows a pooled connection for one service call; nested lists go through
+DataLoaders, so a page of N papers with their listings costs as many statements as a page of one.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+from strawberry.dataloader import DataLoader
+from strawberry.litestar import BaseContext
+
+from api.services import catalog
+from api.services.search import Budget, QueryEmbeddings
+from schema.api import Listing, ListingEntry, ListingRef, Paper
+from schema.errors import DomainError, Unauthenticated
+from sql.db import pooled
+from sql.queries import EntriesRequest
+
+R = TypeVar("R")
+EntriesPage = tuple[list[ListingEntry], str | None]
+
+
+async def on_pool(pool: asyncpg.Pool, fn: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:
+    """Run one service call on a connection borrowed from the pool for just that call."""
+    async with pooled(pool) as conn:
+        return await fn(conn, *args, **kwargs)
+
+
+class Context(BaseContext, kw_only=True, dict=True):
+    """Per request: the pool, the query embeddings, why writes are refused (None: allowed), the budget, loaders."""
+
+    pool: asyncpg.Pool
+    queries: QueryEmbeddings
+    write_refusal: Unauthenticated | None
+    budget: Budget = msgspec.field(default_factory=Budget)
+
+    async def run(self, fn: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:
+        """One service call on a pooled connection."""
+        return await on_pool(self.pool, fn, *args, **kwargs)
+
+    # DataLoaders are made on first use: most requests need one or none of them.
+    @functools.cached_property
+    def papers(self) -> DataLoader[str, Paper | None]:
+        """Papers by public or arXiv id."""
+        return DataLoader(load_fn=functools.partial(on_pool, self.pool, catalog.papers_by_ids))
+
+    @functools.cached_property
+    def paper_listings(self) -> DataLoader[str, list[ListingRef]]:
+        """The listings of papers, by paper public id."""
+        return DataLoader(load_fn=functools.partial(on_pool, self.pool, catalog.listings_of_papers))
+
+    @functools.cached_property
+    def listings(self) -> DataLoader[str, Listing | None]:
+        """Listings by public id."""
+        return DataLoader(load_fn=functools.partial(on_pool, self.pool, catalog.listings_by_ids))
+
+    @functools.cached_property
+    def entries(self) -> DataLoader[EntriesRequest, EntriesPage | BaseException]:
+        """Pages of listings' entries."""
+        return DataLoader(load_fn=self._entries)
+
+    async def _entries(self, requests: Sequence[EntriesRequest]) -> list[EntriesPage | BaseException]:
+        try:
+            return list(await self.run(catalog.entries_pages, requests))
+        except DomainError:
+            # One bad cursor must not fail the other listings' pages: answer each on its own.
+            return [await self._one_page(request) for request in requests]
+
+    async def _one_page(self, request: EntriesRequest) -> EntriesPage | BaseException:
+        try:
+            [page] = await self.run(catalog.entries_pages, [request])
+            return page
+        except DomainError as exc:
+            return exc

@@ -1,0 +1,210 @@
+"""GraphQL types mirrored from the msgspec contracts of schema/api.py: one definition, two renderings.
+
+Field descriptions come from the contracts, so the SDL and the OpenAPI document say the same thing.
+Resolver fields (a paper's listings and neighbours, a listing's entries, totals) read through the
+request's DataLoaders and the services (api/graphql/context.py).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Generic, TypeVar, get_args, get_origin
+
+import msgspec
+import strawberry
+
+import schema.api as contracts
+from api.graphql.context import Context
+from api.services import catalog, search
+from schema.errors import DomainError
+from sql.queries import EntriesRequest
+
+T = TypeVar("T")
+
+_TYPES: dict[type, Any] = {}  # contract -> Strawberry type mirroring it
+
+
+def convert(value: Any) -> Any:
+    """A contract value as GraphQL: nested contracts become their Strawberry types."""
+    if isinstance(value, msgspec.Struct) and type(value) in _TYPES:
+        return _TYPES[type(value)].from_contract(value)
+    if isinstance(value, list):
+        return [convert(v) for v in value]
+    return value
+
+
+def _unwrap(kind: Any) -> tuple[Any, str | None]:
+    """Split `Annotated[T, msgspec.Meta(description=...)]` into T and the description."""
+    if get_origin(kind) is Annotated:
+        base, *extras = get_args(kind)
+        meta = next((m for m in extras if isinstance(m, msgspec.Meta)), None)
+        return base, getattr(meta, "description", None)
+    return kind, None
+
+
+def mirrors(contract: type[msgspec.Struct], *, kind: str = "type") -> Callable[[type[T]], type[T]]:
+    """Make a Strawberry type, interface or input whose fields are the contract's fields, then the class's own.
+
+    The class may re-annotate a contract field (to use the Strawberry type of a nested contract) and
+    add resolver fields. Types get `from_contract(obj)`, inputs get `to_contract()`.
+    """
+
+    def wrap(cls: type[T]) -> type[T]:
+        own = dict(cls.__dict__.get("__annotations__", {}))
+        annotations: dict[str, Any] = {}
+        for field in msgspec.structs.fields(contract):
+            base, description = _unwrap(field.type)
+            annotations[field.name] = own.pop(field.name, base)
+            if field.default is not msgspec.NODEFAULT:
+                setattr(cls, field.name, strawberry.field(default=field.default, description=description))
+            elif field.default_factory is not msgspec.NODEFAULT:
+                setattr(cls, field.name, strawberry.field(default_factory=field.default_factory, description=description))
+            elif description and field.name not in cls.__dict__:
+                setattr(cls, field.name, strawberry.field(description=description))
+        cls.__annotations__ = {**annotations, **own}
+        names = tuple(annotations)
+
+        def to_contract(self: Any) -> msgspec.Struct:
+            return contract(**{n: getattr(self, n) for n in names})
+
+        def from_contract(type_: Any, obj: msgspec.Struct) -> Any:
+            return type_(**{n: convert(getattr(obj, n)) for n in names})
+
+        if kind == "input":
+            cls.to_contract = to_contract  # type: ignore[attr-defined]
+            return strawberry.input(cls, description=contract.__doc__)
+        if kind == "interface":
+            return strawberry.interface(cls, description=cls.__doc__)
+        cls.from_contract = classmethod(from_contract)  # type: ignore[attr-defined]
+        _TYPES[contract] = strawberry.type(cls, description=contract.__doc__)
+        return _TYPES[contract]  # type: ignore[no-any-return]
+
+    return wrap
+
+
+def _enum(name: str, values: Any, description: str) -> Any:
+    return strawberry.enum(enum.Enum(name, {v.upper(): v for v in get_args(values)}), description=description)  # type: ignore[misc]
+
+
+PaperSort = _enum("PaperSort", contracts.PaperSort,
+                  "Orders of the paper collection: most recently listed, by title, or by first sighting.")  # fmt: skip
+SearchMode = _enum("SearchMode", contracts.SearchMode,
+                   "How search ranks: full-text keywords, embedding similarity, or both fused by reciprocal rank.")  # fmt: skip
+
+
+@mirrors(contracts.PaperFilter, kind="input")
+class PaperFilterInput:
+    pass
+
+
+def filter_contract(value: Any) -> contracts.PaperFilter:
+    """The contract of an optional filter input."""
+    return value.to_contract() if value is not None else contracts.PaperFilter()  # type: ignore[no-any-return]
+
+
+Info = strawberry.Info[Context, None]
+
+
+@mirrors(contracts.Listing)
+class Listing:
+    @strawberry.field(description="The listing's entries in rank order.")
+    async def entries(self, info: Info, first: int = 20, after: str | None = None) -> Connection[ListingEntry]:
+        page = await info.context.entries.load(EntriesRequest(self.id, after, catalog.page_size(first)))  # type: ignore[attr-defined]
+        if isinstance(page, DomainError):
+            raise page
+        return Connection.of(*page)  # type: ignore[no-any-return]
+
+
+@mirrors(contracts.ListingRef)
+class ListingRef:
+    @strawberry.field(description="The listing itself.")
+    async def listing(self, info: Info) -> Listing:
+        return convert(await info.context.listings.load(self.id))  # type: ignore[attr-defined,no-any-return]
+
+
+@mirrors(contracts.Paper, kind="interface")
+class PaperFields:
+    """What every paper node carries: its fields, the listings it appeared in and its nearest neighbours."""
+
+    @strawberry.field(description="The listings this paper appeared in, newest first.")
+    async def listings(self, info: Info) -> list[ListingRef]:
+        return convert(await info.context.paper_listings.load(self.id))  # type: ignore[attr-defined,no-any-return]
+
+    @strawberry.field(
+        description="The papers nearest to this one by embedding (never itself), best first, each with its cosine"
+        " similarity."
+    )
+    async def similar(self, info: Info, first: int = 10) -> list[ScoredPaper]:
+        context = info.context
+        found = await context.run(search.similar_papers, context.queries, self.id, limit=first, budget=context.budget)  # type: ignore[attr-defined]
+        return convert(found)  # type: ignore[no-any-return]
+
+
+@mirrors(contracts.Paper)
+class Paper(PaperFields):
+    pass
+
+
+@mirrors(contracts.ScoredPaper)
+class ScoredPaper(PaperFields):
+    pass
+
+
+@mirrors(contracts.ListingEntry)
+class ListingEntry:
+    paper: Paper
+
+
+@strawberry.type(description="Where a page ends.")
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None = strawberry.field(description="Pass as `after` to get the next page.")
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str | None = strawberry.field(
+        description="The cursor of the page after this edge; only the last edge of a page that has a next page"
+        " carries one (the same as pageInfo.endCursor)."
+    )
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+
+    @classmethod
+    def of(cls, items: Sequence[Any], next_cursor: str | None, **extra: Any) -> Any:
+        """A page of contracts as a connection."""
+        nodes = [convert(item) for item in items]
+        last = len(nodes) - 1
+        edges = [Edge(node=node, cursor=next_cursor if i == last else None) for i, node in enumerate(nodes)]
+        info = PageInfo(has_next_page=next_cursor is not None, end_cursor=next_cursor)
+        return cls(edges=edges, page_info=info, **extra)
+
+
+@strawberry.type(description="A page of papers.")
+class PaperConnection(Connection[Paper]):
+    filter: strawberry.Private[contracts.PaperFilter]
+
+    @strawberry.field(description="How many papers match the filter (counted only when asked for).")
+    async def total_count(self, info: Info) -> int:
+        return await info.context.run(catalog.count_papers, self.filter)
+
+
+@strawberry.type(description="A page of search results, best first.")
+class ScoredPaperConnection(Connection[ScoredPaper]):
+    pass
+
+
+@mirrors(contracts.Stats)
+class Stats:
+    pass
+
+
+@strawberry.type(description="A queued ingest job.")
+class SubmitResult:
+    job_id: str

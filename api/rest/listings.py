@@ -1,0 +1,74 @@
+"""REST routes over listings: the collection, one listing with its entries, submissions and their jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from litestar import Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.spec import Example
+from litestar.params import Parameter
+
+from api.rest.papers import cached
+from api.rest.params import Conn, Cursor, JobAccepted, JobKey, Limit, ListingDetail, ListingKey, Page
+from api.rest.problems import documented
+from api.services import catalog, submissions
+from schema import limits
+from schema.api import JobStatusView
+from schema.ingest import FORMATS
+
+
+def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Litestar guard: 401 unless `Authorization: Bearer <PAPERS_API_KEY>`."""
+    refusal = submissions.write_refusal(connection.app.state.settings.api_key, connection.headers.get("authorization"))
+    if refusal is not None:
+        raise refusal
+
+
+@get("/v1/listings", operation_id="listListings", responses=documented(), summary="List listings", tags=["listings"])
+async def list_listings(conn: Conn, limit: Limit = limits.DEFAULT_PAGE, cursor: Cursor = None) -> Page:
+    """Listings, newest date first, keyset-paginated."""
+    items, next_cursor = await catalog.listings_page(conn, after=cursor, limit=limit)
+    return Page(items, next_cursor)
+
+
+@get("/v1/listings/{listing_id:str}", operation_id="getListing", responses=documented(404), summary="Get a listing",
+     tags=["listings"])  # fmt: skip
+async def get_listing(
+    request: Request[Any, Any, Any], conn: Conn, listing_id: ListingKey, limit: Limit = limits.DEFAULT_ENTRIES_PAGE,
+    cursor: Cursor = None,
+) -> Response[ListingDetail]:  # fmt: skip
+    """A listing and one page of its entries in rank order."""
+    listing = await catalog.listing(conn, listing_id)
+    entries, next_cursor = await catalog.entries_page(conn, listing_id, after=cursor, limit=limit)
+    return cached(request, ListingDetail(listing, entries, next_cursor))
+
+
+@post("/v1/listings", operation_id="submitListing", responses=documented(401, 413), summary="Submit a raw listing",
+      tags=["listings"], status_code=202, guards=[require_api_key])  # fmt: skip
+async def submit_listing(
+    request: Request[Any, Any, Any],
+    conn: Conn,
+    format: Annotated[Literal[FORMATS] | None, Parameter(description="skip detection",  # type: ignore[valid-type]
+                                                         examples=[Example(value="page")])] = None,
+    year: Annotated[int | None, Parameter(ge=limits.YEARS[0], le=limits.YEARS[1], description="year of the date label",
+                                          examples=[Example(value=2024)])] = None,
+    source: Annotated[str, Parameter(max_length=limits.MAX_SOURCE_CHARS, description="name to report the input under",
+                                     examples=[Example(value="daily-2024-03-11.txt")])] = "api",
+) -> JobAccepted:  # fmt: skip
+    """Queue a listing (text/plain page, daily-papers JSON or JSON Lines) for the worker; needs the API key."""
+    is_json = "json" in (request.content_type[0] or "")
+    submission = submissions.Submission(await request.body(), source, format, year, json=is_json)
+    job_id = await submissions.submit(conn, submission)
+    return JobAccepted(job_id, f"/v1/jobs/{job_id}")
+
+
+@get("/v1/jobs/{job_id:str}", operation_id="getJob", responses=documented(404), summary="Get an ingest job",
+     tags=["listings"])  # fmt: skip
+async def get_job(request: Request[Any, Any, Any], conn: Conn, job_id: JobKey) -> Response[JobStatusView]:
+    """The status of a submitted listing's ingest job, and its result when done."""
+    return cached(request, await submissions.job_status(conn, job_id))
+
+
+ROUTES = [list_listings, get_listing, submit_listing, get_job]

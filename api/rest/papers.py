@@ -1,0 +1,86 @@
+"""REST routes over papers: the collection, one paper, many at once, a fuzzy title match."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.openapi.spec import Example
+from litestar.params import JSONBody, Parameter
+
+from api.rest.params import (
+    BatchRequest, Conn, Cursor, HasArxiv, InListing, ListedFrom, ListedTo, Limit, Page, PaperKey, Query,
+)  # fmt: skip
+from api.rest.problems import documented
+from api.services import catalog
+from schema import limits
+from schema.api import PAPER_FIELDS, Paper, PaperDetail, PaperFilter, PaperSort, TitleMatch
+from schema.errors import InvalidInput
+
+Fields = Annotated[str | None, Parameter(description="comma-separated fields to return", examples=[Example(value="id,title")])]
+
+
+def cached(request: Request[Any, Any, Any], data: Any) -> Response[Any]:
+    """A single-resource response with an ETag; 304 when the client's If-None-Match matches."""
+    body = msgspec.json.encode(data)
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    match = request.headers.get("if-none-match", "")
+    if etag in {tag.strip() for tag in match.split(",")} or match.strip() == "*":
+        return Response(b"", status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def select_fields(items: list[Any], fields: str | None) -> list[Any]:
+    """The items, or only the named paper fields of each."""
+    if not fields:
+        return items
+    wanted = [f.strip() for f in fields.split(",") if f.strip()]
+    unknown = sorted(set(wanted) - PAPER_FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown fields: {', '.join(unknown)}; known: {', '.join(sorted(PAPER_FIELDS))}")
+    return [{name: getattr(item, name) for name in wanted} for item in items]
+
+
+@get("/v1/papers", operation_id="listPapers", responses=documented(), summary="List papers", tags=["papers"])
+async def list_papers(
+    conn: Conn, q: Query = None, listing: InListing = None, listed_from: ListedFrom = None, listed_to: ListedTo = None,
+    arxiv: HasArxiv = None,
+    sort: Annotated[PaperSort, Parameter(description="most recently listed first (default), title, first_seen",
+                                         examples=[Example(value="title")])] = "recent",
+    limit: Limit = limits.DEFAULT_PAGE, cursor: Cursor = None, fields: Fields = None,
+) -> Page:  # fmt: skip
+    """Papers matching the filters, keyset-paginated: follow `next_cursor` until it is null."""
+    flt = PaperFilter(q=q, listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)
+    items, next_cursor = await catalog.papers_page(conn, flt, sort=sort, after=cursor, limit=limit)
+    return Page(select_fields(items, fields), next_cursor)
+
+
+@get("/v1/papers/match", operation_id="matchPaperTitle", responses=documented(404), summary="Fuzzy title match",
+     tags=["papers"])  # fmt: skip
+async def match_paper(
+    conn: Conn,
+    title: Annotated[str, Parameter(min_length=limits.TITLE_MATCH_CHARS[0], max_length=limits.TITLE_MATCH_CHARS[1],
+                                    examples=[Example(value="Pointer Network")])],
+) -> TitleMatch:  # fmt: skip
+    """The paper whose title is closest (trigram similarity), with its score; 404 when nothing is close."""
+    return await catalog.match_title(conn, title)
+
+
+@post("/v1/papers/batch", operation_id="batchGetPapers", responses=documented(), summary="Fetch many papers",
+      tags=["papers"], status_code=200)  # fmt: skip
+async def batch_papers(conn: Conn, data: JSONBody[BatchRequest]) -> list[Paper | None]:
+    """Papers by public id or arXiv id, in the order asked, null for unknown ids."""
+    return await catalog.papers_by_ids(conn, data.ids)
+
+
+@get("/v1/papers/{paper_id:str}", operation_id="getPaper", responses=documented(404), summary="Get a paper",
+     tags=["papers"])  # fmt: skip
+async def get_paper(request: Request[Any, Any, Any], conn: Conn, paper_id: PaperKey) -> Response[PaperDetail]:
+    """One paper by public id or arXiv id, with the listings it appeared in."""
+    return cached(request, await catalog.paper(conn, paper_id))
+
+
+ROUTES = [list_papers, match_paper, batch_papers, get_paper]

@@ -1,0 +1,85 @@
+"""The REST parameters and response envelopes the routes share, each declared once with its documentation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+from litestar.di import NamedDependency
+from litestar.openapi.spec import Example
+from litestar.params import Parameter, PathParameter
+
+from schema import limits
+from schema.api import Listing, ListingEntry, ScoredPaper, doc
+
+Conn = NamedDependency[asyncpg.Connection]
+Limit = Annotated[int, Parameter(ge=1, le=limits.MAX_PAGE, description=f"page size, at most {limits.MAX_PAGE}",
+                                 examples=[Example(value=20)])]  # fmt: skip
+Cursor = Annotated[str | None, Parameter(description="opaque `next_cursor` of the previous page",
+                                         examples=[Example(value="WyJwYXBlcnM6cmVjZW50IiwiMjAyNC0wOC0wMSIsMTg0XQ")])]  # fmt: skip
+PaperKey = Annotated[str, PathParameter(description="public id or arXiv id",
+                                        examples=[Example(value="pap_z77nqhjb6zugfnc4"), Example(value="2403.01234")])]  # fmt: skip
+ListingKey = Annotated[str, PathParameter(description="listing public id", examples=[Example(value="lst_vjq5i63cxesyipki")])]
+JobKey = Annotated[str, PathParameter(description="job id from POST /v1/listings",
+                                      examples=[Example(value="job_3f9c2a7b1d4e5f60a1b2")])]  # fmt: skip
+Query = Annotated[str | None, Parameter(description="full-text keywords (web search syntax: quotes, or, -)",
+                                        max_length=limits.MAX_QUERY_CHARS, examples=[Example(value="chain of thought")])]  # fmt: skip
+InListing = Annotated[str | None, Parameter(description="only papers that appeared in this listing (public id)",
+                                            examples=[Example(value="lst_vjq5i63cxesyipki")])]  # fmt: skip
+ListedFrom = Annotated[dt.date | None, Parameter(description="only papers listed on or after this date",
+                                                 examples=[Example(value="2024-03-01")])]  # fmt: skip
+ListedTo = Annotated[dt.date | None, Parameter(description="only papers listed on or before this date",
+                                               examples=[Example(value="2024-03-31")])]  # fmt: skip
+HasArxiv = Annotated[bool | None, Parameter(description="only papers with (true) or without (false) an arXiv id",
+                                            examples=[Example(value=True)])]  # fmt: skip
+NextCursor = doc(str | None, "cursor of the next page; null on the last page", "WyJwYXBlcnM6cmVjZW50IiwiMjAyNC0wOC0wMSIsMTg0XQ")
+
+
+class Page(msgspec.Struct, frozen=True):
+    """A page of a collection and the cursor of the next one (null on the last page)."""
+
+    items: doc(list[Any], "the page's items (papers, or only the fields asked for)",
+               [{"id": "pap_z77nqhjb6zugfnc4", "title": "One Epoch Is All You Need"}])  # fmt: skip
+    next_cursor: NextCursor
+
+
+class ScoredPage(msgspec.Struct, frozen=True):
+    """A page of scored papers and the cursor of the next page."""
+
+    items: list[ScoredPaper]
+    next_cursor: NextCursor
+
+
+class ScoredList(msgspec.Struct, frozen=True):
+    """Scored papers, best first."""
+
+    items: doc(list[ScoredPaper], "best first", [])
+
+
+class ListingDetail(msgspec.Struct, frozen=True):
+    """A listing with one page of its entries in rank order."""
+
+    listing: Listing
+    entries: list[ListingEntry]
+    next_cursor: NextCursor
+
+
+class BatchRequest(msgspec.Struct, frozen=True):
+    """Up to 500 paper ids (public ids or arXiv ids)."""
+
+    ids: doc(list[str], f"public ids or arXiv ids, at most {limits.MAX_BATCH}", ["pap_z77nqhjb6zugfnc4", "2403.01234"])
+
+
+class Health(msgspec.Struct, frozen=True):
+    """Liveness or readiness."""
+
+    status: doc(str, "ok (liveness) or ready (readiness)", "ok")
+
+
+class JobAccepted(msgspec.Struct, frozen=True):
+    """A submitted listing was queued."""
+
+    job_id: doc(str, "id of the queued ingest job", "job_3f9c2a7b1d4e5f60a1b2")
+    status_url: doc(str, "where to follow the job", "/v1/jobs/job_3f9c2a7b1d4e5f60a1b2")

@@ -1,0 +1,1 @@
+"""The service layer: catalog reads, search and recommendations, submissions; REST, GraphQL and the CLI share it."""

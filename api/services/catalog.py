@@ -1,0 +1,138 @@
+"""Catalog reads: papers, listings, entries and totals, with the checks every caller shares.
+
+REST handlers and GraphQL resolvers call these (never the query layer directly), so a bound or a
+"not found" is decided once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from schema import limits
+from schema.api import (
+    Listing, ListingEntry, ListingRef, Paper, PaperDetail, PaperFilter, PaperSort, Stats, TitleMatch,
+)  # fmt: skip
+from schema.errors import InvalidInput, NotFound
+from schema.selection import Selection
+from sql import graph, queries
+from sql.queries import EntriesRequest
+
+Page = tuple[list[Paper], str | None]
+GraphStatement = tuple[str, list[Any]]
+
+
+def page_size(limit: int) -> int:
+    """The page size asked for (`limit` on REST, `first` on GraphQL), if it is within 1..MAX_PAGE."""
+    if not 1 <= limit <= limits.MAX_PAGE:
+        raise InvalidInput(f"page size must be between 1 and {limits.MAX_PAGE}, got {limit}")
+    return limit
+
+
+def check_filter(flt: PaperFilter) -> PaperFilter:
+    """A filter whose text is short enough to search with."""
+    if flt.q is not None and len(flt.q) > limits.MAX_QUERY_CHARS:
+        raise InvalidInput(f"q is longer than {limits.MAX_QUERY_CHARS} characters")
+    return flt
+
+
+async def papers_page(
+    conn: asyncpg.Connection, flt: PaperFilter, *, sort: PaperSort = "recent", after: str | None = None,
+    limit: int = limits.DEFAULT_PAGE,
+) -> Page:
+    """One page of papers matching the filter, with the cursor of the next page."""
+    return await queries.papers_page(conn, check_filter(flt), sort=sort, after=after, limit=page_size(limit))
+
+
+async def count_papers(conn: asyncpg.Connection, flt: PaperFilter) -> int:
+    """How many papers match the filter."""
+    return await queries.count_papers(conn, check_filter(flt))
+
+
+async def paper(conn: asyncpg.Connection, paper_id: str) -> PaperDetail:
+    """One paper by public or arXiv id, with its listings; NotFound when unknown."""
+    found = await queries.paper_detail(conn, paper_id)
+    if found is None:
+        raise NotFound(f"no paper with id {paper_id!r}")
+    return found
+
+
+async def papers_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[Paper | None]:
+    """Papers by public or arXiv id, in the order asked, None for unknown ids."""
+    if len(ids) > limits.MAX_BATCH:
+        raise InvalidInput(f"at most {limits.MAX_BATCH} ids per batch, got {len(ids)}")
+    return await queries.papers_by_ids(conn, ids) if ids else []
+
+
+async def match_title(conn: asyncpg.Connection, title: str) -> TitleMatch:
+    """The paper whose title is closest to `title`; NotFound when none is close."""
+    low, high = limits.TITLE_MATCH_CHARS
+    if not low <= len(title) <= high:
+        raise InvalidInput(f"title must be {low} to {high} characters")
+    found = await queries.match_title(conn, title)
+    if found is None:
+        raise NotFound(f"no paper title is close to {title!r}")
+    return found
+
+
+async def listings_of_papers(conn: asyncpg.Connection, paper_ids: Sequence[str]) -> list[list[ListingRef]]:
+    """For each paper public id, the listings it appeared in, newest first."""
+    return await queries.listings_of_papers(conn, paper_ids)
+
+
+async def listings_page(
+    conn: asyncpg.Connection, *, after: str | None = None, limit: int = limits.DEFAULT_PAGE
+) -> tuple[list[Listing], str | None]:
+    """One page of listings, newest first."""
+    return await queries.listings_page(conn, after=after, limit=page_size(limit))
+
+
+async def listings_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[Listing | None]:
+    """Listings by public id, in the order asked, None for unknown ids."""
+    return await queries.listings_by_ids(conn, ids)
+
+
+async def listing(conn: asyncpg.Connection, listing_id: str) -> Listing:
+    """One listing; NotFound when unknown."""
+    [found] = await queries.listings_by_ids(conn, [listing_id])
+    if found is None:
+        raise NotFound(f"no listing with id {listing_id!r}")
+    return found
+
+
+async def entries_pages(
+    conn: asyncpg.Connection, requests: Sequence[EntriesRequest]
+) -> list[tuple[list[ListingEntry], str | None]]:
+    """Pages of entries of several listings in rank order (InvalidCursor when a cursor is not theirs)."""
+    for request in requests:
+        page_size(request.limit)
+    return await queries.entries_pages(conn, requests)
+
+
+async def entries_page(
+    conn: asyncpg.Connection, listing_id: str, *, after: str | None = None, limit: int = limits.DEFAULT_ENTRIES_PAGE
+) -> tuple[list[ListingEntry], str | None]:
+    """One page of a listing's entries in rank order."""
+    [page] = await queries.entries_pages(conn, [EntriesRequest(listing_id, after, page_size(limit))])
+    return page
+
+
+async def stats(conn: asyncpg.Connection) -> Stats:
+    """Collection totals."""
+    return await queries.stats(conn)
+
+
+def graph_statement(roots: Sequence[Selection]) -> GraphStatement:
+    """The one statement answering a tree of selected fields (NotCompiled, InvalidCursor when it cannot)."""
+    return graph.statement(roots)
+
+
+async def read_graph(conn: asyncpg.Connection, statement: GraphStatement) -> list[bytes | None]:
+    """The JSON of each root field of a graph statement, in order, without the spaces PostgreSQL puts in."""
+    sql, params = statement
+    row = await conn.fetchrow(sql, *params)
+    values = list(row.values()) if row is not None else []
+    return [None if v is None else msgspec.json.format(v.encode(), indent=-1) for v in values]

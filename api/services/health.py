@@ -1,0 +1,15 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from schema.errors import Unavailable
+from sql.migrate import pending
+
+
+async def check_ready(conn: asyncpg.Connection) -> None:
+    """Raise Unavailable unless the database answers and every migration is applied."""
+    todo = await pending(conn)
+    if todo:
+        raise Unavailable(f"migrations not applied: {', '.join(todo)}")

@@ -1,0 +1,227 @@
+"""Search, similar papers and recommendations: the one implementation REST and GraphQL both call.
+
+Query texts are embedded once (an LRU cache), a model that is still loading answers Unavailable,
+hybrid search fuses full-text and vector rankings by reciprocal rank fusion.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+from collections.abc import Sequence
+
+import asyncpg
+import msgspec
+import numpy as np
+
+from api.services.catalog import check_filter, page_size
+from ingest.embedder import Embedder, embedding_text
+from schema import limits
+from schema.api import PaperFilter, RecommendRequest, ScoredPaper, SearchMode
+from schema.errors import InvalidCursor, InvalidInput, NotFound, SpaceMismatch, Unavailable
+from sql import cursor, search
+from sql.embeddings import Space, current_space
+from sql.search import PaperVector
+
+RRF_K = 60  # the constant of Cormack et al. (2009)
+NEGATIVE_WEIGHT = 0.5  # Rocchio's beta: negatives pull half as hard as positives push
+
+
+class Budget:
+    """What one request may still spend: nearest-neighbour searches (nothing batches them across fields)."""
+
+    def __init__(self, neighbour_searches: int = limits.MAX_NEIGHBOUR_SEARCHES) -> None:
+        self.neighbour_searches = neighbour_searches
+
+    def spend_search(self) -> None:
+        """Count one nearest-neighbour search, refusing the request's one too many."""
+        if self.neighbour_searches <= 0:
+            raise InvalidInput(f"at most {limits.MAX_NEIGHBOUR_SEARCHES} similar/recommend lookups per request")
+        self.neighbour_searches -= 1
+
+
+class QueryEmbeddings:
+    """Embeds query texts through the embedder, remembering the last `size` ones."""
+
+    def __init__(self, embedder: Embedder | None, size: int = 1024) -> None:
+        self.embedder = embedder
+        self.size = size
+        self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+        self.misses = 0
+
+    def _ready(self) -> Embedder:
+        if self.embedder is None:
+            raise Unavailable("semantic search is not configured on this server (PAPERS_EMBEDDER=none)", retry_after=3600)
+        if not self.embedder.ready:
+            raise Unavailable("the embedding model is still loading; retry shortly", retry_after=10)
+        return self.embedder
+
+    async def check_space(self, conn: asyncpg.Connection) -> None:
+        """Refuse to compare a query vector with stored vectors of another model."""
+        embedder = self._ready()
+        stored = await current_space(conn)
+        if stored is not None and stored != Space(embedder.model, embedder.dim):
+            raise SpaceMismatch(
+                f"stored embeddings are from {stored.model} ({stored.dim}-d) but this server embeds queries with"
+                f" {embedder.model} ({embedder.dim}-d); run `papers embed --all`"
+            )
+
+    async def vectors(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """The vectors of texts, the ones not cached computed in one model call."""
+        embedder = self._ready()
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            self.misses += len(missing)
+            for text, vector in zip(missing, await embedder.embed(missing), strict=True):
+                self._cache[text] = vector
+        found = [self._cache[t] for t in texts]
+        for text in texts:
+            self._cache.move_to_end(text)
+        while len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+        return found
+
+    async def vector(self, text: str) -> np.ndarray:
+        """The vector of one query text (cached)."""
+        [vector] = await self.vectors([text])
+        return vector
+
+
+def rrf(rankings: Sequence[Sequence[ScoredPaper]], k: int = RRF_K) -> list[ScoredPaper]:
+    """Reciprocal rank fusion: score = sum over rankings of 1 / (k + rank); ties keep first-seen order."""
+    scores: dict[str, float] = collections.defaultdict(float)
+    first: dict[str, ScoredPaper] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, start=1):
+            scores[hit.id] += 1.0 / (k + rank)
+            first.setdefault(hit.id, hit)
+    order = sorted(scores, key=lambda i: -scores[i])
+    return [msgspec.structs.replace(first[i], score=round(scores[i], 6)) for i in order]
+
+
+def _fingerprint(*parts: object) -> str:
+    return hashlib.sha256(msgspec.json.encode(parts)).hexdigest()[:12]
+
+
+def _query_text(q: str) -> str:
+    q = q.strip()
+    if not q:
+        raise InvalidInput("q must not be empty")
+    if len(q) > limits.MAX_QUERY_CHARS:
+        raise InvalidInput(f"q is longer than {limits.MAX_QUERY_CHARS} characters")
+    return q
+
+
+def _page_window(kind: str, after: str | None, limit: int) -> int:
+    page_size(limit)
+    offset = 0
+    if after:
+        values = cursor.decode(after, kind)
+        if len(values) != 1 or not isinstance(values[0], int) or values[0] < 0:
+            raise InvalidCursor("cursor is malformed")
+        offset = values[0]
+    if offset + limit > limits.MAX_WINDOW:
+        raise InvalidInput(f"search results can be paged up to {limits.MAX_WINDOW}; narrow the query instead")
+    return offset
+
+
+async def search_papers(
+    conn: asyncpg.Connection, queries: QueryEmbeddings, q: str, *, mode: SearchMode = "hybrid",
+    flt: PaperFilter = PaperFilter(), after: str | None = None, limit: int = limits.DEFAULT_PAGE,
+) -> tuple[list[ScoredPaper], str | None]:  # fmt: skip
+    """Keyword, semantic or hybrid search with filters and an opaque offset cursor."""
+    q = _query_text(q)
+    check_filter(flt)
+    kind = f"search:{mode}:{_fingerprint(q, msgspec.to_builtins(flt))}"
+    offset = _page_window(kind, after, limit)
+    want = offset + limit + 1
+    matched: list[ScoredPaper] = []
+    if mode == "keyword":
+        hits = matched = await search.keyword(conn, q, flt, limit=want)
+    else:
+        await queries.check_space(conn)
+        vector = await queries.vector(q)
+        semantic = await search.nearest(conn, vector, flt, limit=max(want, 50) if mode == "hybrid" else want)
+        if mode == "hybrid":
+            matched = await search.keyword(conn, q, flt, limit=max(want, 50))
+        hits = semantic if mode == "semantic" else rrf([matched, semantic])
+    page = hits[offset : offset + limit]
+    more = len(hits) > offset + limit
+    next_cursor = cursor.encode(kind, [offset + limit]) if more else None
+    return await _with_snippets(conn, q, page, {h.id for h in matched}), next_cursor
+
+
+async def _with_snippets(
+    conn: asyncpg.Connection, q: str, page: list[ScoredPaper], matched: set[str]
+) -> list[ScoredPaper]:
+    """Keyword hits on the page get highlighted snippets; semantic-only hits have none."""
+    shown = [hit.id for hit in page if hit.id in matched]
+    if not shown:
+        return page
+    found = await search.snippets(conn, q, shown)
+    return [msgspec.structs.replace(hit, snippet=found.get(hit.id)) if hit.id in matched else hit for hit in page]
+
+
+async def _paper_vectors(queries: QueryEmbeddings, papers: Sequence[PaperVector]) -> list[np.ndarray]:
+    """Each paper's stored vector; papers not embedded yet are embedded together, in one model call."""
+    texts = [embedding_text(p.title, p.abstract) for p in papers if p.vector is None]
+    computed = iter(await queries.vectors(texts) if texts else [])
+    return [p.vector if p.vector is not None else next(computed) for p in papers]
+
+
+async def similar_papers(
+    conn: asyncpg.Connection, queries: QueryEmbeddings, paper_id: str, *, flt: PaperFilter = PaperFilter(),
+    limit: int = 10, budget: Budget | None = None,
+) -> list[ScoredPaper]:  # fmt: skip
+    """The papers nearest to one paper, never the paper itself."""
+    page_size(limit)
+    if budget is not None:
+        budget.spend_search()
+    [paper] = await search.papers_with_vectors(conn, [paper_id])
+    if paper is None:
+        raise NotFound(f"no paper with id {paper_id!r}")
+    await queries.check_space(conn)
+    [vector] = await _paper_vectors(queries, [paper])
+    return await search.nearest(conn, vector, flt, limit=limit, exclude=[paper.key])
+
+
+def _check_recommend(request: RecommendRequest) -> str | None:
+    """The request's free text (stripped, or None), after checking its bounds."""
+    text = request.text.strip() if request.text else None
+    if not request.positive and not text:
+        raise InvalidInput("give at least one positive id or a text")
+    if len(request.positive) + len(request.negative) > limits.MAX_EXAMPLES:
+        raise InvalidInput(f"at most {limits.MAX_EXAMPLES} example ids")
+    page_size(request.limit)
+    if text and len(text) > limits.MAX_TEXT_CHARS:
+        raise InvalidInput(f"text is longer than {limits.MAX_TEXT_CHARS} characters")
+    check_filter(request.filters)
+    return text
+
+
+async def recommend(
+    conn: asyncpg.Connection, queries: QueryEmbeddings, request: RecommendRequest, *, budget: Budget | None = None
+) -> list[ScoredPaper]:
+    """Papers like the positives and the text, unlike the negatives (Rocchio), leaving out the examples."""
+    text = _check_recommend(request)
+    if budget is not None:
+        budget.spend_search()
+    await queries.check_space(conn)
+    ids = [*request.positive, *request.negative]
+    found = await search.papers_with_vectors(conn, ids)
+    unknown = [i for i, p in zip(ids, found, strict=True) if p is None]
+    if unknown:
+        raise NotFound(f"unknown paper ids: {', '.join(unknown)}")
+    papers = [p for p in found if p is not None]
+    vectors = await _paper_vectors(queries, papers)
+    positives = vectors[: len(request.positive)] + ([await queries.vector(text)] if text else [])
+    target = np.mean(positives, axis=0)
+    negatives = vectors[len(request.positive) :]
+    if negatives:
+        target = target - NEGATIVE_WEIGHT * np.mean(negatives, axis=0)
+    norm = float(np.linalg.norm(target))
+    if norm == 0:
+        raise InvalidInput("the positives and negatives cancel out; give different examples")
+    exclude = sorted({p.key for p in papers})
+    unit = (target / norm).astype(np.float32)
+    return await search.nearest(conn, unit, request.filters, limit=request.limit, exclude=exclude)

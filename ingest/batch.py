@@ -1,0 +1,47 @@
+"""Many inputs at once: every file of the paths given ingested (or queued), then the new papers embedded."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import asyncpg
+from tqdm import tqdm
+
+from ingest.embed import embed_pending
+from ingest.embedder import Embedder
+from ingest.pipeline import ingest_source, read_sources
+from schema.ingest import IngestError, IngestSummary
+from sql import jobs
+
+
+async def ingest_paths(
+    conn: asyncpg.Connection, paths: Sequence[str], *, fmt: str | None = None, year: int | None = None,
+    embedder: Embedder | None = None, progress: bool = False,
+) -> IngestSummary:
+    """Ingest every input under paths, then embed the new and changed papers; errors are collected, not raised."""
+    summary = IngestSummary()
+    sources = list(read_sources(list(paths)))
+    for source in tqdm(sources, desc="ingest", unit="listing", disable=None if progress else True, file=sys.stderr):
+        if isinstance(source, IngestError):
+            summary.errors.append(source)
+        else:
+            summary.add(await ingest_source(conn, source, fmt=fmt, year=year))
+    if embedder is not None:
+        report = await embed_pending(conn, embedder, progress=progress)
+        summary.embedded, summary.embed_failed = report.embedded, report.failed
+    return summary
+
+
+async def enqueue_paths(
+    conn: asyncpg.Connection, paths: Sequence[str], *, fmt: str | None = None, year: int | None = None
+) -> tuple[list[str], list[IngestError]]:
+    """Queue every input under paths as a job for `papers worker`; return the job ids and unreadable paths."""
+    job_ids: list[str] = []
+    errors: list[IngestError] = []
+    for source in read_sources(list(paths)):
+        if isinstance(source, IngestError):
+            errors.append(source)
+        else:
+            job_ids.append(await jobs.enqueue(conn, source.name, source.raw, fmt=fmt, year=year))
+    return job_ids, errors

@@ -1,0 +1,73 @@
+"""Domain errors: every refusal the service can give, each with one code and one HTTP status.
+
+REST maps them to RFC 9457 problem bodies (api/rest/problems.py), GraphQL to error extensions
+(api/graphql/errors.py), the CLI to `papers: FILE:LINE: message`; nothing else restates them.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class DomainError(Exception):
+    """A refusal meant for the client: its message is shown as is."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "BAD_USER_INPUT"
+    title: ClassVar[str] = "Bad Request"
+
+    def __init__(self, message: str, *, retry_after: int | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        self.line = line
+
+
+class InvalidInput(DomainError):
+    """A parameter, body or text that cannot be used as given."""
+
+
+class InvalidCursor(InvalidInput):
+    """A cursor that was not issued by this service for this query."""
+
+
+class NotAListing(InvalidInput):
+    """An input that holds no listing; `line` points at the offending line where one applies."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message, line=line)
+
+
+class Unauthenticated(DomainError):
+    """A write without the right API key."""
+
+    status, code, title = 401, "UNAUTHENTICATED", "Unauthorized"
+
+
+class NotFound(DomainError):
+    """A resource that does not exist."""
+
+    status, code, title = 404, "NOT_FOUND", "Not Found"
+
+
+class SpaceMismatch(DomainError):
+    """Stored vectors and the configured embedder belong to different embedding spaces."""
+
+    status, code, title = 409, "EMBEDDING_SPACE_MISMATCH", "Conflict"
+
+
+class Unavailable(DomainError):
+    """Something the request needs is not available right now (database, model); retry later."""
+
+    status, code, title = 503, "SERVICE_UNAVAILABLE", "Service Unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message, retry_after=retry_after)
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database cannot be reached or started; the message says what to do."""
+
+
+DATABASE_UNAVAILABLE = "the database is unavailable; retry shortly"
+UNSTORABLE = "the request contains a character that cannot be stored or searched (NUL)"

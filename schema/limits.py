@@ -1,0 +1,23 @@
+"""Every bound the API enforces, in one place: REST, GraphQL and the services read them from here."""
+
+from __future__ import annotations
+
+DEFAULT_PAGE = 20
+MAX_PAGE = 100  # items per page of any collection
+DEFAULT_ENTRIES_PAGE = 50  # a listing's entries per page on REST
+MAX_BATCH = 500  # ids per batch lookup
+MAX_QUERY_CHARS = 2000  # a search or filter text
+MAX_TEXT_CHARS = 10_000  # free text given as an example (recommendations)
+MAX_WINDOW = 1000  # deepest search result reachable by paging
+MAX_EXAMPLES = 50  # example ids of one recommendation request
+# Nearest-neighbour searches one request may make (`similar` per paper, `recommend` per alias): nothing
+# batches them, so aliases and nesting must not multiply the work.
+MAX_NEIGHBOUR_SEARCHES = 100
+TITLE_MATCH_CHARS = (3, 500)
+YEARS = (1990, 2100)  # a listing's year
+MAX_SOURCE_CHARS = 200  # the name an input is reported under
+
+# GraphQL documents
+MAX_DEPTH = 8
+MAX_TOKENS = 2000
+MAX_ALIASES = 15

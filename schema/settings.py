@@ -1,0 +1,132 @@
+"""The one typed configuration: built once from the environment at an entry point, then passed down.
+
+A bad value fails at start with one line naming the variable (`SettingsError`); nothing else in the
+project reads or writes the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Literal, TypeVar, cast, get_args
+
+import msgspec
+
+EmbedderKind = Literal["local", "openai", "none"]
+DEFAULT_DATA_DIR = ".papers"
+DEFAULT_MAX_BODY_BYTES = 2_000_000
+_T = TypeVar("_T")
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be used; the message names the variable."""
+
+
+class EmbedderSettings(msgspec.Struct, frozen=True):
+    """Which embedder computes vectors, and how to reach a remote one."""
+
+    kind: EmbedderKind = "local"
+    url: str | None = None
+    model: str | None = None
+    dim: int | None = None
+    api_key: str | None = None
+
+
+class Settings(msgspec.Struct, frozen=True):
+    """Everything an operator can configure."""
+
+    database_url: str | None = None
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    debug: bool = False
+    graphql_compiled: bool = True
+    pool_min: int = 1
+    pool_max: int = 10
+    embedder: EmbedderSettings = EmbedderSettings()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read every `DATABASE_URL` / `PAPERS_*` variable of env; raise SettingsError naming a bad one."""
+        read = _Reader(env)
+        settings = cls(
+            database_url=read.text("DATABASE_URL"),
+            data_dir=Path(read.text("PAPERS_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve(),
+            api_key=read.text("PAPERS_API_KEY"),
+            cors_origins=tuple(o.strip() for o in (read.text("PAPERS_CORS_ORIGINS") or "").split(",") if o.strip()),
+            max_body_bytes=read.parsed("PAPERS_MAX_BODY_BYTES", _size, DEFAULT_MAX_BODY_BYTES),
+            debug=read.parsed("PAPERS_DEBUG", _bool, False),
+            graphql_compiled=read.parsed("PAPERS_GRAPHQL_COMPILED", _bool, True),
+            pool_min=read.parsed("PAPERS_POOL_MIN", _positive, 1),
+            pool_max=read.parsed("PAPERS_POOL_MAX", _positive, 10),
+            embedder=_embedder(read),
+        )
+        if settings.pool_min > settings.pool_max:
+            raise SettingsError(f"PAPERS_POOL_MIN ({settings.pool_min}) exceeds PAPERS_POOL_MAX ({settings.pool_max})")
+        return settings
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def text(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def parsed(self, name: str, parse: Callable[[str], _T], default: _T) -> _T:
+        raw = self.env.get(name)
+        if raw is None or not raw.strip():
+            return default
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {exc}, got {raw!r}") from None
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise ValueError("expected 1/true/yes/on or 0/false/no/off")
+    return value in _TRUE
+
+
+def _positive(raw: str) -> int:
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError("expected a positive whole number")
+    return int(raw)
+
+
+def _size(raw: str) -> int:
+    match = _SIZE.match(raw)
+    if not match:
+        raise ValueError("expected a size in bytes such as 2000000, 2MB or 2MiB")
+    unit = (match.group(2) or "").lower().removesuffix("b")
+    size = int(match.group(1)) * _UNITS[unit]
+    if size < 1:
+        raise ValueError("expected a size of at least 1 byte")
+    return size
+
+
+def _embedder(read: _Reader) -> EmbedderSettings:
+    kind = (read.text("PAPERS_EMBEDDER") or "local").lower()
+    if kind not in get_args(EmbedderKind):
+        raise SettingsError(f"PAPERS_EMBEDDER: expected one of {', '.join(get_args(EmbedderKind))}, got {kind!r}")
+    settings = EmbedderSettings(
+        kind=cast(EmbedderKind, kind),
+        url=read.text("PAPERS_EMBEDDING_URL"),
+        model=read.text("PAPERS_EMBEDDING_MODEL"),
+        dim=read.parsed("PAPERS_EMBEDDING_DIM", _positive, None),
+        api_key=read.text("PAPERS_EMBEDDING_API_KEY"),
+    )
+    if kind == "openai":
+        missing = [name for name, value in (("PAPERS_EMBEDDING_URL", settings.url),
+                   ("PAPERS_EMBEDDING_MODEL", settings.model), ("PAPERS_EMBEDDING_DIM", settings.dim)) if not value]
+        if missing:
+            raise SettingsError(f"PAPERS_EMBEDDER=openai needs {', '.join(missing)}")
+    return settings

@@ -1,0 +1,145 @@
+"""The `papers` command line, run as a user runs it: exit codes, messages, the JSON summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import factories
+from tests.servers import serving
+
+
+def papers(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run the console script's entry point in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        env={**os.environ, **env}, input=stdin, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def env(fresh_db: str) -> dict[str, str]:
+    return {"DATABASE_URL": fresh_db}
+
+
+@pytest.fixture
+def listing_dir(tmp_path: Path) -> Path:
+    (tmp_path / "a.txt").write_text(factories.page([factories.paper(i) for i in range(3)], label="Mar 11"))
+    (tmp_path / "b.txt").write_text(factories.page([factories.paper(i) for i in range(2, 6)], layout="lines"))
+    (tmp_path / "c.json").write_text(factories.hf_daily([(*factories.paper(9), "2401.00009")]))
+    return tmp_path
+
+
+def test_ingest_json_summary_and_idempotent_rerun(env, listing_dir):
+    first = papers("ingest", "--json", str(listing_dir), env=env)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert summary == {"listings": 3, "listings_unchanged": 0, "entries": 8, "papers_new": 7,
+                       "papers_updated": 0, "rejected": 0, "errors": [], "embedded": 0, "embed_failed": 0}
+    second = json.loads(papers("ingest", "--json", str(listing_dir), env=env).stdout.strip().splitlines()[-1])
+    assert (second["listings"], second["listings_unchanged"], second["papers_new"]) == (0, 3, 0)
+
+
+def test_not_a_listing_exits_nonzero_naming_file_and_line(env, tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text('[\n  {"paper": {"title": "x", "summary": "y"}},\n  {oops}\n]')
+    result = papers("ingest", str(bad), env=env)
+    assert result.returncode == 1
+    assert f"{bad}:3: malformed JSON" in result.stderr
+    assert "Traceback" not in result.stderr
+    counts = papers("ingest", "--json", str(bad), env=env).stdout.strip().splitlines()[-1]
+    assert json.loads(counts)["listings"] == 0
+
+
+def test_missing_file_is_reported(env, tmp_path):
+    result = papers("ingest", str(tmp_path / "nope.txt"), env=env)
+    assert result.returncode == 1 and "nope.txt: No such file or directory" in result.stderr
+
+
+def test_stdin_and_format_override(env):
+    rows = [{"title": factories.paper(1)[0], "abstract": factories.paper(1)[1], "listed_on": "2024-05-09"}]
+    result = papers("ingest", "--json", "--format", "jsonl", "-", env=env, stdin=factories.jsonl(rows))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["entries"] == 1
+
+
+def test_queue_then_worker(env, listing_dir):
+    queued = papers("ingest", "--queue", str(listing_dir), env=env)
+    assert queued.returncode == 0, queued.stderr
+    assert queued.stdout.count("queued job_") == 3
+    worker = papers("worker", "--once", env=env)
+    assert worker.returncode == 0 and "after 3 job(s)" in worker.stderr
+    again = json.loads(papers("ingest", "--json", str(listing_dir), env=env).stdout.strip().splitlines()[-1])
+    assert again["listings_unchanged"] == 3
+
+
+def test_usage_errors_exit_2(env):
+    assert papers("ingest", env=env).returncode == 2
+    assert papers("ingest", "--format", "xml", "x", env=env).returncode == 2
+
+
+def test_embedded_database_lifecycle(tmp_path):
+    env = {"PAPERS_DATA_DIR": str(tmp_path / "state"), "DATABASE_URL": ""}
+    assert papers("db", "status", env=env).stdout.strip() == "not running"
+    try:
+        started = papers("db", "start", env=env)
+        assert started.returncode == 0, started.stderr
+        assert papers("db", "status", env=env).stdout.startswith("running postgresql://")
+        assert papers("db", "url", env=env).stdout.strip() == started.stdout.strip()
+        migrated = papers("migrate", env=env)
+        assert migrated.stdout.startswith("applied 001_init.sql")
+        assert papers("migrate", env=env).stdout.strip() == "schema is up to date"
+    finally:
+        assert papers("db", "stop", env=env).stdout.strip() == "stopped"
+    assert papers("db", "status", env=env).returncode == 3
+
+
+def test_demo_ingests_the_given_paths_and_stops_with_no_serve(env, listing_dir):
+    result = papers("demo", "--no-serve", str(listing_dir), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "listings: 3 new" in result.stdout
+    assert "stored: 7 papers, 3 listings, 8 entries" in result.stdout
+
+
+def test_demo_on_the_seeds_twice(env, seeds):
+    first = papers("demo", "--no-serve", str(seeds), env=env)
+    assert "listings: 5 new, 0 unchanged; entries: 598; papers: 559 new" in first.stdout, first.stderr
+    second = papers("demo", "--no-serve", str(seeds), env=env)
+    assert "listings: 0 new, 5 unchanged; entries: 0; papers: 0 new, 0 updated" in second.stdout, second.stderr
+
+
+def test_serve_answers_then_stops_gracefully_on_sigterm(env):
+    import signal
+    import urllib.request
+
+    with serving(env["DATABASE_URL"]) as (base, proc):
+        assert urllib.request.urlopen(f"{base}/readyz", timeout=5).read() == b'{"status":"ready"}'
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert "Traceback" not in proc.stderr.read()
+
+
+def test_demo_serves_and_its_worker_ingests_a_submitted_listing(env, listing_dir):
+    import signal
+    import time
+
+    import httpx
+
+    listing = factories.page([factories.paper(i) for i in range(40, 43)], label="Mar 14")
+    with serving(env["DATABASE_URL"], "demo", str(listing_dir), PAPERS_API_KEY="k") as (base, proc):
+        submitted = httpx.post(f"{base}/v1/listings", content=listing, headers={"Authorization": "Bearer k",
+                               "Content-Type": "text/plain"}).json()  # fmt: skip
+        deadline, job = time.monotonic() + 30, {}
+        while time.monotonic() < deadline and job.get("status") not in {"done", "failed"}:
+            time.sleep(0.2)
+            job = httpx.get(f"{base}{submitted['status_url']}").json()
+        assert job["status"] == "done" and job["result"]["entries"] == 3, job
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        stderr = proc.stderr.read()
+    assert "worker stopped after 1 job(s)" in stderr and "Traceback" not in stderr, stderr

@@ -1,0 +1,298 @@
+"""Embeddings, search, similar papers and recommendations against the real database."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from tests.apps import settings
+from api.services.search import QueryEmbeddings, rrf
+from ingest.embed import embed_pending, reembed_all
+from ingest.pipeline import Source, ingest_source
+from schema.api import ScoredPaper
+from sql import db, embeddings
+from schema.errors import SpaceMismatch
+from tests import factories
+from tests.embedders import FailingEmbedder, HashEmbedder, LoadingEmbedder
+from tests.integration.test_rest import assert_problem
+
+
+async def load_pages(conn, pages: dict[str, str]) -> None:
+    for name, text in pages.items():
+        assert (await ingest_source(conn, Source(name, text.encode()), year=2024)).error is None
+
+
+TOPICAL = {
+    "a.txt": factories.page([
+        ("Graph Neural Networks for Molecule Property Prediction",
+         "We study graph neural networks that predict molecule properties from atoms and bonds. " * 6),
+        ("Message Passing on Molecular Graphs at Scale",
+         "Message passing graph networks predict molecule properties; we scale molecular graphs training. " * 6),
+        ("Speculative Decoding for Faster Language Model Inference",
+         "Speculative decoding drafts tokens with a small model and verifies them with a large language model. " * 6),
+    ], label="Mar 11"),
+    "b.txt": factories.page([
+        ("Draft Models Make Decoding Fast",
+         "Small draft models propose tokens that a large language model verifies, speeding up decoding. " * 6),
+        ("Protein Folding with Diffusion", "Diffusion models fold protein structures from amino acid sequences. " * 6),
+    ], label="Mar 12"),
+}
+
+
+@pytest.fixture
+async def embedded(conn):
+    await load_pages(conn, TOPICAL)
+    report = await embed_pending(conn, HashEmbedder())
+    assert (report.embedded, report.failed) == (5, 0)
+    return conn
+
+
+@pytest.fixture
+async def client(fresh_db, embedded):
+    async with AsyncTestClient(create_app(settings(), database_url=fresh_db, embedder=HashEmbedder())) as c:
+        yield c
+
+
+async def paper_id(client, title: str) -> str:
+    return (await client.get("/v1/papers/match", params={"title": title})).json()["paper"]["id"]
+
+
+async def test_embedding_records_space_and_is_not_repeated(embedded):
+    assert await embeddings.current_space(embedded) == ("test/hash-bow", 384)
+    again = await embed_pending(embedded, HashEmbedder())
+    assert again.embedded == 0
+    assert await embedded.fetchval("SELECT count(*) FROM papers WHERE embedding_model = 'test/hash-bow'") == 5
+
+
+class RecordingEmbedder(HashEmbedder):
+    """A HashEmbedder that keeps the texts of every batch it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    async def embed(self, texts):
+        self.batches.append(list(texts))
+        return await super().embed(texts)
+
+
+async def test_batches_are_length_sorted_and_vectors_land_on_their_papers(conn):
+    from ingest.embedder import embedding_text
+
+    pairs = [factories.paper(i, words=5 + (i * 37) % 90) for i in range(23)]  # lengths out of key order
+    await load_pages(conn, {"a.txt": factories.page(pairs)})
+    recorder = RecordingEmbedder()
+    report = await embed_pending(conn, recorder, batch=4, window=10)
+    assert (report.embedded, report.failed) == (23, 0)
+    assert all(len(b) <= 4 for b in recorder.batches) and sum(map(len, recorder.batches)) == 23
+    windows = [[t for b in recorder.batches[i : i + 3] for t in b] for i in range(0, len(recorder.batches), 3)]
+    assert all([len(t) for t in w] == sorted(len(t) for t in w) for w in windows)  # shortest first per window
+    rows = await conn.fetch("SELECT title, abstract, embedding FROM papers")
+    for row in rows:  # sorting must not shuffle vectors between papers
+        expected = recorder.vector(embedding_text(row["title"], row["abstract"]))
+        assert np.allclose(row["embedding"].to_numpy(), expected, atol=1e-6), row["title"]
+
+
+async def test_failed_embedding_keeps_the_paper_and_retries(conn):
+    await load_pages(conn, {"a.txt": TOPICAL["a.txt"]})
+    report = await embed_pending(conn, FailingEmbedder())
+    assert (report.embedded, report.failed) == (0, 3)
+    rows = await conn.fetch("SELECT embedding, embedding_attempts, embedding_error FROM papers")
+    assert len(rows) == 3 and all(r["embedding"] is None and r["embedding_attempts"] == 1 for r in rows)
+    assert "unreachable" in rows[0]["embedding_error"]
+    queries = QueryEmbeddings(None)
+    from api.services.search import search_papers
+
+    hits, _ = await search_papers(conn, queries, "molecule", mode="keyword")
+    assert len(hits) == 2 and "<mark>" in hits[0].snippet
+    assert (await embed_pending(conn, HashEmbedder())).embedded == 3
+
+
+async def test_changed_abstract_is_embedded_again(embedded):
+    title = "Protein Folding with Diffusion"
+    longer = "Diffusion models fold protein structures from amino acid sequences with better accuracy. " * 8
+    await load_pages(embedded, {"c.txt": factories.page([(title, longer)], label="Mar 13")})
+    assert await embedded.fetchval("SELECT embedding IS NULL FROM papers WHERE title = $1", title)
+    assert (await embed_pending(embedded, HashEmbedder())).embedded == 1
+
+
+async def test_dimension_or_model_mismatch_is_a_clear_error(embedded):
+    with pytest.raises(SpaceMismatch, match=r"test/hash-bow \(384-d\).*other \(384-d\).*papers embed --all"):
+        other = HashEmbedder()
+        other.model = "other"
+        await embed_pending(embedded, other)
+    small = HashEmbedder(dim=8)
+    with pytest.raises(SpaceMismatch, match="384-d"):
+        await embed_pending(embedded, small)
+    report = await reembed_all(embedded, small)  # switching models re-embeds everything
+    assert report.embedded == 5
+    assert await embeddings.current_space(embedded) == ("test/hash-bow", 8)
+    assert await embeddings.column_dim(embedded) == 8
+
+
+async def test_similar_leaves_out_the_paper_itself(client):
+    pid = await paper_id(client, "Graph Neural Networks for Molecule Property Prediction")
+    body = (await client.get(f"/v1/papers/{pid}/similar", params={"limit": 10})).json()
+    ids = [item["id"] for item in body["items"]]
+    assert pid not in ids and len(ids) == 4
+    assert body["items"][0]["title"] == "Message Passing on Molecular Graphs at Scale"
+    assert body["items"][0]["score"] >= body["items"][-1]["score"]
+    only_12 = (await client.get(f"/v1/papers/{pid}/similar", params={"listed_from": "2024-03-12"})).json()["items"]
+    assert {i["title"] for i in only_12} == {"Draft Models Make Decoding Fast", "Protein Folding with Diffusion"}
+    assert_problem(await client.get("/v1/papers/pap_nope/similar"), 404)
+
+
+async def test_filtered_nearest_still_returns_limit_rows(conn):
+    import datetime as dt
+
+    from schema.api import PaperFilter
+    from sql import search
+
+    many = {f"bulk{k}.txt": factories.page([factories.paper(k * 50 + i) for i in range(50)], label=f"Mar {k + 1}")
+            for k in range(8)}  # fmt: skip
+    await load_pages(conn, many)
+    await embed_pending(conn, HashEmbedder())
+    # A table this small would otherwise be scanned exactly (or through the date index): force the HNSW path.
+    await conn.execute("SET enable_seqscan = off")
+    await conn.execute("DROP INDEX papers_recent_idx, papers_listed_span_idx")
+    vector = HashEmbedder().vector(factories.paper(0)[1])
+    day = dt.date(2024, 3, 8)
+    plan = "\n".join(r[0] for r in await conn.fetch(
+        "EXPLAIN SELECT public_id FROM papers p WHERE p.embedding IS NOT NULL AND p.last_listed >= $2"
+        " AND p.first_listed <= $2 ORDER BY p.embedding <=> $1 LIMIT 40", vector, day))  # fmt: skip
+    assert "papers_embedding_hnsw_idx" in plan
+    # 50 of 400 papers pass the filter; ef_search=100 alone would find about 12 of them.
+    hits = await search.nearest(conn, vector, PaperFilter(listed_from=day, listed_to=day), limit=40)
+    assert len(hits) == 40 and all(h.last_listed == day for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+async def test_search_modes(client):
+    for mode in ("keyword", "semantic", "hybrid"):
+        body = (await client.get("/v1/search", params={"q": "speculative decoding draft tokens", "mode": mode})).json()
+        titles = [i["title"] for i in body["items"]]
+        assert titles[0] in {"Speculative Decoding for Faster Language Model Inference", "Draft Models Make Decoding Fast"}, mode
+        assert all(set(i) >= {"id", "title", "score"} for i in body["items"])
+    keyword = (await client.get("/v1/search", params={"q": "molecule", "mode": "keyword"})).json()["items"]
+    assert keyword and all("<mark>" in i["snippet"] for i in keyword)
+    paged = (await client.get("/v1/search", params={"q": "models", "mode": "semantic", "limit": 2})).json()
+    rest = (await client.get("/v1/search", params={"q": "models", "mode": "semantic", "limit": 2,
+                                                     "cursor": paged["next_cursor"]})).json()
+    assert not {i["id"] for i in paged["items"]} & {i["id"] for i in rest["items"]}
+
+
+async def test_snippets_mark_keyword_hits_on_every_page_and_only_them(client):
+    first = (await client.get("/v1/search", params={"q": "models", "mode": "keyword", "limit": 2})).json()
+    second = (await client.get("/v1/search", params={"q": "models", "mode": "keyword", "limit": 2,
+                                                      "cursor": first["next_cursor"]})).json()  # fmt: skip
+    assert second["items"] and all("<mark>" in i["snippet"] for i in first["items"] + second["items"])
+    keyword_ids = {i["id"] for i in (await client.get("/v1/search", params={"q": "molecule", "mode": "keyword",
+                                                                             "limit": 100})).json()["items"]}  # fmt: skip
+    hybrid = (await client.get("/v1/search", params={"q": "molecule", "limit": 100})).json()["items"]
+    assert {i["id"] for i in hybrid} - keyword_ids, "the fixture should give hybrid some semantic-only hits"
+    for item in hybrid:
+        assert ("<mark>" in (item["snippet"] or "")) == (item["id"] in keyword_ids), item
+
+
+async def test_search_bad_input(client):
+    assert_problem(await client.get("/v1/search", params={"q": "   "}), 400)
+    assert_problem(await client.get("/v1/search", params={"q": "x" * 2001}), 400)
+    assert_problem(await client.get("/v1/search"), 400)
+    assert_problem(await client.get("/v1/search", params={"q": "a", "mode": "magic"}), 400)
+    other = (await client.get("/v1/search", params={"q": "models", "limit": 1})).json()["next_cursor"]
+    assert_problem(await client.get("/v1/search", params={"q": "decoding", "cursor": other}), 400)
+
+
+def test_rrf_fuses_by_reciprocal_rank():
+    def hits(*ids: str) -> list[ScoredPaper]:
+        import datetime as dt
+
+        now = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+        return [ScoredPaper(i, i, "", None, now, now, None, None, score=0.0) for i in ids]
+
+    fused = rrf([hits("a", "b", "c"), hits("c", "b", "d")], k=60)
+    # b: 1/62 + 1/62; c: 1/63 + 1/61; a: 1/61; d: 1/63
+    assert [h.id for h in fused] == ["c", "b", "a", "d"]
+    assert fused[0].score == round(1 / 63 + 1 / 61, 6)
+
+
+async def test_hybrid_puts_papers_found_by_both_first(client):
+    items = (await client.get("/v1/search", params={"q": "graph molecule properties", "mode": "hybrid"})).json()["items"]
+    assert {items[0]["title"], items[1]["title"]} == {"Graph Neural Networks for Molecule Property Prediction",
+                                                      "Message Passing on Molecular Graphs at Scale"}
+
+
+async def test_recommendations(client):
+    graph = await paper_id(client, "Graph Neural Networks for Molecule Property Prediction")
+    decode = await paper_id(client, "Speculative Decoding for Faster Language Model Inference")
+    body = (await client.post("/v1/recommendations", json={"positive": [decode], "limit": 3})).json()
+    assert body["items"][0]["title"] == "Draft Models Make Decoding Fast"
+    assert decode not in [i["id"] for i in body["items"]]
+    steered = (await client.post("/v1/recommendations", json={
+        "positive": [graph], "negative": [decode], "text": "protein structure diffusion", "limit": 4})).json()["items"]
+    assert {graph, decode}.isdisjoint(i["id"] for i in steered)
+    assert steered[-1]["title"] == "Draft Models Make Decoding Fast"  # the negative's neighbour sinks
+    assert_problem(await client.post("/v1/recommendations", json={"positive": []}), 400)
+    assert_problem(await client.post("/v1/recommendations", json={"positive": ["pap_nope"]}), 404)
+    assert_problem(await client.post("/v1/recommendations", json={"positive": [graph], "limit": 1000}), 400)
+
+
+async def test_query_texts_are_embedded_once(client):
+    queries = client.app.state.queries
+    before = queries.misses
+    for _ in range(3):
+        await client.get("/v1/search", params={"q": "a repeated query", "mode": "semantic"})
+    assert queries.misses == before + 1
+
+
+async def test_loading_model_answers_503_with_retry_after(fresh_db, embedded):
+    async with AsyncTestClient(create_app(settings(), database_url=fresh_db, embedder=LoadingEmbedder())) as c:
+        response = await c.get("/v1/search", params={"q": "graph", "mode": "semantic"})
+        assert_problem(response, 503)
+        assert response.headers["retry-after"] == "10"
+        assert (await c.get("/v1/search", params={"q": "graph", "mode": "keyword"})).status_code == 200
+
+
+async def test_no_embedder_configured(fresh_db, embedded):
+    async with AsyncTestClient(create_app(settings(), database_url=fresh_db, embedder=None)) as c:
+        body = assert_problem(await c.get("/v1/search", params={"q": "graph"}), 503)
+        assert "not configured" in body["detail"]
+
+
+async def test_query_vector_of_another_model_is_refused(fresh_db, embedded):
+    other = HashEmbedder()
+    other.model = "other/model"
+    async with AsyncTestClient(create_app(settings(), database_url=fresh_db, embedder=other)) as c:
+        body = assert_problem(await c.get("/v1/search", params={"q": "graph", "mode": "semantic"}), 409)
+        assert "papers embed --all" in body["detail"]
+
+
+async def test_openai_compatible_embedder():
+    import json
+
+    import httpx
+
+    from ingest.embedder import EmbeddingError, OpenAIEmbedder
+
+    seen = {}
+
+    def server(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.update(url=str(request.url), auth=request.headers.get("authorization"), body=body)
+        # answer out of order, unnormalized, as some servers do
+        data = [{"index": i, "embedding": [float(i + 1), 0.0, 3.0]} for i in range(len(body["input"]))][::-1]
+        return httpx.Response(200, json={"data": data, "model": body["model"]})
+
+    embedder = OpenAIEmbedder("http://gpu.internal:8080", "bge-small", 3, api_key="k", transport=httpx.MockTransport(server))
+    vectors = await embedder.embed(["first", "second"])
+    assert seen == {"url": "http://gpu.internal:8080/v1/embeddings", "auth": "Bearer k",
+                    "body": {"model": "bge-small", "input": ["first", "second"]}}
+    assert np.allclose(vectors[0], np.array([1, 0, 3]) / np.sqrt(10)) and np.allclose(np.linalg.norm(vectors, axis=1), 1)
+    wrong_dim = OpenAIEmbedder("http://x", "m", 4, transport=httpx.MockTransport(server))
+    with pytest.raises(EmbeddingError, match=r"shape \(1, 3\), expected \(1, 4\)"):
+        await wrong_dim.embed(["a"])
+    down = OpenAIEmbedder("http://x", "m", 3, transport=httpx.MockTransport(lambda r: httpx.Response(502)))
+    with pytest.raises(EmbeddingError, match="failed"):
+        await down.embed(["a"])

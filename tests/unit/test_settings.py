@@ -1,0 +1,60 @@
+"""Settings come from the environment once, with one clear line per bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.embedder import OpenAIEmbedder, from_settings
+from schema.settings import DEFAULT_MAX_BODY_BYTES, Settings, SettingsError
+
+
+def test_defaults_need_no_environment():
+    settings = Settings.from_env({})
+    assert settings.database_url is None and settings.api_key is None and settings.cors_origins == ()
+    assert settings.data_dir == Path(".papers").resolve() and settings.max_body_bytes == DEFAULT_MAX_BODY_BYTES
+    assert settings.graphql_compiled and not settings.debug and settings.embedder.kind == "local"
+    assert (settings.pool_min, settings.pool_max) == (1, 10)
+
+
+def test_every_variable_is_read():
+    settings = Settings.from_env({
+        "DATABASE_URL": "postgresql://u@h/db", "PAPERS_DATA_DIR": "/srv/papers", "PAPERS_API_KEY": "k",
+        "PAPERS_CORS_ORIGINS": "https://a.example, https://b.example,", "PAPERS_MAX_BODY_BYTES": "2MiB",
+        "PAPERS_DEBUG": "yes", "PAPERS_GRAPHQL_COMPILED": "0", "PAPERS_POOL_MIN": "2", "PAPERS_POOL_MAX": "20",
+    })  # fmt: skip
+    assert settings.database_url == "postgresql://u@h/db" and settings.data_dir == Path("/srv/papers")
+    assert settings.api_key == "k" and settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.max_body_bytes == 2 * 1024 * 1024 and settings.debug and not settings.graphql_compiled
+    assert (settings.pool_min, settings.pool_max) == (2, 20)
+
+
+@pytest.mark.parametrize(("value", "size"), [("2000000", 2_000_000), ("2MB", 2_000_000), ("64 kb", 64_000),
+                                             ("1KiB", 1024), ("5b", 5)])  # fmt: skip
+def test_body_sizes_take_units(value, size):
+    assert Settings.from_env({"PAPERS_MAX_BODY_BYTES": value}).max_body_bytes == size
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"PAPERS_MAX_BODY_BYTES": "lots"}, "PAPERS_MAX_BODY_BYTES: expected a size in bytes"),
+    ({"PAPERS_MAX_BODY_BYTES": "0"}, "PAPERS_MAX_BODY_BYTES: expected a size of at least 1 byte"),
+    ({"PAPERS_DEBUG": "maybe"}, "PAPERS_DEBUG: expected 1/true/yes/on or 0/false/no/off, got 'maybe'"),
+    ({"PAPERS_POOL_MAX": "-3"}, "PAPERS_POOL_MAX: expected a positive whole number"),
+    ({"PAPERS_POOL_MIN": "5", "PAPERS_POOL_MAX": "2"}, "PAPERS_POOL_MIN (5) exceeds PAPERS_POOL_MAX (2)"),
+    ({"PAPERS_EMBEDDER": "magic"}, "PAPERS_EMBEDDER: expected one of local, openai, none, got 'magic'"),
+    ({"PAPERS_EMBEDDER": "openai"}, "needs PAPERS_EMBEDDING_URL, PAPERS_EMBEDDING_MODEL, PAPERS_EMBEDDING_DIM"),
+    ({"PAPERS_EMBEDDER": "openai", "PAPERS_EMBEDDING_URL": "http://gpu", "PAPERS_EMBEDDING_MODEL": "m",
+      "PAPERS_EMBEDDING_DIM": "wide"}, "PAPERS_EMBEDDING_DIM: expected a positive whole number"),
+])  # fmt: skip
+def test_a_bad_value_names_its_variable(env, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Settings.from_env(env)
+
+
+def test_embedders_come_from_the_settings():
+    remote = Settings.from_env({"PAPERS_EMBEDDER": "openai", "PAPERS_EMBEDDING_URL": "http://gpu:8080",
+                                "PAPERS_EMBEDDING_MODEL": "bge-small", "PAPERS_EMBEDDING_DIM": "384"})  # fmt: skip
+    embedder = from_settings(remote.embedder)
+    assert isinstance(embedder, OpenAIEmbedder) and (embedder.model, embedder.dim) == ("bge-small", 384)
+    assert from_settings(Settings.from_env({"PAPERS_EMBEDDER": "none"}).embedder) is None

@@ -92,37 +92,27 @@ def _arxiv(value: Any, key: str) -> str | None:
     return arxiv_id
 
 
-def _entry(rank: int, lines: tuple[int, int], title: str, abstract: str, arxiv_id, listed_on) -> ParsedEntry:
+def _entry(rank: int, lines: tuple[int, int], fields: dict, item: dict, names: tuple[str, ...]) -> ParsedEntry:
+    """An entry from `fields` (title, abstract and arXiv id under names[:3]) and `item` (the day under names[3])."""
+    title_key, abstract_key, arxiv_key, day_key = names
+    title = _text(fields, title_key)
     if not title_fingerprint(title):
         raise _BadItem("title has no letters or digits")
-    return ParsedEntry(rank, title, abstract, lines[0], lines[1], arxiv_id, listed_on)
+    arxiv_id = _arxiv(fields.get(arxiv_key), arxiv_key if fields is item else f"paper.{arxiv_key}")
+    return ParsedEntry(rank, title, _text(fields, abstract_key), lines[0], lines[1], arxiv_id,
+                       _day(item.get(day_key), day_key))  # fmt: skip
 
 
 def _hf_entry(item: Any, rank: int, lines: tuple[int, int]) -> ParsedEntry:
     if not isinstance(item, dict) or not isinstance(item.get("paper"), dict):
         raise _BadItem("item is not an object with a 'paper' object")
-    paper = item["paper"]
-    return _entry(
-        rank,
-        lines,
-        _text(paper, "title"),
-        _text(paper, "summary"),
-        _arxiv(paper.get("id"), "paper.id"),
-        _day(item.get("publishedAt"), "publishedAt"),
-    )
+    return _entry(rank, lines, item["paper"], item, ("title", "summary", "id", "publishedAt"))
 
 
 def _jsonl_entry(item: Any, rank: int, lines: tuple[int, int]) -> ParsedEntry:
     if not isinstance(item, dict):
         raise _BadItem("line is not a JSON object")
-    return _entry(
-        rank,
-        lines,
-        _text(item, "title"),
-        _text(item, "abstract"),
-        _arxiv(item.get("arxiv_id"), "arxiv_id"),
-        _day(item.get("listed_on"), "listed_on"),
-    )
+    return _entry(rank, lines, item, item, ("title", "abstract", "arxiv_id", "listed_on"))
 
 
 def _common_day(entries: list[ParsedEntry]) -> dt.date | None:

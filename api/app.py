@@ -33,7 +33,9 @@ async def provide_conn(state: State) -> AsyncIterator[asyncpg.Connection]:
 _CONFIGURED: Any = object()
 
 
-def create_app(settings: Settings, *, database_url: str | None = None, embedder: Embedder | None = _CONFIGURED) -> Litestar:
+def create_app(
+    settings: Settings, *, database_url: str | None = None, embedder: Embedder | None = _CONFIGURED
+) -> Litestar:
     """Build the app; without database_url the configured (or embedded) database is used and migrated.
 
     `embedder` defaults to the one the settings name; tests pass their own.

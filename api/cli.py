@@ -78,8 +78,9 @@ def _print_summary(summary: IngestSummary, as_json: bool) -> None:
     )
 
 
-async def _ingest(settings: Settings, paths: Sequence[str], *, fmt: str | None, year: int | None,
-                  embed: bool) -> IngestSummary:  # fmt: skip
+async def _ingest(
+    settings: Settings, paths: Sequence[str], *, fmt: str | None, year: int | None, embed: bool
+) -> IngestSummary:
     embedder = from_settings(settings.embedder) if embed else None
     async with db.connection(await db.migrated_url(settings)) as conn:
         return await ingest_paths(conn, paths, fmt=fmt, year=year, embedder=embedder, progress=True)
@@ -124,7 +125,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Process queued ingest jobs until SIGTERM (or, with --once, until the queue is empty)."""
 
     async def run() -> int:
-        worker = Worker(await db.migrated_url(settings), poll_seconds=args.poll, embedder=from_settings(settings.embedder))
+        worker = Worker(
+            await db.migrated_url(settings), poll_seconds=args.poll, embedder=from_settings(settings.embedder)
+        )
         install_signal_handlers(worker)
         return await worker.run(once=args.once)
 
@@ -185,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    command("db", cmd_db, "manage the embedded PostgreSQL").add_argument("action", choices=["start", "stop", "status", "url"])
+    command("db", cmd_db, "manage the embedded PostgreSQL").add_argument(
+        "action", choices=["start", "stop", "status", "url"]
+    )
     command("migrate", cmd_migrate, "apply pending SQL migrations")
 
     p = command("ingest", cmd_ingest, "ingest listing files, directories or - for stdin")

@@ -16,8 +16,13 @@ from sql import jobs
 
 
 async def ingest_paths(
-    conn: asyncpg.Connection, paths: Sequence[str], *, fmt: str | None = None, year: int | None = None,
-    embedder: Embedder | None = None, progress: bool = False,
+    conn: asyncpg.Connection,
+    paths: Sequence[str],
+    *,
+    fmt: str | None = None,
+    year: int | None = None,
+    embedder: Embedder | None = None,
+    progress: bool = False,
 ) -> IngestSummary:
     """Ingest every input under paths, then embed the new and changed papers; errors are collected, not raised."""
     summary = IngestSummary()

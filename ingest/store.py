@@ -76,10 +76,15 @@ def _entry_rows(item: ListingInput, owners: list[PaperRecord]) -> list[EntryRow]
     rows = []
     for entry, paper in zip(item.parsed.entries, owners, strict=True):
         assert paper.key is not None  # stored or just inserted
-        rows.append(EntryRow(
-            entry.rank, paper.key,
-            entry.title if entry.title != paper.title else None,
-            entry.abstract if entry.abstract != paper.abstract else None,
-            entry.listed_on, entry.line_start, entry.line_end,
-        ))  # fmt: skip
+        rows.append(
+            EntryRow(
+                entry.rank,
+                paper.key,
+                entry.title if entry.title != paper.title else None,
+                entry.abstract if entry.abstract != paper.abstract else None,
+                entry.listed_on,
+                entry.line_start,
+                entry.line_end,
+            )
+        )
     return rows

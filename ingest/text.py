@@ -22,9 +22,7 @@ def decode(raw: bytes) -> str:
         raise NotAListing(f"input is not valid {encoding} (invalid byte at offset {exc.start})", line) from None
     text = _unify_line_ends(text)
     if "\x00" in text:
-        raise NotAListing(
-            "input is binary (contains NUL characters)", text.count("\n", 0, text.index("\x00")) + 1
-        )
+        raise NotAListing("input is binary (contains NUL characters)", text.count("\n", 0, text.index("\x00")) + 1)
     return text
 
 

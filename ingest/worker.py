@@ -32,7 +32,12 @@ class Worker:
     """Processes `ingest_jobs` one at a time; several workers can run side by side."""
 
     def __init__(
-        self, url: str, *, poll_seconds: float = 1.0, backoff_seconds: float = 2.0, name: str | None = None,
+        self,
+        url: str,
+        *,
+        poll_seconds: float = 1.0,
+        backoff_seconds: float = 2.0,
+        name: str | None = None,
         embedder: Embedder | None = None,
     ) -> None:
         self.url = url

@@ -40,7 +40,11 @@ class Paper(msgspec.Struct, frozen=True):
 
     id: PaperId
     title: doc(str, "the title as first seen", "One Epoch Is All You Need")
-    abstract: doc(str, "the canonical abstract", "In unsupervised learning, collecting more data is not always a costly process...")
+    abstract: doc(
+        str,
+        "the canonical abstract",
+        "In unsupervised learning, collecting more data is not always a costly process...",
+    )
     arxiv_id: doc(str | None, "arXiv identifier without version, when known", "2306.00001")
     first_seen: doc(dt.datetime, "when the paper was first ingested", "2024-03-11T09:30:00Z")
     last_seen: doc(dt.datetime, "when a listing with the paper was last ingested", "2024-08-01T09:30:00Z")
@@ -128,8 +132,11 @@ class ScoredPaper(Paper, frozen=True):
     """A paper found by search, similarity or recommendation, with its score."""
 
     score: doc(float, "relevance: cosine similarity (semantic), ts_rank (keyword) or fused RRF score (hybrid)", 0.71)
-    snippet: doc(str | None, "abstract fragment with the keyword matches in <mark> (keyword and hybrid)",
-                 "... we propose a <mark>reward</mark> <mark>model</mark> that ...") = None
+    snippet: doc(
+        str | None,
+        "abstract fragment with the keyword matches in <mark> (keyword and hybrid)",
+        "... we propose a <mark>reward</mark> <mark>model</mark> that ...",
+    ) = None
 
 
 class RecommendRequest(msgspec.Struct, frozen=True):

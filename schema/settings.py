@@ -125,8 +125,15 @@ def _embedder(read: _Reader) -> EmbedderSettings:
         api_key=read.text("PAPERS_EMBEDDING_API_KEY"),
     )
     if kind == "openai":
-        missing = [name for name, value in (("PAPERS_EMBEDDING_URL", settings.url),
-                   ("PAPERS_EMBEDDING_MODEL", settings.model), ("PAPERS_EMBEDDING_DIM", settings.dim)) if not value]
+        missing = [
+            name
+            for name, value in (
+                ("PAPERS_EMBEDDING_URL", settings.url),
+                ("PAPERS_EMBEDDING_MODEL", settings.model),
+                ("PAPERS_EMBEDDING_DIM", settings.dim),
+            )
+            if not value
+        ]
         if missing:
             raise SettingsError(f"PAPERS_EMBEDDER=openai needs {', '.join(missing)}")
     return settings

@@ -75,9 +75,13 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
     """Create a connection pool whose connections have the pgvector codec."""
     try:
         return await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=init_connection, reset=_keep_session,
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            init=init_connection,
+            reset=_keep_session,
             server_settings=SERVER_SETTINGS,
-        )  # fmt: skip
+        )
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from None
 

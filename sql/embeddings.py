@@ -88,8 +88,10 @@ async def pending(conn: asyncpg.Connection, *, after_key: int = 0, limit: int = 
         """SELECT paper_key, title, abstract FROM papers
            WHERE embedding IS NULL AND embedding_attempts < $1 AND paper_key > $2
            ORDER BY paper_key LIMIT $3""",
-        MAX_ATTEMPTS, after_key, limit,
-    )  # fmt: skip
+        MAX_ATTEMPTS,
+        after_key,
+        limit,
+    )
     return [Pending(r["paper_key"], r["title"], r["abstract"]) for r in rows]
 
 
@@ -105,8 +107,10 @@ async def store(conn: asyncpg.Connection, keys: Sequence[int], vectors: np.ndarr
     await conn.execute(
         """UPDATE papers p SET embedding = u.v, embedding_model = $3, embedding_error = NULL
            FROM unnest($1::bigint[], $2::vector[]) AS u(k, v) WHERE p.paper_key = u.k""",
-        list(keys), [Vector(v) for v in vectors], model,
-    )  # fmt: skip
+        list(keys),
+        [Vector(v) for v in vectors],
+        model,
+    )
 
 
 async def record_failure(conn: asyncpg.Connection, keys: Sequence[int], error: str) -> None:
@@ -114,5 +118,6 @@ async def record_failure(conn: asyncpg.Connection, keys: Sequence[int], error: s
     await conn.execute(
         """UPDATE papers SET embedding_attempts = embedding_attempts + 1, embedding_error = $2
            WHERE paper_key = ANY($1::bigint[])""",
-        list(keys), error[:1000],
-    )  # fmt: skip
+        list(keys),
+        error[:1000],
+    )

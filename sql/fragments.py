@@ -19,20 +19,35 @@ from sql import cursor
 
 # Contract field -> column, for papers (alias p) and listings (alias l).
 PAPER_FIELDS = {
-    "id": "public_id", "title": "title", "abstract": "abstract", "arxiv_id": "arxiv_id", "first_seen": "first_seen",
-    "last_seen": "last_seen", "first_listed": "first_listed", "last_listed": "last_listed",
-}  # fmt: skip
+    "id": "public_id",
+    "title": "title",
+    "abstract": "abstract",
+    "arxiv_id": "arxiv_id",
+    "first_seen": "first_seen",
+    "last_seen": "last_seen",
+    "first_listed": "first_listed",
+    "last_listed": "last_listed",
+}
 LISTING_FIELDS = {
-    "id": "public_id", "source": "source", "kind": "kind", "date_label": "date_label", "date": "listed_on",
-    "heading": "heading", "entry_count": "entry_count", "reject_count": "reject_count", "ingested_at": "ingested_at",
-}  # fmt: skip
+    "id": "public_id",
+    "source": "source",
+    "kind": "kind",
+    "date_label": "date_label",
+    "date": "listed_on",
+    "heading": "heading",
+    "entry_count": "entry_count",
+    "reject_count": "reject_count",
+    "ingested_at": "ingested_at",
+}
 TIMESTAMPS = frozenset({"first_seen", "last_seen", "ingested_at"})
 MAX_KEY = 2**63 - 1
 
 
 def columns(fields: dict[str, str], alias: str) -> str:
     """`alias.column AS field, ...` for a select list."""
-    return ", ".join(f"{alias}.{column} AS {name}" if column != name else f"{alias}.{column}" for name, column in fields.items())
+    return ", ".join(
+        f"{alias}.{column} AS {name}" if column != name else f"{alias}.{column}" for name, column in fields.items()
+    )
 
 
 PAPER_COLUMNS = columns(PAPER_FIELDS, "p")

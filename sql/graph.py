@@ -18,9 +18,18 @@ from typing import Any
 from schema.selection import Selection
 from sql import cursor
 from sql.fragments import (
-    LISTING_FIELDS, LISTING_SORT, PAPER_FIELDS, PAPER_SORTS, TIMESTAMPS, Sort, Where, add_keyset, order_by,
-    paper_by_public_or_arxiv, paper_filters,
-)  # fmt: skip
+    LISTING_FIELDS,
+    LISTING_SORT,
+    PAPER_FIELDS,
+    PAPER_SORTS,
+    TIMESTAMPS,
+    Sort,
+    Where,
+    add_keyset,
+    order_by,
+    paper_by_public_or_arxiv,
+    paper_filters,
+)
 from sql.queries import LISTINGS_OF_PAPER_ORDER, STATS, after_rank, entries_kind
 
 MAX_PAIRS = 50  # json_build_object takes at most 100 arguments
@@ -117,9 +126,17 @@ class _Statement:
 
     # --- connections ---------------------------------------------------------------------------------
 
-    def connection(self, sel: Selection, alias: str, source: str, cursor_sql: Callable[[], str],
-                   node: Callable[[Sequence[Selection]], str], *, total: Callable[[], str] | None = None,
-                   join: str = "") -> str:  # fmt: skip
+    def connection(
+        self,
+        sel: Selection,
+        alias: str,
+        source: str,
+        cursor_sql: Callable[[], str],
+        node: Callable[[Sequence[Selection]], str],
+        *,
+        total: Callable[[], str] | None = None,
+        join: str = "",
+    ) -> str:
         """A page over `source` (a subquery numbering its rows n and flagging `more` after them), as a connection.
 
         `cursor_sql` and `total` are built only when selected (a parameter no expression uses has no type).
@@ -158,12 +175,17 @@ class _Statement:
 
     def numbered(self, table: str, alias: str, where: Where, sort_sql: str) -> str:
         """Rows of a table in a keyset order, numbered (n) and flagged when a row follows (more)."""
-        return (f"SELECT {alias}.*, row_number() OVER w AS n, lead(true, 1, false) OVER w AS more FROM {table} {alias}"
-                f" WHERE {where.sql()} WINDOW w AS (ORDER BY {sort_sql}) ORDER BY {sort_sql}")  # fmt: skip
+        return (
+            f"SELECT {alias}.*, row_number() OVER w AS n, lead(true, 1, false) OVER w AS more FROM {table} {alias}"
+            f" WHERE {where.sql()} WINDOW w AS (ORDER BY {sort_sql}) ORDER BY {sort_sql}"
+        )
 
     def sort_cursor(self, kind: str, sort: Sort) -> str:
-        first = {"date": f"to_char(coalesce({sort.value}, date '0001-01-01'), 'YYYY-MM-DD')",
-                 "timestamp": iso(sort.value), "text": sort.value}[sort.kind]  # fmt: skip
+        first = {
+            "date": f"to_char(coalesce({sort.value}, date '0001-01-01'), 'YYYY-MM-DD')",
+            "timestamp": iso(sort.value),
+            "text": sort.value,
+        }[sort.kind]
         return cursor.sql_encode(f"{self.where().param(kind)}::text", [first, sort.keys[1]])
 
     def papers(self, sel: Selection) -> str:
@@ -201,9 +223,14 @@ class _Statement:
             where.add("e.rank > {}", after_rank(listing_id, sel.args.get("after")))
         source = self.numbered("listing_entries", "e", where, "e.rank")
         kind = f"{_literal(entries_kind(''))} || l.public_id"
-        return self.connection(sel, "e", source, lambda: cursor.sql_encode(kind, ["e.rank"]),
-                               lambda sels: self.object(sels, self.entry),
-                               join="JOIN papers p ON p.paper_key = e.paper_key")  # fmt: skip
+        return self.connection(
+            sel,
+            "e",
+            source,
+            lambda: cursor.sql_encode(kind, ["e.rank"]),
+            lambda sels: self.object(sels, self.entry),
+            join="JOIN papers p ON p.paper_key = e.paper_key",
+        )
 
     def stat(self, sel: Selection) -> str:
         if sel.name not in STATS:

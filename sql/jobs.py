@@ -31,7 +31,12 @@ def _lock_id(key: int) -> int:
 
 
 async def enqueue(
-    conn: asyncpg.Connection, source: str, payload: bytes, *, fmt: str | None = None, year: int | None = None,
+    conn: asyncpg.Connection,
+    source: str,
+    payload: bytes,
+    *,
+    fmt: str | None = None,
+    year: int | None = None,
     max_attempts: int = 5,
 ) -> str:
     """Queue one raw input for the workers and return the job's public id."""
@@ -39,8 +44,13 @@ async def enqueue(
     await conn.execute(
         """INSERT INTO ingest_jobs (public_id, source, format, year, payload, max_attempts)
            VALUES ($1, $2, $3, $4, $5, $6)""",
-        public_id, source, fmt, year, payload, max_attempts,
-    )  # fmt: skip
+        public_id,
+        source,
+        fmt,
+        year,
+        payload,
+        max_attempts,
+    )
     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, public_id)
     return public_id
 
@@ -69,8 +79,9 @@ async def claim(conn: asyncpg.Connection, worker: str) -> Job | None:
                 f"""UPDATE ingest_jobs SET status = 'running', attempts = attempts + 1, worker = $2,
                            started_at = now(), run_after = now()
                     WHERE job_key = $1 RETURNING {_COLUMNS}""",
-                row["job_key"], worker,
-            )  # fmt: skip
+                row["job_key"],
+                worker,
+            )
             return _job(job)
     return None
 
@@ -79,8 +90,11 @@ async def _finish(conn: asyncpg.Connection, key: int, status: str, error: str | 
     await conn.execute(
         """UPDATE ingest_jobs SET status = $2, last_error = $3, result = $4::jsonb, finished_at = now()
            WHERE job_key = $1""",
-        key, status, error, json.dumps(result) if result is not None else None,
-    )  # fmt: skip
+        key,
+        status,
+        error,
+        json.dumps(result) if result is not None else None,
+    )
     await conn.execute("SELECT pg_advisory_unlock($1, $2)", JOB_LOCK_CLASS, _lock_id(key))
 
 
@@ -90,7 +104,12 @@ async def complete(conn: asyncpg.Connection, job: Job, result: dict) -> None:
 
 
 async def fail(
-    conn: asyncpg.Connection, job: Job, error: str, *, result: dict | None = None, final: bool = False,
+    conn: asyncpg.Connection,
+    job: Job,
+    error: str,
+    *,
+    result: dict | None = None,
+    final: bool = False,
     backoff_seconds: float = 2.0,
 ) -> None:
     """Record a failure: requeue with exponential backoff, or mark failed when final or out of attempts."""
@@ -102,6 +121,8 @@ async def fail(
         """UPDATE ingest_jobs SET status = 'queued', last_error = $2,
                   run_after = now() + make_interval(secs => $3)
            WHERE job_key = $1""",
-        job.key, error, delay,
-    )  # fmt: skip
+        job.key,
+        error,
+        delay,
+    )
     await conn.execute("SELECT pg_advisory_unlock($1, $2)", JOB_LOCK_CLASS, _lock_id(job.key))

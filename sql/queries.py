@@ -8,14 +8,32 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from schema.api import (
-    Listing, ListingEntry, ListingRef, Paper, PaperDetail, PaperFilter, PaperSort, Stats, TitleMatch,
-)  # fmt: skip
+    Listing,
+    ListingEntry,
+    ListingRef,
+    Paper,
+    PaperDetail,
+    PaperFilter,
+    PaperSort,
+    Stats,
+    TitleMatch,
+)
 from schema.errors import InvalidCursor
 from sql import cursor
 from sql.fragments import (
-    LISTING_COLUMNS, LISTING_SORT, PAPER_COLUMNS, PAPER_SORTS, Where, add_keyset, id_match, in_asked_order,
-    keyset_values, order_by, paper_by_public_or_arxiv, paper_filters,
-)  # fmt: skip
+    LISTING_COLUMNS,
+    LISTING_SORT,
+    PAPER_COLUMNS,
+    PAPER_SORTS,
+    Where,
+    add_keyset,
+    id_match,
+    in_asked_order,
+    keyset_values,
+    order_by,
+    paper_by_public_or_arxiv,
+    paper_filters,
+)
 
 # The order of a paper's listings, and of a listing's entries.
 LISTINGS_OF_PAPER_ORDER = "l.listed_on DESC NULLS LAST, l.listing_key DESC, e.rank"
@@ -31,9 +49,13 @@ def _listing(row: asyncpg.Record) -> Listing:
 
 
 async def papers_page(
-    conn: asyncpg.Connection, flt: PaperFilter, *, sort: PaperSort = "recent", after: str | None = None,
+    conn: asyncpg.Connection,
+    flt: PaperFilter,
+    *,
+    sort: PaperSort = "recent",
+    after: str | None = None,
     limit: int = 20,
-) -> tuple[list[Paper], str | None]:  # fmt: skip
+) -> tuple[list[Paper], str | None]:
     """One page of papers matching the filter, in keyset order, with the cursor of the next page."""
     order, kind = PAPER_SORTS[sort], f"papers:{sort}"
     where = Where()
@@ -203,7 +225,9 @@ async def entries_pages(
         entries = [ListingEntry(r["rank"], paper_of(r), r["title_variant"], r["abstract_variant"]) for r in found]
         more = len(found) > request.limit
         last = found[request.limit - 1]["rank"] if more else None
-        pages.append((entries[: request.limit], cursor.encode(entries_kind(request.listing_id), [last]) if more else None))
+        pages.append(
+            (entries[: request.limit], cursor.encode(entries_kind(request.listing_id), [last]) if more else None)
+        )
     return pages
 
 

@@ -21,7 +21,9 @@ def _scored(row: asyncpg.Record, score: float, snippet: str | None = None) -> Sc
     return ScoredPaper(**{k: row[k] for k in Paper.__struct_fields__}, score=round(float(score), 6), snippet=snippet)
 
 
-async def keyword(conn: asyncpg.Connection, q: str, flt: PaperFilter, *, limit: int, offset: int = 0) -> list[ScoredPaper]:
+async def keyword(
+    conn: asyncpg.Connection, q: str, flt: PaperFilter, *, limit: int, offset: int = 0
+) -> list[ScoredPaper]:
     """Full-text hits, best first (ts_rank_cd over the title-weighted tsvector), without snippets."""
     where = Where()
     where.add("p.search @@ websearch_to_tsquery('english', {})", q)
@@ -31,8 +33,10 @@ async def keyword(conn: asyncpg.Connection, q: str, flt: PaperFilter, *, limit: 
         f"""SELECT {PAPER_COLUMNS}, ts_rank_cd(p.search, websearch_to_tsquery('english', $1), 32) AS score
             FROM papers p WHERE {where.sql()}
             ORDER BY score DESC, p.paper_key LIMIT ${n + 1} OFFSET ${n + 2}""",
-        *where.params, limit, offset,
-    )  # fmt: skip
+        *where.params,
+        limit,
+        offset,
+    )
     return [_scored(r, r["score"]) for r in rows]
 
 
@@ -43,8 +47,9 @@ async def snippets(conn: asyncpg.Connection, q: str, ids: Sequence[str]) -> dict
         """SELECT p.public_id, ts_headline('english', p.abstract, websearch_to_tsquery('english', $1),
                   'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=25, MinWords=8') AS snippet
            FROM papers p WHERE p.public_id = ANY($2::text[])""",
-        q, list(ids),
-    )  # fmt: skip
+        q,
+        list(ids),
+    )
     return {r["public_id"]: r["snippet"] for r in rows}
 
 
@@ -59,7 +64,12 @@ async def _use_iterative_scan(conn: asyncpg.Connection) -> None:
 
 
 async def nearest(
-    conn: asyncpg.Connection, vector: np.ndarray, flt: PaperFilter, *, limit: int, offset: int = 0,
+    conn: asyncpg.Connection,
+    vector: np.ndarray,
+    flt: PaperFilter,
+    *,
+    limit: int,
+    offset: int = 0,
     exclude: Sequence[int] = (),
 ) -> list[ScoredPaper]:
     """Papers nearest to vector by cosine distance (HNSW), filtered, leaving out `exclude` keys."""
@@ -78,8 +88,11 @@ async def nearest(
                     SELECT {PAPER_COLUMNS}, p.embedding <=> ${n + 1} AS distance FROM papers p
                     WHERE {where.sql()} ORDER BY p.embedding <=> ${n + 1} LIMIT ${n + 2})
                 SELECT * FROM nn ORDER BY distance OFFSET ${n + 3}""",
-            *where.params, vector, limit + offset, offset,
-        )  # fmt: skip
+            *where.params,
+            vector,
+            limit + offset,
+            offset,
+        )
     return [_scored(r, 1 - r["distance"]) for r in rows]
 
 

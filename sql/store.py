@@ -53,9 +53,16 @@ async def lock_papers(
     )
     return [
         PaperRecord(
-            r["fingerprint"], r["public_id"], r["title"], r["abstract"], r["abstract_from_arxiv"], r["arxiv_id"],
-            r["first_listed"], r["last_listed"], key=r["paper_key"],
-        )  # fmt: skip
+            r["fingerprint"],
+            r["public_id"],
+            r["title"],
+            r["abstract"],
+            r["abstract_from_arxiv"],
+            r["arxiv_id"],
+            r["first_listed"],
+            r["last_listed"],
+            key=r["paper_key"],
+        )
         for r in rows
     ]
 
@@ -70,9 +77,18 @@ async def insert_papers(conn: asyncpg.Connection, papers: Sequence[PaperRecord])
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::text[],
                                 $7::date[], $8::date[])
            RETURNING paper_key, fingerprint""",
-        *_columns(papers, "public_id", "fingerprint", "title", "abstract", "from_arxiv", "arxiv_id",
-                  "first_listed", "last_listed"),
-    )  # fmt: skip
+        *_columns(
+            papers,
+            "public_id",
+            "fingerprint",
+            "title",
+            "abstract",
+            "from_arxiv",
+            "arxiv_id",
+            "first_listed",
+            "last_listed",
+        ),
+    )
     return {row["fingerprint"]: row["paper_key"] for row in rows}
 
 

@@ -98,4 +98,3 @@ def seeds() -> Path:
     if not SEEDS.is_dir():
         pytest.skip(f"seed listings not found at {SEEDS} (../shared/seeds beside the repo)")
     return SEEDS
-

@@ -22,9 +22,12 @@ def serving(database_url: str, *command: str, **env: str) -> Iterator[tuple[str,
         port = s.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", *(command or ("serve",)), "--port", str(port)],
-        env={**os.environ, "DATABASE_URL": database_url, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,  # its own process group: granian's workers (and a demo's) go with it
-    )  # fmt: skip
+        env={**os.environ, "DATABASE_URL": database_url, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: granian's workers (and a demo's) go with it
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

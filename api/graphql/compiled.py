@@ -22,10 +22,21 @@ from typing import Any, NamedTuple
 
 import msgspec
 from graphql import (
-    ExecutionResult, FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, GraphQLNonNull,
-    GraphQLObjectType, GraphQLSchema, InlineFragmentNode, OperationDefinitionNode, OperationType, SelectionSetNode,
-    get_named_type, get_operation_ast,
-)  # fmt: skip
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    get_named_type,
+    get_operation_ast,
+)
 from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.extensions import SchemaExtension
 
@@ -73,8 +84,9 @@ class CompiledReads(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
         if isinstance(execution.context, Context) and execution.graphql_document is not None:
-            plan = self._plan(execution.schema._schema, execution.query or "", execution.operation_name,
-                              execution.graphql_document)  # fmt: skip
+            plan = self._plan(
+                execution.schema._schema, execution.query or "", execution.operation_name, execution.graphql_document
+            )
             if plan is not None:
                 statement = _statement(execution.schema._schema, plan, execution.variables or {})
                 if statement is not None:
@@ -135,8 +147,9 @@ def _plan_selection(
     return tuple(fields)
 
 
-def _field_nodes(schema: GraphQLSchema, parent: GraphQLObjectType, selection_set: SelectionSetNode,
-                 fragments: dict) -> list[FieldNode]:  # fmt: skip
+def _field_nodes(
+    schema: GraphQLSchema, parent: GraphQLObjectType, selection_set: SelectionSetNode, fragments: dict
+) -> list[FieldNode]:
     """The field nodes of a selection set, fragments spread; directives are the executor's."""
     nodes: list[FieldNode] = []
     for selection in selection_set.selections:
@@ -161,8 +174,13 @@ def _field_nodes(schema: GraphQLSchema, parent: GraphQLObjectType, selection_set
 def _tree(fields: Sequence[_Field], arguments: Any) -> tuple[Selection, ...]:
     """The selection tree of planned fields, each field's arguments given by `arguments(field)`."""
     return tuple(
-        Selection(f.key, f.name, arguments(f) if f.definition is not None and f.definition.args else {},
-                  _tree(f.children, arguments), f.typename)  # fmt: skip
+        Selection(
+            f.key,
+            f.name,
+            arguments(f) if f.definition is not None and f.definition.args else {},
+            _tree(f.children, arguments),
+            f.typename,
+        )
         for f in fields
     )
 

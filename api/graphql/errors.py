@@ -59,9 +59,11 @@ class DomainErrors(SchemaExtension):
     def _map(self, error: GraphQLError) -> GraphQLError:
         domain = _domain(error)
         if domain is not None:
-            return GraphQLError(domain.message, error.nodes, error.source, error.positions, error.path,
-                                extensions=extensions_of(domain))  # fmt: skip
+            return GraphQLError(
+                domain.message, error.nodes, error.source, error.positions, error.path, extensions=extensions_of(domain)
+            )
         if error.original_error is None or self.debug:
             return error  # syntax and validation errors say what is wrong with the document
-        return GraphQLError(MASKED, error.nodes, error.source, error.positions, error.path,
-                            extensions={"code": "INTERNAL_SERVER_ERROR"})  # fmt: skip
+        return GraphQLError(
+            MASKED, error.nodes, error.source, error.positions, error.path, extensions={"code": "INTERNAL_SERVER_ERROR"}
+        )

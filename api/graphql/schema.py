@@ -19,9 +19,21 @@ from api.graphql.compiled import CompiledReads
 from api.graphql.documents import DocumentCache, DocumentStore
 from api.graphql.errors import DomainErrors, log_errors
 from api.graphql.types import (
-    Connection, Info, Listing, Paper, PaperConnection, PaperFilterInput, PaperSort, ScoredPaper,
-    ScoredPaperConnection, SearchMode, Stats, SubmitResult, convert, filter_contract,
-)  # fmt: skip
+    Connection,
+    Info,
+    Listing,
+    Paper,
+    PaperConnection,
+    PaperFilterInput,
+    PaperSort,
+    ScoredPaper,
+    ScoredPaperConnection,
+    SearchMode,
+    Stats,
+    SubmitResult,
+    convert,
+    filter_contract,
+)
 from api.services import catalog, search, submissions
 from schema import limits
 
@@ -34,9 +46,13 @@ class Query:
 
     @strawberry.field(description="Papers matching the filter, one page at a time.")
     async def papers(
-        self, info: Info, filter: PaperFilterInput | None = None, sort: PaperSort = PaperSort.RECENT,  # type: ignore[valid-type]
-        first: int = limits.DEFAULT_PAGE, after: str | None = None,
-    ) -> PaperConnection:  # fmt: skip
+        self,
+        info: Info,
+        filter: PaperFilterInput | None = None,
+        sort: PaperSort = PaperSort.RECENT,  # type: ignore[valid-type]
+        first: int = limits.DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> PaperConnection:
         flt = filter_contract(filter)
         items, next_cursor = await info.context.run(catalog.papers_page, flt, sort=sort.value, after=after, limit=first)  # type: ignore[attr-defined]
         return PaperConnection.of(items, next_cursor, filter=flt)  # type: ignore[no-any-return]
@@ -46,7 +62,9 @@ class Query:
         return convert(await info.context.listings.load(id))  # type: ignore[no-any-return]
 
     @strawberry.field(description="Listings, newest first, one page at a time.")
-    async def listings(self, info: Info, first: int = limits.DEFAULT_PAGE, after: str | None = None) -> Connection[Listing]:
+    async def listings(
+        self, info: Info, first: int = limits.DEFAULT_PAGE, after: str | None = None
+    ) -> Connection[Listing]:
         items, next_cursor = await info.context.run(catalog.listings_page, after=after, limit=first)
         return Connection.of(items, next_cursor)  # type: ignore[no-any-return]
 
@@ -59,14 +77,24 @@ class Query:
         " keyword and hybrid hits carry highlighted snippets. Semantic and hybrid modes need the embedding model."
     )
     async def search(
-        self, info: Info, q: str, mode: SearchMode = SearchMode.HYBRID,  # type: ignore[valid-type]
-        filter: PaperFilterInput | None = None, first: int = limits.DEFAULT_PAGE, after: str | None = None,
-    ) -> ScoredPaperConnection:  # fmt: skip
+        self,
+        info: Info,
+        q: str,
+        mode: SearchMode = SearchMode.HYBRID,  # type: ignore[valid-type]
+        filter: PaperFilterInput | None = None,
+        first: int = limits.DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> ScoredPaperConnection:
         context = info.context
         items, next_cursor = await context.run(
-            search.search_papers, context.queries, q, mode=mode.value, flt=filter_contract(filter), after=after,  # type: ignore[attr-defined]
+            search.search_papers,
+            context.queries,
+            q,
+            mode=mode.value,
+            flt=filter_contract(filter),
+            after=after,  # type: ignore[attr-defined]
             limit=first,
-        )  # fmt: skip
+        )
         return ScoredPaperConnection.of(items, next_cursor)  # type: ignore[no-any-return]
 
     @strawberry.field(
@@ -74,13 +102,21 @@ class Query:
         " best first, leaving out the examples."
     )
     async def recommend(
-        self, info: Info, positive: list[str] = [], negative: list[str] = [],  # noqa: B006 - SDL defaults, never mutated
-        text: str | None = None, first: int = 10, filter: PaperFilterInput | None = None,
-    ) -> list[ScoredPaper]:  # fmt: skip
+        self,
+        info: Info,
+        positive: list[str] = [],
+        negative: list[str] = [],  # noqa: B006 - SDL defaults, never mutated
+        text: str | None = None,
+        first: int = 10,
+        filter: PaperFilterInput | None = None,
+    ) -> list[ScoredPaper]:
         request = contracts.RecommendRequest(
-            positive=list(positive), negative=list(negative), text=text, limit=first,
+            positive=list(positive),
+            negative=list(negative),
+            text=text,
+            limit=first,
             filters=filter_contract(filter),
-        )  # fmt: skip
+        )
         context = info.context
         return convert(await context.run(search.recommend, context.queries, request, budget=context.budget))  # type: ignore[no-any-return]
 

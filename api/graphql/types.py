@@ -59,7 +59,9 @@ def mirrors(contract: type[msgspec.Struct], *, kind: str = "type") -> Callable[[
             if field.default is not msgspec.NODEFAULT:
                 setattr(cls, field.name, strawberry.field(default=field.default, description=description))
             elif field.default_factory is not msgspec.NODEFAULT:
-                setattr(cls, field.name, strawberry.field(default_factory=field.default_factory, description=description))
+                setattr(
+                    cls, field.name, strawberry.field(default_factory=field.default_factory, description=description)
+                )
             elif description and field.name not in cls.__dict__:
                 setattr(cls, field.name, strawberry.field(description=description))
         cls.__annotations__ = {**annotations, **own}
@@ -87,10 +89,16 @@ def _enum(name: str, values: Any, description: str) -> Any:
     return strawberry.enum(enum.Enum(name, {v.upper(): v for v in get_args(values)}), description=description)  # type: ignore[misc]
 
 
-PaperSort = _enum("PaperSort", contracts.PaperSort,
-                  "Orders of the paper collection: most recently listed, by title, or by first sighting.")  # fmt: skip
-SearchMode = _enum("SearchMode", contracts.SearchMode,
-                   "How search ranks: full-text keywords, embedding similarity, or both fused by reciprocal rank.")  # fmt: skip
+PaperSort = _enum(
+    "PaperSort",
+    contracts.PaperSort,
+    "Orders of the paper collection: most recently listed, by title, or by first sighting.",
+)
+SearchMode = _enum(
+    "SearchMode",
+    contracts.SearchMode,
+    "How search ranks: full-text keywords, embedding similarity, or both fused by reciprocal rank.",
+)
 
 
 @mirrors(contracts.PaperFilter, kind="input")

@@ -33,30 +33,60 @@ async def list_listings(conn: Conn, limit: Limit = limits.DEFAULT_PAGE, cursor: 
     return Page(items, next_cursor)
 
 
-@get("/v1/listings/{listing_id:str}", operation_id="getListing", responses=documented(404), summary="Get a listing",
-     tags=["listings"])  # fmt: skip
+@get(
+    "/v1/listings/{listing_id:str}",
+    operation_id="getListing",
+    responses=documented(404),
+    summary="Get a listing",
+    tags=["listings"],
+)
 async def get_listing(
-    request: Request[Any, Any, Any], conn: Conn, listing_id: ListingKey, limit: Limit = limits.DEFAULT_ENTRIES_PAGE,
+    request: Request[Any, Any, Any],
+    conn: Conn,
+    listing_id: ListingKey,
+    limit: Limit = limits.DEFAULT_ENTRIES_PAGE,
     cursor: Cursor = None,
-) -> Response[ListingDetail]:  # fmt: skip
+) -> Response[ListingDetail]:
     """A listing and one page of its entries in rank order."""
     listing = await catalog.listing(conn, listing_id)
     entries, next_cursor = await catalog.entries_page(conn, listing_id, after=cursor, limit=limit)
     return cached(request, ListingDetail(listing, entries, next_cursor))
 
 
-@post("/v1/listings", operation_id="submitListing", responses=documented(401, 413), summary="Submit a raw listing",
-      tags=["listings"], status_code=202, guards=[require_api_key])  # fmt: skip
+@post(
+    "/v1/listings",
+    operation_id="submitListing",
+    responses=documented(401, 413),
+    summary="Submit a raw listing",
+    tags=["listings"],
+    status_code=202,
+    guards=[require_api_key],
+)
 async def submit_listing(
     request: Request[Any, Any, Any],
     conn: Conn,
-    format: Annotated[Literal[FORMATS] | None, Parameter(description="skip detection",  # type: ignore[valid-type]
-                                                         examples=[Example(value="page")])] = None,
-    year: Annotated[int | None, Parameter(ge=limits.YEARS[0], le=limits.YEARS[1], description="year of the date label",
-                                          examples=[Example(value=2024)])] = None,
-    source: Annotated[str, Parameter(max_length=limits.MAX_SOURCE_CHARS, description="name to report the input under",
-                                     examples=[Example(value="daily-2024-03-11.txt")])] = "api",
-) -> JobAccepted:  # fmt: skip
+    format: Annotated[
+        Literal[FORMATS] | None,
+        Parameter(
+            description="skip detection",  # type: ignore[valid-type]
+            examples=[Example(value="page")],
+        ),
+    ] = None,
+    year: Annotated[
+        int | None,
+        Parameter(
+            ge=limits.YEARS[0], le=limits.YEARS[1], description="year of the date label", examples=[Example(value=2024)]
+        ),
+    ] = None,
+    source: Annotated[
+        str,
+        Parameter(
+            max_length=limits.MAX_SOURCE_CHARS,
+            description="name to report the input under",
+            examples=[Example(value="daily-2024-03-11.txt")],
+        ),
+    ] = "api",
+) -> JobAccepted:
     """Queue a listing (text/plain page, daily-papers JSON or JSON Lines) for the worker; needs the API key."""
     is_json = "json" in (request.content_type[0] or "")
     submission = submissions.Submission(await request.body(), source, format, year, json=is_json)
@@ -64,8 +94,13 @@ async def submit_listing(
     return JobAccepted(job_id, f"/v1/jobs/{job_id}")
 
 
-@get("/v1/jobs/{job_id:str}", operation_id="getJob", responses=documented(404), summary="Get an ingest job",
-     tags=["listings"])  # fmt: skip
+@get(
+    "/v1/jobs/{job_id:str}",
+    operation_id="getJob",
+    responses=documented(404),
+    summary="Get an ingest job",
+    tags=["listings"],
+)
 async def get_job(request: Request[Any, Any, Any], conn: Conn, job_id: JobKey) -> Response[JobStatusView]:
     """The status of a submitted listing's ingest job, and its result when done."""
     return cached(request, await submissions.job_status(conn, job_id))

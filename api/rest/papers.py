@@ -11,15 +11,27 @@ from litestar.openapi.spec import Example
 from litestar.params import JSONBody, Parameter
 
 from api.rest.params import (
-    BatchRequest, Conn, Cursor, HasArxiv, InListing, ListedFrom, ListedTo, Limit, Page, PaperKey, Query,
-)  # fmt: skip
+    BatchRequest,
+    Conn,
+    Cursor,
+    HasArxiv,
+    InListing,
+    ListedFrom,
+    ListedTo,
+    Limit,
+    Page,
+    PaperKey,
+    Query,
+)
 from api.rest.problems import documented
 from api.services import catalog
 from schema import limits
 from schema.api import PAPER_FIELDS, Paper, PaperDetail, PaperFilter, PaperSort, TitleMatch
 from schema.errors import InvalidInput
 
-Fields = Annotated[str | None, Parameter(description="comma-separated fields to return", examples=[Example(value="id,title")])]
+Fields = Annotated[
+    str | None, Parameter(description="comma-separated fields to return", examples=[Example(value="id,title")])
+]
 
 
 def cached(request: Request[Any, Any, Any], data: Any) -> Response[Any]:
@@ -46,38 +58,70 @@ def select_fields(items: list[Any], fields: str | None) -> list[Any]:
 
 @get("/v1/papers", operation_id="listPapers", responses=documented(), summary="List papers", tags=["papers"])
 async def list_papers(
-    conn: Conn, q: Query = None, listing: InListing = None, listed_from: ListedFrom = None, listed_to: ListedTo = None,
+    conn: Conn,
+    q: Query = None,
+    listing: InListing = None,
+    listed_from: ListedFrom = None,
+    listed_to: ListedTo = None,
     arxiv: HasArxiv = None,
-    sort: Annotated[PaperSort, Parameter(description="most recently listed first (default), title, first_seen",
-                                         examples=[Example(value="title")])] = "recent",
-    limit: Limit = limits.DEFAULT_PAGE, cursor: Cursor = None, fields: Fields = None,
-) -> Page:  # fmt: skip
+    sort: Annotated[
+        PaperSort,
+        Parameter(
+            description="most recently listed first (default), title, first_seen", examples=[Example(value="title")]
+        ),
+    ] = "recent",
+    limit: Limit = limits.DEFAULT_PAGE,
+    cursor: Cursor = None,
+    fields: Fields = None,
+) -> Page:
     """Papers matching the filters, keyset-paginated: follow `next_cursor` until it is null."""
     flt = PaperFilter(q=q, listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)
     items, next_cursor = await catalog.papers_page(conn, flt, sort=sort, after=cursor, limit=limit)
     return Page(select_fields(items, fields), next_cursor)
 
 
-@get("/v1/papers/match", operation_id="matchPaperTitle", responses=documented(404), summary="Fuzzy title match",
-     tags=["papers"])  # fmt: skip
+@get(
+    "/v1/papers/match",
+    operation_id="matchPaperTitle",
+    responses=documented(404),
+    summary="Fuzzy title match",
+    tags=["papers"],
+)
 async def match_paper(
     conn: Conn,
-    title: Annotated[str, Parameter(min_length=limits.TITLE_MATCH_CHARS[0], max_length=limits.TITLE_MATCH_CHARS[1],
-                                    examples=[Example(value="Pointer Network")])],
-) -> TitleMatch:  # fmt: skip
+    title: Annotated[
+        str,
+        Parameter(
+            min_length=limits.TITLE_MATCH_CHARS[0],
+            max_length=limits.TITLE_MATCH_CHARS[1],
+            examples=[Example(value="Pointer Network")],
+        ),
+    ],
+) -> TitleMatch:
     """The paper whose title is closest (trigram similarity), with its score; 404 when nothing is close."""
     return await catalog.match_title(conn, title)
 
 
-@post("/v1/papers/batch", operation_id="batchGetPapers", responses=documented(), summary="Fetch many papers",
-      tags=["papers"], status_code=200)  # fmt: skip
+@post(
+    "/v1/papers/batch",
+    operation_id="batchGetPapers",
+    responses=documented(),
+    summary="Fetch many papers",
+    tags=["papers"],
+    status_code=200,
+)
 async def batch_papers(conn: Conn, data: JSONBody[BatchRequest]) -> list[Paper | None]:
     """Papers by public id or arXiv id, in the order asked, null for unknown ids."""
     return await catalog.papers_by_ids(conn, data.ids)
 
 
-@get("/v1/papers/{paper_id:str}", operation_id="getPaper", responses=documented(404), summary="Get a paper",
-     tags=["papers"])  # fmt: skip
+@get(
+    "/v1/papers/{paper_id:str}",
+    operation_id="getPaper",
+    responses=documented(404),
+    summary="Get a paper",
+    tags=["papers"],
+)
 async def get_paper(request: Request[Any, Any, Any], conn: Conn, paper_id: PaperKey) -> Response[PaperDetail]:
     """One paper by public id or arXiv id, with the listings it appeared in."""
     return cached(request, await catalog.paper(conn, paper_id))

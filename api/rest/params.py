@@ -15,33 +15,73 @@ from schema import limits
 from schema.api import Listing, ListingEntry, ScoredPaper, doc
 
 Conn = NamedDependency[asyncpg.Connection]
-Limit = Annotated[int, Parameter(ge=1, le=limits.MAX_PAGE, description=f"page size, at most {limits.MAX_PAGE}",
-                                 examples=[Example(value=20)])]  # fmt: skip
-Cursor = Annotated[str | None, Parameter(description="opaque `next_cursor` of the previous page",
-                                         examples=[Example(value="WyJwYXBlcnM6cmVjZW50IiwiMjAyNC0wOC0wMSIsMTg0XQ")])]  # fmt: skip
-PaperKey = Annotated[str, PathParameter(description="public id or arXiv id",
-                                        examples=[Example(value="pap_z77nqhjb6zugfnc4"), Example(value="2403.01234")])]  # fmt: skip
-ListingKey = Annotated[str, PathParameter(description="listing public id", examples=[Example(value="lst_vjq5i63cxesyipki")])]
-JobKey = Annotated[str, PathParameter(description="job id from POST /v1/listings",
-                                      examples=[Example(value="job_3f9c2a7b1d4e5f60a1b2")])]  # fmt: skip
-Query = Annotated[str | None, Parameter(description="full-text keywords (web search syntax: quotes, or, -)",
-                                        max_length=limits.MAX_QUERY_CHARS, examples=[Example(value="chain of thought")])]  # fmt: skip
-InListing = Annotated[str | None, Parameter(description="only papers that appeared in this listing (public id)",
-                                            examples=[Example(value="lst_vjq5i63cxesyipki")])]  # fmt: skip
-ListedFrom = Annotated[dt.date | None, Parameter(description="only papers listed on or after this date",
-                                                 examples=[Example(value="2024-03-01")])]  # fmt: skip
-ListedTo = Annotated[dt.date | None, Parameter(description="only papers listed on or before this date",
-                                               examples=[Example(value="2024-03-31")])]  # fmt: skip
-HasArxiv = Annotated[bool | None, Parameter(description="only papers with (true) or without (false) an arXiv id",
-                                            examples=[Example(value=True)])]  # fmt: skip
-NextCursor = doc(str | None, "cursor of the next page; null on the last page", "WyJwYXBlcnM6cmVjZW50IiwiMjAyNC0wOC0wMSIsMTg0XQ")
+Limit = Annotated[
+    int,
+    Parameter(
+        ge=1, le=limits.MAX_PAGE, description=f"page size, at most {limits.MAX_PAGE}", examples=[Example(value=20)]
+    ),
+]
+Cursor = Annotated[
+    str | None,
+    Parameter(
+        description="opaque `next_cursor` of the previous page",
+        examples=[Example(value="WyJwYXBlcnM6cmVjZW50IiwiMjAyNC0wOC0wMSIsMTg0XQ")],
+    ),
+]
+PaperKey = Annotated[
+    str,
+    PathParameter(
+        description="public id or arXiv id",
+        examples=[Example(value="pap_z77nqhjb6zugfnc4"), Example(value="2403.01234")],
+    ),
+]
+ListingKey = Annotated[
+    str, PathParameter(description="listing public id", examples=[Example(value="lst_vjq5i63cxesyipki")])
+]
+JobKey = Annotated[
+    str,
+    PathParameter(description="job id from POST /v1/listings", examples=[Example(value="job_3f9c2a7b1d4e5f60a1b2")]),
+]
+Query = Annotated[
+    str | None,
+    Parameter(
+        description="full-text keywords (web search syntax: quotes, or, -)",
+        max_length=limits.MAX_QUERY_CHARS,
+        examples=[Example(value="chain of thought")],
+    ),
+]
+InListing = Annotated[
+    str | None,
+    Parameter(
+        description="only papers that appeared in this listing (public id)",
+        examples=[Example(value="lst_vjq5i63cxesyipki")],
+    ),
+]
+ListedFrom = Annotated[
+    dt.date | None,
+    Parameter(description="only papers listed on or after this date", examples=[Example(value="2024-03-01")]),
+]
+ListedTo = Annotated[
+    dt.date | None,
+    Parameter(description="only papers listed on or before this date", examples=[Example(value="2024-03-31")]),
+]
+HasArxiv = Annotated[
+    bool | None,
+    Parameter(description="only papers with (true) or without (false) an arXiv id", examples=[Example(value=True)]),
+]
+NextCursor = doc(
+    str | None, "cursor of the next page; null on the last page", "WyJwYXBlcnM6cmVjZW50IiwiMjAyNC0wOC0wMSIsMTg0XQ"
+)
 
 
 class Page(msgspec.Struct, frozen=True):
     """A page of a collection and the cursor of the next one (null on the last page)."""
 
-    items: doc(list[Any], "the page's items (papers, or only the fields asked for)",
-               [{"id": "pap_z77nqhjb6zugfnc4", "title": "One Epoch Is All You Need"}])  # fmt: skip
+    items: doc(
+        list[Any],
+        "the page's items (papers, or only the fields asked for)",
+        [{"id": "pap_z77nqhjb6zugfnc4", "title": "One Epoch Is All You Need"}],
+    )
     next_cursor: NextCursor
 
 

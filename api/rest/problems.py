@@ -66,8 +66,11 @@ class ProblemDetail(msgspec.Struct, frozen=True):
     title: doc(str, "the status phrase", "Bad Request")
     status: doc(int, "the HTTP status", 400)
     detail: doc(str | None, "what went wrong, for a person", "cursor is malformed") = None
-    errors: doc(list[dict] | None, "per-parameter validation errors",
-                [{"message": "Expected `int` <= 100", "key": "limit", "source": "query"}]) = None  # fmt: skip
+    errors: doc(
+        list[dict] | None,
+        "per-parameter validation errors",
+        [{"message": "Expected `int` <= 100", "key": "limit", "source": "query"}],
+    ) = None
 
 
 _MEANING = {
@@ -84,7 +87,8 @@ _MEANING = {
 def documented(*statuses: int) -> dict[int, ResponseSpec]:
     """OpenAPI entries for the problem responses a route can give (400, 500 and 503 always)."""
     return {
-        status: ResponseSpec(ProblemDetail, description=_MEANING[status], media_type=PROBLEM_JSON,
-                             generate_examples=False)  # fmt: skip
+        status: ResponseSpec(
+            ProblemDetail, description=_MEANING[status], media_type=PROBLEM_JSON, generate_examples=False
+        )
         for status in sorted({400, 500, 503, *statuses})
     }

@@ -9,8 +9,17 @@ from litestar.openapi.spec import Example
 from litestar.params import JSONBody, Parameter
 
 from api.rest.params import (
-    Conn, Cursor, HasArxiv, InListing, ListedFrom, ListedTo, Limit, PaperKey, ScoredList, ScoredPage,
-)  # fmt: skip
+    Conn,
+    Cursor,
+    HasArxiv,
+    InListing,
+    ListedFrom,
+    ListedTo,
+    Limit,
+    PaperKey,
+    ScoredList,
+    ScoredPage,
+)
 from api.rest.problems import documented
 from api.services import search
 from schema import limits
@@ -21,19 +30,35 @@ def _queries(request: Request[Any, Any, Any]) -> search.QueryEmbeddings:
     return request.app.state.queries
 
 
-@get("/v1/search", operation_id="searchPapers", responses=documented(409), summary="Keyword, semantic or hybrid search",
-     tags=["search"])  # fmt: skip
+@get(
+    "/v1/search",
+    operation_id="searchPapers",
+    responses=documented(409),
+    summary="Keyword, semantic or hybrid search",
+    tags=["search"],
+)
 async def search_papers(
     request: Request[Any, Any, Any],
     conn: Conn,
-    q: Annotated[str, Parameter(description="what to look for: keywords, a sentence or an abstract",
-                                max_length=limits.MAX_QUERY_CHARS,
-                                examples=[Example(value="shorter chain of thought reasoning")])],
-    mode: Annotated[SearchMode, Parameter(description="hybrid (default) fuses keyword and semantic by RRF",
-                                          examples=[Example(value="hybrid")])] = "hybrid",
-    listing: InListing = None, listed_from: ListedFrom = None, listed_to: ListedTo = None, arxiv: HasArxiv = None,
-    limit: Limit = limits.DEFAULT_PAGE, cursor: Cursor = None,
-) -> ScoredPage:  # fmt: skip
+    q: Annotated[
+        str,
+        Parameter(
+            description="what to look for: keywords, a sentence or an abstract",
+            max_length=limits.MAX_QUERY_CHARS,
+            examples=[Example(value="shorter chain of thought reasoning")],
+        ),
+    ],
+    mode: Annotated[
+        SearchMode,
+        Parameter(description="hybrid (default) fuses keyword and semantic by RRF", examples=[Example(value="hybrid")]),
+    ] = "hybrid",
+    listing: InListing = None,
+    listed_from: ListedFrom = None,
+    listed_to: ListedTo = None,
+    arxiv: HasArxiv = None,
+    limit: Limit = limits.DEFAULT_PAGE,
+    cursor: Cursor = None,
+) -> ScoredPage:
     """Papers for a query, best first; keyword hits carry highlighted snippets."""
     flt = PaperFilter(listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)
     items, next_cursor = await search.search_papers(
@@ -42,20 +67,36 @@ async def search_papers(
     return ScoredPage(items, next_cursor)
 
 
-@get("/v1/papers/{paper_id:str}/similar", operation_id="similarPapers", responses=documented(404, 409),
-     summary="More like this", tags=["search"])  # fmt: skip
+@get(
+    "/v1/papers/{paper_id:str}/similar",
+    operation_id="similarPapers",
+    responses=documented(404, 409),
+    summary="More like this",
+    tags=["search"],
+)
 async def similar_papers(
-    request: Request[Any, Any, Any], conn: Conn, paper_id: PaperKey,
-    limit: Annotated[int, Parameter(ge=1, le=limits.MAX_PAGE, description="how many", examples=[Example(value=10)])] = 10,
-    listed_from: ListedFrom = None, listed_to: ListedTo = None,
-) -> ScoredList:  # fmt: skip
+    request: Request[Any, Any, Any],
+    conn: Conn,
+    paper_id: PaperKey,
+    limit: Annotated[
+        int, Parameter(ge=1, le=limits.MAX_PAGE, description="how many", examples=[Example(value=10)])
+    ] = 10,
+    listed_from: ListedFrom = None,
+    listed_to: ListedTo = None,
+) -> ScoredList:
     """The nearest papers by embedding, never the paper itself, each with its cosine similarity."""
     flt = PaperFilter(listed_from=listed_from, listed_to=listed_to)
     return ScoredList(await search.similar_papers(conn, _queries(request), paper_id, flt=flt, limit=limit))
 
 
-@post("/v1/recommendations", operation_id="recommendPapers", responses=documented(404, 409),
-      summary="Recommendations from examples", tags=["search"], status_code=200)  # fmt: skip
+@post(
+    "/v1/recommendations",
+    operation_id="recommendPapers",
+    responses=documented(404, 409),
+    summary="Recommendations from examples",
+    tags=["search"],
+    status_code=200,
+)
 async def recommend(request: Request[Any, Any, Any], conn: Conn, data: JSONBody[RecommendRequest]) -> ScoredList:
     """Papers like the positive ids and the text, unlike the negative ids."""
     return ScoredList(await search.recommend(conn, _queries(request), data))

@@ -14,8 +14,16 @@ import msgspec
 
 from schema import limits
 from schema.api import (
-    Listing, ListingEntry, ListingRef, Paper, PaperDetail, PaperFilter, PaperSort, Stats, TitleMatch,
-)  # fmt: skip
+    Listing,
+    ListingEntry,
+    ListingRef,
+    Paper,
+    PaperDetail,
+    PaperFilter,
+    PaperSort,
+    Stats,
+    TitleMatch,
+)
 from schema.errors import InvalidInput, NotFound
 from schema.selection import Selection
 from sql import graph, queries
@@ -40,7 +48,11 @@ def check_filter(flt: PaperFilter) -> PaperFilter:
 
 
 async def papers_page(
-    conn: asyncpg.Connection, flt: PaperFilter, *, sort: PaperSort = "recent", after: str | None = None,
+    conn: asyncpg.Connection,
+    flt: PaperFilter,
+    *,
+    sort: PaperSort = "recent",
+    after: str | None = None,
     limit: int = limits.DEFAULT_PAGE,
 ) -> Page:
     """One page of papers matching the filter, with the cursor of the next page."""

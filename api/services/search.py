@@ -51,7 +51,9 @@ class QueryEmbeddings:
 
     def _ready(self) -> Embedder:
         if self.embedder is None:
-            raise Unavailable("semantic search is not configured on this server (PAPERS_EMBEDDER=none)", retry_after=3600)
+            raise Unavailable(
+                "semantic search is not configured on this server (PAPERS_EMBEDDER=none)", retry_after=3600
+            )
         if not self.embedder.ready:
             raise Unavailable("the embedding model is still loading; retry shortly", retry_after=10)
         return self.embedder
@@ -126,9 +128,15 @@ def _page_window(kind: str, after: str | None, limit: int) -> int:
 
 
 async def search_papers(
-    conn: asyncpg.Connection, queries: QueryEmbeddings, q: str, *, mode: SearchMode = "hybrid",
-    flt: PaperFilter = PaperFilter(), after: str | None = None, limit: int = limits.DEFAULT_PAGE,
-) -> tuple[list[ScoredPaper], str | None]:  # fmt: skip
+    conn: asyncpg.Connection,
+    queries: QueryEmbeddings,
+    q: str,
+    *,
+    mode: SearchMode = "hybrid",
+    flt: PaperFilter = PaperFilter(),
+    after: str | None = None,
+    limit: int = limits.DEFAULT_PAGE,
+) -> tuple[list[ScoredPaper], str | None]:
     """Keyword, semantic or hybrid search with filters and an opaque offset cursor."""
     q = _query_text(q)
     check_filter(flt)
@@ -170,9 +178,14 @@ async def _paper_vectors(queries: QueryEmbeddings, papers: Sequence[PaperVector]
 
 
 async def similar_papers(
-    conn: asyncpg.Connection, queries: QueryEmbeddings, paper_id: str, *, flt: PaperFilter = PaperFilter(),
-    limit: int = 10, budget: Budget | None = None,
-) -> list[ScoredPaper]:  # fmt: skip
+    conn: asyncpg.Connection,
+    queries: QueryEmbeddings,
+    paper_id: str,
+    *,
+    flt: PaperFilter = PaperFilter(),
+    limit: int = 10,
+    budget: Budget | None = None,
+) -> list[ScoredPaper]:
     """The papers nearest to one paper, never the paper itself."""
     page_size(limit)
     if budget is not None:

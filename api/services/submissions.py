@@ -69,8 +69,7 @@ def _check_json(body: bytes) -> None:
 async def submit(conn: asyncpg.Connection, submission: Submission) -> str:
     """Queue a checked submission for the workers; return the job id."""
     check(submission)
-    return await jobs.enqueue(conn, submission.source, submission.payload, fmt=submission.format,
-                              year=submission.year)  # fmt: skip
+    return await jobs.enqueue(conn, submission.source, submission.payload, fmt=submission.format, year=submission.year)
 
 
 async def job_status(conn: asyncpg.Connection, job_id: str) -> JobStatusView:

@@ -99,8 +99,9 @@ def _entry(rank: int, lines: tuple[int, int], fields: dict, item: dict, names: t
     if not title_fingerprint(title):
         raise _BadItem("title has no letters or digits")
     arxiv_id = _arxiv(fields.get(arxiv_key), arxiv_key if fields is item else f"paper.{arxiv_key}")
-    return ParsedEntry(rank, title, _text(fields, abstract_key), lines[0], lines[1], arxiv_id,
-                       _day(item.get(day_key), day_key))  # fmt: skip
+    return ParsedEntry(
+        rank, title, _text(fields, abstract_key), lines[0], lines[1], arxiv_id, _day(item.get(day_key), day_key)
+    )
 
 
 def _hf_entry(item: Any, rank: int, lines: tuple[int, int]) -> ParsedEntry:

@@ -120,9 +120,7 @@ def pair_fields(fields: list[Field]) -> tuple[list[ParsedEntry], list[Reject]]:
             if title is None:
                 rejects.append(_reject(field, "title has no letters or digits"))
             continue
-        entries.append(
-            ParsedEntry(len(entries) + 1, title.text, field.text, title.line_start, field.line_end)
-        )
+        entries.append(ParsedEntry(len(entries) + 1, title.text, field.text, title.line_start, field.line_end))
         title = None
     if title is not None:
         rejects.append(_reject(title, "title with no abstract after it (end of input)"))

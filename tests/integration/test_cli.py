@@ -18,8 +18,12 @@ def papers(*args: str, env: dict[str, str], stdin: str | None = None) -> subproc
     """Run the console script's entry point in a subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "api.cli", *args],
-        env={**os.environ, **env}, input=stdin, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env={**os.environ, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -39,8 +43,17 @@ def test_ingest_json_summary_and_idempotent_rerun(env, listing_dir):
     first = papers("ingest", "--json", str(listing_dir), env=env)
     assert first.returncode == 0, first.stderr
     summary = json.loads(first.stdout.strip().splitlines()[-1])
-    assert summary == {"listings": 3, "listings_unchanged": 0, "entries": 8, "papers_new": 7,
-                       "papers_updated": 0, "rejected": 0, "errors": [], "embedded": 0, "embed_failed": 0}
+    assert summary == {
+        "listings": 3,
+        "listings_unchanged": 0,
+        "entries": 8,
+        "papers_new": 7,
+        "papers_updated": 0,
+        "rejected": 0,
+        "errors": [],
+        "embedded": 0,
+        "embed_failed": 0,
+    }
     second = json.loads(papers("ingest", "--json", str(listing_dir), env=env).stdout.strip().splitlines()[-1])
     assert (second["listings"], second["listings_unchanged"], second["papers_new"]) == (0, 3, 0)
 
@@ -132,8 +145,9 @@ def test_demo_serves_and_its_worker_ingests_a_submitted_listing(env, listing_dir
 
     listing = factories.page([factories.paper(i) for i in range(40, 43)], label="Mar 14")
     with serving(env["DATABASE_URL"], "demo", str(listing_dir), PAPERS_API_KEY="k") as (base, proc):
-        submitted = httpx.post(f"{base}/v1/listings", content=listing, headers={"Authorization": "Bearer k",
-                               "Content-Type": "text/plain"}).json()  # fmt: skip
+        submitted = httpx.post(
+            f"{base}/v1/listings", content=listing, headers={"Authorization": "Bearer k", "Content-Type": "text/plain"}
+        ).json()
         deadline, job = time.monotonic() + 30, {}
         while time.monotonic() < deadline and job.get("status") not in {"done", "failed"}:
             time.sleep(0.2)

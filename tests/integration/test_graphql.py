@@ -35,8 +35,9 @@ class Api:
 
     async def query(self, query: str, variables: dict | None = None, *, key: str | None = None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
-        response = await self.client.post("/graphql", json={"query": query, "variables": variables or {}},
-                                          headers=headers)  # fmt: skip
+        response = await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -124,11 +125,21 @@ async def test_paper_listings_newest_first(api):
     query = "query($id: String!) { paper(id: $id) { listings { id dateLabel date rank listing { id kind } } } }"
     data = await api.data(query, {"id": paper["id"]})
     assert data["paper"]["listings"] == [
-        {"id": api.listings["b"], "dateLabel": "Mar 12", "date": "2024-03-12", "rank": 6,
-         "listing": {"id": api.listings["b"], "kind": "page"}},
-        {"id": api.listings["a"], "dateLabel": "Mar 11", "date": "2024-03-11", "rank": 26,
-         "listing": {"id": api.listings["a"], "kind": "page"}},
-    ]  # fmt: skip
+        {
+            "id": api.listings["b"],
+            "dateLabel": "Mar 12",
+            "date": "2024-03-12",
+            "rank": 6,
+            "listing": {"id": api.listings["b"], "kind": "page"},
+        },
+        {
+            "id": api.listings["a"],
+            "dateLabel": "Mar 11",
+            "date": "2024-03-11",
+            "rank": 26,
+            "listing": {"id": api.listings["a"], "kind": "page"},
+        },
+    ]
 
 
 @pytest.mark.parametrize("sort", ["RECENT", "TITLE", "FIRST_SEEN"])
@@ -195,7 +206,12 @@ async def test_listing_entries_in_rank_order(api):
             break
         after = page["pageInfo"]["endCursor"]
     assert {k: listing[k] for k in ("kind", "dateLabel", "date", "entryCount", "rejectCount")} == {
-        "kind": "page", "dateLabel": "Mar 12", "date": "2024-03-12", "entryCount": 35, "rejectCount": 0}  # fmt: skip
+        "kind": "page",
+        "dateLabel": "Mar 12",
+        "date": "2024-03-12",
+        "entryCount": 35,
+        "rejectCount": 0,
+    }
     assert [e["rank"] for e in entries] == list(range(1, 36))
     assert [e["paper"]["title"] for e in entries] == [factories.paper(i)[0] for i in range(20, 55)]
     assert all(e["titleAsPrinted"] is None and e["abstractAsPrinted"] is None for e in entries)
@@ -215,8 +231,15 @@ async def test_listings_connection_newest_first(api):
 
 async def test_stats(api):
     stats = (await api.data("{ stats { papers listings entries rejects embedded jobsQueued jobsFailed } }"))["stats"]
-    assert stats == {"papers": 65, "listings": 3, "entries": 75, "rejects": 0, "embedded": 0, "jobsQueued": 0,
-                     "jobsFailed": 0}  # fmt: skip
+    assert stats == {
+        "papers": 65,
+        "listings": 3,
+        "entries": 75,
+        "rejects": 0,
+        "embedded": 0,
+        "jobsQueued": 0,
+        "jobsFailed": 0,
+    }
 
 
 async def test_nested_lists_cost_a_constant_number_of_statements(api):
@@ -329,8 +352,9 @@ async def test_submit_listing_needs_the_api_key(api):
 
 async def test_writes_are_refused_without_a_configured_key(fresh_db):
     async with AsyncTestClient(app=create_app(settings(api_key=None), database_url=fresh_db)) as client:
-        response = await client.post("/graphql", json={"query": SUBMIT, "variables": {"text": "x"}},
-                                     headers={"Authorization": "Bearer "})  # fmt: skip
+        response = await client.post(
+            "/graphql", json={"query": SUBMIT, "variables": {"text": "x"}}, headers={"Authorization": "Bearer "}
+        )
     error = response.json()["errors"][0]
     assert error["extensions"]["code"] == "UNAUTHENTICATED" and "no API key configured" in error["message"]
 
@@ -341,11 +365,14 @@ def test_schema_file_is_current():
     )
 
 
-@pytest.mark.parametrize("query", [
-    '{ paper(id: "a\\u0000b") { id } }',
-    '{ listing(id: "a\\u0000b") { id } }',
-    '{ papers(filter: {q: "a\\u0000b"}) { edges { node { id } } } }',
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "query",
+    [
+        '{ paper(id: "a\\u0000b") { id } }',
+        '{ listing(id: "a\\u0000b") { id } }',
+        '{ papers(filter: {q: "a\\u0000b"}) { edges { node { id } } } }',
+    ],
+)
 async def test_nul_characters_are_user_errors(api, query):
     error = await api.error(query)
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and "NUL" in error["message"]
@@ -379,11 +406,14 @@ async def test_a_released_connection_is_not_reset_by_a_round_trip(api):
     assert api.statements and not any("RESET ALL" in s or "UNLISTEN" in s for s in api.statements)
 
 
-@pytest.mark.parametrize(("body", "headers", "detail"), [
-    (b"{bad", {"content-type": "application/json"}, "Unable to parse request body as JSON"),
-    (b"query", {"content-type": "application/x-unknown"}, "Unsupported content type"),
-    (b"{}", {"content-type": "application/json"}, "No GraphQL query found in the request"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "headers", "detail"),
+    [
+        (b"{bad", {"content-type": "application/json"}, "Unable to parse request body as JSON"),
+        (b"query", {"content-type": "application/x-unknown"}, "Unsupported content type"),
+        (b"{}", {"content-type": "application/json"}, "No GraphQL query found in the request"),
+    ],
+)
 async def test_unreadable_requests_get_problem_bodies(api, body, headers, detail):
     response = await api.client.post("/graphql", content=body, headers=headers)
     assert response.status_code == 400

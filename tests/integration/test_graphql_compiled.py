@@ -23,29 +23,49 @@ COMPILED = [
     ("query($id: String!) { paper(id: $id) { title listings { id dateLabel date rank } } }", {"id": ARXIV.format(62)}),
     ('{ paper(id: "nope") { id listings { id } } }', None),
     ('{ a: paper(id: "%s") { __typename t: title } b: paper(id: "nope") { id } }' % ARXIV.format(63), None),
-    ("query($n: Int!) { papers(first: $n) { edges { cursor node { id listings { id rank listing { id date"
-     " entryCount kind source heading dateLabel rejectCount ingestedAt } } } } pageInfo { hasNextPage endCursor } } }",
-     {"n": 7}),
-    ("query($f: PaperFilterInput, $s: PaperSort!) { papers(filter: $f, sort: $s, first: 5) { totalCount"
-     " edges { node { id title } } pageInfo { endCursor } } }",
-     {"f": {"listedFrom": "2024-03-12", "arxiv": False}, "s": "TITLE"}),
-    ('{ papers(filter: {q: "paper", listing: "{b}"}, sort: FIRST_SEEN, first: 3) { totalCount edges { node { id } } } }',
-     None),
-    ("fragment P on Paper { id title ...L } fragment L on Paper { listings { ... on ListingRef { id rank } } }"
-     " query Q { papers(first: 4) { edges { node { ...P } } } }", None),
-    ('{ listing(id: "{b}") { id source kind date dateLabel entryCount rejectCount'
-     " entries(first: 4) { edges { cursor node { rank titleAsPrinted abstractAsPrinted paper { id listings { id } } } }"
-     " pageInfo { hasNextPage endCursor } } } }", None),
-    ('{ listing(id: "nope") { id } listings(first: 2) { edges { node { id entries(first: 2) { edges { node { rank } } } } }'
-     " pageInfo { hasNextPage endCursor } } stats { papers listings entries rejects embedded jobsQueued jobsFailed } }",
-     None),
+    (
+        "query($n: Int!) { papers(first: $n) { edges { cursor node { id listings { id rank listing { id date"
+        " entryCount kind source heading dateLabel rejectCount ingestedAt } } } } pageInfo { hasNextPage endCursor } } }",
+        {"n": 7},
+    ),
+    (
+        "query($f: PaperFilterInput, $s: PaperSort!) { papers(filter: $f, sort: $s, first: 5) { totalCount"
+        " edges { node { id title } } pageInfo { endCursor } } }",
+        {"f": {"listedFrom": "2024-03-12", "arxiv": False}, "s": "TITLE"},
+    ),
+    (
+        '{ papers(filter: {q: "paper", listing: "{b}"}, sort: FIRST_SEEN, first: 3) { totalCount edges { node { id } } } }',
+        None,
+    ),
+    (
+        "fragment P on Paper { id title ...L } fragment L on Paper { listings { ... on ListingRef { id rank } } }"
+        " query Q { papers(first: 4) { edges { node { ...P } } } }",
+        None,
+    ),
+    (
+        '{ listing(id: "{b}") { id source kind date dateLabel entryCount rejectCount'
+        " entries(first: 4) { edges { cursor node { rank titleAsPrinted abstractAsPrinted paper { id listings { id } } } }"
+        " pageInfo { hasNextPage endCursor } } } }",
+        None,
+    ),
+    (
+        '{ listing(id: "nope") { id } listings(first: 2) { edges { node { id entries(first: 2) { edges { node { rank } } } } }'
+        " pageInfo { hasNextPage endCursor } } stats { papers listings entries rejects embedded jobsQueued jobsFailed } }",
+        None,
+    ),
     ("query One($id: String!) { paper(id: $id) { id } } query Two { stats { papers } }", {"id": ARXIV.format(65)}),
     # the same response key twice merges; fragments on the interface; the root __typename
-    ('{ __typename paper(id: "%s") { listings { id } listings { rank } ... on PaperFields { title } } }'
-     % ARXIV.format(66), None),
+    (
+        '{ __typename paper(id: "%s") { listings { id } listings { rank } ... on PaperFields { title } } }'
+        % ARXIV.format(66),
+        None,
+    ),
     # a page of a listing's entries after a cursor of that listing
-    ('{ listing(id: "{b}") { entries(first: 3, after: "%s") { edges { node { rank } } pageInfo { hasNextPage } } } }'
-     % "WyJlbnRyaWVzOntifSIsIDJd", None),
+    (
+        '{ listing(id: "{b}") { entries(first: 3, after: "%s") { edges { node { rank } } pageInfo { hasNextPage } } } }'
+        % "WyJlbnRyaWVzOntifSIsIDJd",
+        None,
+    ),
 ]
 
 # Each goes to Strawberry: errors, writes, fields compiled reads do not run, what only the executor does.
@@ -63,8 +83,10 @@ HANDED_OVER = [
     ('mutation { submitListing(text: "x") { jobId } }', None),
     ('{ search(q: "paper", mode: KEYWORD) { edges { node { id } } } }', None),
     ('{ paper(id: "%s") { title similar(first: 2) { id } } }' % ARXIV.format(61), None),
-    ('{ listings(first: 2) { edges { node { entries(first: 1, after: "WyJlbnRyaWVzOngiLCAxXQ") { edges { cursor } } } } } }',
-     None),
+    (
+        '{ listings(first: 2) { edges { node { entries(first: 1, after: "WyJlbnRyaWVzOngiLCAxXQ") { edges { cursor } } } } } }',
+        None,
+    ),
 ]
 
 
@@ -130,7 +152,9 @@ async def test_a_failing_compiled_read_is_reported_as_the_executor_reports_it(cl
 
 async def test_without_an_operation_name_both_run_the_first_operation(clients):
     # Strawberry's choice (the GraphQL spec would refuse the document): the compiled path makes the same one.
-    ours, theirs, compiled = await _both(clients, "query One { stats { papers } } query Two { stats { listings } }", None)
+    ours, theirs, compiled = await _both(
+        clients, "query One { stats { papers } } query Two { stats { listings } }", None
+    )
     assert compiled and (ours.status_code, ours.content) == (theirs.status_code, theirs.content)
     assert ours.json() == {"data": {"stats": {"papers": 65}}}
 

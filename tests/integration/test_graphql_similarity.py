@@ -130,8 +130,11 @@ async def test_search_pages_through_every_hit_once(api):
     assert len(ids) == len(set(ids)) == N and pages == 6
 
     first = (await api.data(SEARCH, search_vars(q, "SEMANTIC", first=7)))["search"]["pageInfo"]["endCursor"]
-    for other in (search_vars(q, "KEYWORD", first=7, after=first), search_vars("other words", "SEMANTIC", after=first),
-                  search_vars(q, "SEMANTIC", after="garbage!")):  # fmt: skip
+    for other in (
+        search_vars(q, "KEYWORD", first=7, after=first),
+        search_vars("other words", "SEMANTIC", after=first),
+        search_vars(q, "SEMANTIC", after="garbage!"),
+    ):
         error = await api.error(SEARCH, other)
         assert error["extensions"]["code"] == "BAD_USER_INPUT" and "cursor" in error["message"]
 
@@ -174,9 +177,11 @@ async def test_similar_lookups_per_request_are_bounded(api):
     fine = "{ papers(first: 33) { edges { node { %s } } } }" % aliases  # 99 lookups
     assert len((await api.data(fine))["papers"]["edges"]) == 33
     error = await api.error("{ papers(first: 34) { edges { node { %s } } } }" % aliases)  # 102
-    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "similar/recommend lookups per request" in error["message"]
+    assert (
+        error["extensions"]["code"] == "BAD_USER_INPUT" and "similar/recommend lookups per request" in error["message"]
+    )
     # recommend counts against the same budget as similar (it was not capped per request before)
-    many = " ".join(f"r{k}: recommend(text: \"reward shaping\", first: 1) {{ id }}" for k in range(2))
+    many = " ".join(f'r{k}: recommend(text: "reward shaping", first: 1) {{ id }}' for k in range(2))
     error = await api.error("{ papers(first: 33) { edges { node { %s } } } %s }" % (aliases, many))  # 99 + 2
     assert "similar/recommend lookups per request" in error["message"]
 
@@ -253,8 +258,10 @@ async def test_another_model_than_the_stored_vectors_is_refused(loaded):
         model = "test/other-model"
 
     async with serve(loaded.url, OtherModel()) as api:
-        for query, variables in [(SEARCH, search_vars("token pruning", "SEMANTIC")),
-                                 (SIMILAR, {"id": loaded.ids[2], "n": 5})]:  # fmt: skip
+        for query, variables in [
+            (SEARCH, search_vars("token pruning", "SEMANTIC")),
+            (SIMILAR, {"id": loaded.ids[2], "n": 5}),
+        ]:
             error = await api.error(query, variables)
             assert error["extensions"] == {"code": "EMBEDDING_SPACE_MISMATCH"} and "test/hash-bow" in error["message"]
 
@@ -269,4 +276,3 @@ async def test_first_is_bounded(api, loaded, first):
         error = await api.error(query, variables)
         assert error["extensions"]["code"] == "BAD_USER_INPUT"
         assert error["message"] == f"page size must be between 1 and 100, got {first}"
-

@@ -104,8 +104,12 @@ async def test_arxiv_id_attaches_and_json_abstract_wins(conn):
     row = await conn.fetchrow("SELECT arxiv_id, abstract FROM papers WHERE arxiv_id IS NOT NULL")
     assert tuple(row) == ("2403.01234", arxiv_abstract)
     # A later listing with a reworded title but the same arXiv id is the same paper.
-    again = await ingest_source(conn, src("b.jsonl", factories.jsonl([
-        {"title": "A Renamed Version", "abstract": abstract, "arxiv_id": "2403.01234"}])))
+    again = await ingest_source(
+        conn,
+        src(
+            "b.jsonl", factories.jsonl([{"title": "A Renamed Version", "abstract": abstract, "arxiv_id": "2403.01234"}])
+        ),
+    )
     assert again.papers_new == 0
     assert await conn.fetchval("SELECT count(*) FROM papers") == 2
 
@@ -189,8 +193,10 @@ async def test_year_flag_and_source_dates(conn):
 
 
 async def test_nul_in_json_text_is_a_reject_not_a_crash(conn):
-    rows = [{"title": "Fine Title", "abstract": factories.paper(1)[1]},
-            {"title": "Bad\u0000Title", "abstract": factories.paper(2)[1]}]  # fmt: skip
+    rows = [
+        {"title": "Fine Title", "abstract": factories.paper(1)[1]},
+        {"title": "Bad\u0000Title", "abstract": factories.paper(2)[1]},
+    ]
     result = await ingest_source(conn, src("nul.jsonl", factories.jsonl(rows)))
     assert (result.entries, result.rejected) == (1, 1)
     assert "NUL" in await conn.fetchval("SELECT reason FROM ingest_rejects")

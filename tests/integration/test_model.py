@@ -16,10 +16,8 @@ pytest.importorskip("sentence_transformers", reason="the local embedder's depend
 
 # Reworded descriptions (no title words in order) and the seed paper each should find.
 REWORDED = {
-    "compress the reasoning steps of LLMs into shorter explanations without losing accuracy":
-        "C3oT: Generating Shorter Chain-of-Thought without Compromising Effectiveness",
-    "training a team of LLM agents (generator, verifier, refiner) jointly so they reason better together":
-        "MALT: Improving Reasoning with Multi-Agent LLM Training",
+    "compress the reasoning steps of LLMs into shorter explanations without losing accuracy": "C3oT: Generating Shorter Chain-of-Thought without Compromising Effectiveness",
+    "training a team of LLM agents (generator, verifier, refiner) jointly so they reason better together": "MALT: Improving Reasoning with Multi-Agent LLM Training",
 }
 
 

@@ -27,8 +27,9 @@ async def load(url: str, texts: dict[str, str]) -> None:
 CORPUS = {
     "mar11.txt": factories.page([factories.paper(i) for i in range(0, 6)], label="Mar 11"),
     "mar12.txt": factories.page([factories.paper(i) for i in range(4, 10)], label="Mar 12", layout="lines"),
-    "hf.json": factories.hf_daily([(*factories.paper(20), "2403.00020"), (*factories.paper(21), None)],
-                                  day="2024-03-13"),
+    "hf.json": factories.hf_daily(
+        [(*factories.paper(20), "2403.00020"), (*factories.paper(21), None)], day="2024-03-13"
+    ),
     "undated.txt": factories.page([factories.paper(i) for i in range(30, 34)], label=None),
 }
 
@@ -115,8 +116,9 @@ async def test_paper_by_id_and_arxiv_with_listings_and_etag(client):
     response = await client.get(f"/v1/papers/{paper['id']}")
     assert response.status_code == 200
     detail = response.json()
-    assert detail["listings"] == [{"id": detail["listings"][0]["id"], "date_label": None, "date": "2024-03-13",
-                                   "rank": 1}]
+    assert detail["listings"] == [
+        {"id": detail["listings"][0]["id"], "date_label": None, "date": "2024-03-13", "rank": 1}
+    ]
     by_arxiv = await client.get("/v1/papers/2403.00020v3")
     assert by_arxiv.json() == detail
     etag = response.headers["etag"]
@@ -130,8 +132,10 @@ async def test_paper_in_two_listings_lists_both(client):
     assert paper is None  # titles are not ids
     hit = (await client.get("/v1/papers/match", params={"title": factories.paper(5)[0]})).json()
     detail = (await client.get(f"/v1/papers/{hit['paper']['id']}")).json()
-    assert [(r["date_label"], r["date"]) for r in detail["listings"]] == [("Mar 12", "2024-03-12"),
-                                                                           ("Mar 11", "2024-03-11")]
+    assert [(r["date_label"], r["date"]) for r in detail["listings"]] == [
+        ("Mar 12", "2024-03-12"),
+        ("Mar 11", "2024-03-11"),
+    ]
 
 
 async def test_batch_keeps_order_with_nulls(client):
@@ -142,8 +146,9 @@ async def test_batch_keeps_order_with_nulls(client):
     assert [b and b["id"] for b in body][0::3] == [ids[2], ids[0]]
     assert body[1] is None and body[2]["arxiv_id"] == "2403.00020"
     assert_problem(await client.post("/v1/papers/batch", json={"ids": ["x"] * 501}), 400)
-    assert_problem(await client.post("/v1/papers/batch", content=b"{not json",
-                                     headers={"content-type": "application/json"}), 400)
+    assert_problem(
+        await client.post("/v1/papers/batch", content=b"{not json", headers={"content-type": "application/json"}), 400
+    )
     assert_problem(await client.post("/v1/papers/batch", json={"ids": "nope"}), 400)
 
 
@@ -162,7 +167,9 @@ async def test_listings_and_entries_in_rank_order(client):
     listing_id = listings[1]["id"]
     ranks, cursor = [], None
     while True:
-        response = await client.get(f"/v1/listings/{listing_id}", params={"limit": 4, **({"cursor": cursor} if cursor else {})})
+        response = await client.get(
+            f"/v1/listings/{listing_id}", params={"limit": 4, **({"cursor": cursor} if cursor else {})}
+        )
         body = response.json()
         assert body["listing"]["entry_count"] == 6
         ranks += [e["rank"] for e in body["entries"]]
@@ -192,7 +199,9 @@ async def test_submit_listing_needs_key_and_is_processed(client, fresh_db):
     auth = {"Authorization": f"Bearer {KEY}", "content-type": "text/plain"}
     assert_problem(await client.post("/v1/listings", content="x" * 60_000, headers=auth), 413)
     assert_problem(await client.post("/v1/listings", content="   ", headers=auth), 400)
-    bad_json = await client.post("/v1/listings", content=b'[{"paper": ', headers={**auth, "content-type": "application/json"})
+    bad_json = await client.post(
+        "/v1/listings", content=b'[{"paper": ', headers={**auth, "content-type": "application/json"}
+    )
     assert_problem(bad_json, 400)
     accepted = await client.post("/v1/listings", content=text, headers=auth, params={"year": 2024})
     assert accepted.status_code == 202, accepted.text
@@ -256,7 +265,10 @@ async def test_cors_is_configurable(fresh_db):
         other = await c.get("/v1/stats", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
     async with AsyncTestClient(create_app(settings(), database_url=fresh_db)) as c:
-        assert "access-control-allow-origin" not in (await c.get("/v1/stats", headers={"Origin": "https://app.example"})).headers
+        assert (
+            "access-control-allow-origin"
+            not in (await c.get("/v1/stats", headers={"Origin": "https://app.example"})).headers
+        )
 
 
 async def test_paging_the_seeds_yields_all_559_papers_once(fresh_db, seeds):
@@ -269,10 +281,18 @@ async def test_paging_the_seeds_yields_all_559_papers_once(fresh_db, seeds):
             assert len(ids) == len(set(ids)) == 559
 
 
-@pytest.mark.parametrize("path", [
-    "/v1/papers/a%00b", "/v1/papers?q=a%00b", "/v1/papers?listing=a%00b", "/v1/papers/match?title=abc%00d",
-    "/v1/listings/a%00b", "/v1/jobs/a%00b", "/v1/search?q=ab%00c&mode=keyword",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/papers/a%00b",
+        "/v1/papers?q=a%00b",
+        "/v1/papers?listing=a%00b",
+        "/v1/papers/match?title=abc%00d",
+        "/v1/listings/a%00b",
+        "/v1/jobs/a%00b",
+        "/v1/search?q=ab%00c&mode=keyword",
+    ],
+)
 async def test_nul_characters_are_refused_not_crashed_on(client, path):
     assert_problem(await client.get(path), 400)
 

@@ -25,19 +25,37 @@ async def load_pages(conn, pages: dict[str, str]) -> None:
 
 
 TOPICAL = {
-    "a.txt": factories.page([
-        ("Graph Neural Networks for Molecule Property Prediction",
-         "We study graph neural networks that predict molecule properties from atoms and bonds. " * 6),
-        ("Message Passing on Molecular Graphs at Scale",
-         "Message passing graph networks predict molecule properties; we scale molecular graphs training. " * 6),
-        ("Speculative Decoding for Faster Language Model Inference",
-         "Speculative decoding drafts tokens with a small model and verifies them with a large language model. " * 6),
-    ], label="Mar 11"),
-    "b.txt": factories.page([
-        ("Draft Models Make Decoding Fast",
-         "Small draft models propose tokens that a large language model verifies, speeding up decoding. " * 6),
-        ("Protein Folding with Diffusion", "Diffusion models fold protein structures from amino acid sequences. " * 6),
-    ], label="Mar 12"),
+    "a.txt": factories.page(
+        [
+            (
+                "Graph Neural Networks for Molecule Property Prediction",
+                "We study graph neural networks that predict molecule properties from atoms and bonds. " * 6,
+            ),
+            (
+                "Message Passing on Molecular Graphs at Scale",
+                "Message passing graph networks predict molecule properties; we scale molecular graphs training. " * 6,
+            ),
+            (
+                "Speculative Decoding for Faster Language Model Inference",
+                "Speculative decoding drafts tokens with a small model and verifies them with a large language model. "
+                * 6,
+            ),
+        ],
+        label="Mar 11",
+    ),
+    "b.txt": factories.page(
+        [
+            (
+                "Draft Models Make Decoding Fast",
+                "Small draft models propose tokens that a large language model verifies, speeding up decoding. " * 6,
+            ),
+            (
+                "Protein Folding with Diffusion",
+                "Diffusion models fold protein structures from amino acid sequences. " * 6,
+            ),
+        ],
+        label="Mar 12",
+    ),
 }
 
 
@@ -150,8 +168,10 @@ async def test_filtered_nearest_still_returns_limit_rows(conn):
     from schema.api import PaperFilter
     from sql import search
 
-    many = {f"bulk{k}.txt": factories.page([factories.paper(k * 50 + i) for i in range(50)], label=f"Mar {k + 1}")
-            for k in range(8)}  # fmt: skip
+    many = {
+        f"bulk{k}.txt": factories.page([factories.paper(k * 50 + i) for i in range(50)], label=f"Mar {k + 1}")
+        for k in range(8)
+    }
     await load_pages(conn, many)
     await embed_pending(conn, HashEmbedder())
     # A table this small would otherwise be scanned exactly (or through the date index): force the HNSW path.
@@ -159,9 +179,15 @@ async def test_filtered_nearest_still_returns_limit_rows(conn):
     await conn.execute("DROP INDEX papers_recent_idx, papers_listed_span_idx")
     vector = HashEmbedder().vector(factories.paper(0)[1])
     day = dt.date(2024, 3, 8)
-    plan = "\n".join(r[0] for r in await conn.fetch(
-        "EXPLAIN SELECT public_id FROM papers p WHERE p.embedding IS NOT NULL AND p.last_listed >= $2"
-        " AND p.first_listed <= $2 ORDER BY p.embedding <=> $1 LIMIT 40", vector, day))  # fmt: skip
+    plan = "\n".join(
+        r[0]
+        for r in await conn.fetch(
+            "EXPLAIN SELECT public_id FROM papers p WHERE p.embedding IS NOT NULL AND p.last_listed >= $2"
+            " AND p.first_listed <= $2 ORDER BY p.embedding <=> $1 LIMIT 40",
+            vector,
+            day,
+        )
+    )
     assert "papers_embedding_hnsw_idx" in plan
     # 50 of 400 papers pass the filter; ef_search=100 alone would find about 12 of them.
     hits = await search.nearest(conn, vector, PaperFilter(listed_from=day, listed_to=day), limit=40)
@@ -173,23 +199,36 @@ async def test_search_modes(client):
     for mode in ("keyword", "semantic", "hybrid"):
         body = (await client.get("/v1/search", params={"q": "speculative decoding draft tokens", "mode": mode})).json()
         titles = [i["title"] for i in body["items"]]
-        assert titles[0] in {"Speculative Decoding for Faster Language Model Inference", "Draft Models Make Decoding Fast"}, mode
+        assert titles[0] in {
+            "Speculative Decoding for Faster Language Model Inference",
+            "Draft Models Make Decoding Fast",
+        }, mode
         assert all(set(i) >= {"id", "title", "score"} for i in body["items"])
     keyword = (await client.get("/v1/search", params={"q": "molecule", "mode": "keyword"})).json()["items"]
     assert keyword and all("<mark>" in i["snippet"] for i in keyword)
     paged = (await client.get("/v1/search", params={"q": "models", "mode": "semantic", "limit": 2})).json()
-    rest = (await client.get("/v1/search", params={"q": "models", "mode": "semantic", "limit": 2,
-                                                     "cursor": paged["next_cursor"]})).json()
+    rest = (
+        await client.get(
+            "/v1/search", params={"q": "models", "mode": "semantic", "limit": 2, "cursor": paged["next_cursor"]}
+        )
+    ).json()
     assert not {i["id"] for i in paged["items"]} & {i["id"] for i in rest["items"]}
 
 
 async def test_snippets_mark_keyword_hits_on_every_page_and_only_them(client):
     first = (await client.get("/v1/search", params={"q": "models", "mode": "keyword", "limit": 2})).json()
-    second = (await client.get("/v1/search", params={"q": "models", "mode": "keyword", "limit": 2,
-                                                      "cursor": first["next_cursor"]})).json()  # fmt: skip
+    second = (
+        await client.get(
+            "/v1/search", params={"q": "models", "mode": "keyword", "limit": 2, "cursor": first["next_cursor"]}
+        )
+    ).json()
     assert second["items"] and all("<mark>" in i["snippet"] for i in first["items"] + second["items"])
-    keyword_ids = {i["id"] for i in (await client.get("/v1/search", params={"q": "molecule", "mode": "keyword",
-                                                                             "limit": 100})).json()["items"]}  # fmt: skip
+    keyword_ids = {
+        i["id"]
+        for i in (await client.get("/v1/search", params={"q": "molecule", "mode": "keyword", "limit": 100})).json()[
+            "items"
+        ]
+    }
     hybrid = (await client.get("/v1/search", params={"q": "molecule", "limit": 100})).json()["items"]
     assert {i["id"] for i in hybrid} - keyword_ids, "the fixture should give hybrid some semantic-only hits"
     for item in hybrid:
@@ -219,9 +258,13 @@ def test_rrf_fuses_by_reciprocal_rank():
 
 
 async def test_hybrid_puts_papers_found_by_both_first(client):
-    items = (await client.get("/v1/search", params={"q": "graph molecule properties", "mode": "hybrid"})).json()["items"]
-    assert {items[0]["title"], items[1]["title"]} == {"Graph Neural Networks for Molecule Property Prediction",
-                                                      "Message Passing on Molecular Graphs at Scale"}
+    items = (await client.get("/v1/search", params={"q": "graph molecule properties", "mode": "hybrid"})).json()[
+        "items"
+    ]
+    assert {items[0]["title"], items[1]["title"]} == {
+        "Graph Neural Networks for Molecule Property Prediction",
+        "Message Passing on Molecular Graphs at Scale",
+    }
 
 
 async def test_recommendations(client):
@@ -230,8 +273,12 @@ async def test_recommendations(client):
     body = (await client.post("/v1/recommendations", json={"positive": [decode], "limit": 3})).json()
     assert body["items"][0]["title"] == "Draft Models Make Decoding Fast"
     assert decode not in [i["id"] for i in body["items"]]
-    steered = (await client.post("/v1/recommendations", json={
-        "positive": [graph], "negative": [decode], "text": "protein structure diffusion", "limit": 4})).json()["items"]
+    steered = (
+        await client.post(
+            "/v1/recommendations",
+            json={"positive": [graph], "negative": [decode], "text": "protein structure diffusion", "limit": 4},
+        )
+    ).json()["items"]
     assert {graph, decode}.isdisjoint(i["id"] for i in steered)
     assert steered[-1]["title"] == "Draft Models Make Decoding Fast"  # the negative's neighbour sinks
     assert_problem(await client.post("/v1/recommendations", json={"positive": []}), 400)
@@ -285,11 +332,18 @@ async def test_openai_compatible_embedder():
         data = [{"index": i, "embedding": [float(i + 1), 0.0, 3.0]} for i in range(len(body["input"]))][::-1]
         return httpx.Response(200, json={"data": data, "model": body["model"]})
 
-    embedder = OpenAIEmbedder("http://gpu.internal:8080", "bge-small", 3, api_key="k", transport=httpx.MockTransport(server))
+    embedder = OpenAIEmbedder(
+        "http://gpu.internal:8080", "bge-small", 3, api_key="k", transport=httpx.MockTransport(server)
+    )
     vectors = await embedder.embed(["first", "second"])
-    assert seen == {"url": "http://gpu.internal:8080/v1/embeddings", "auth": "Bearer k",
-                    "body": {"model": "bge-small", "input": ["first", "second"]}}
-    assert np.allclose(vectors[0], np.array([1, 0, 3]) / np.sqrt(10)) and np.allclose(np.linalg.norm(vectors, axis=1), 1)
+    assert seen == {
+        "url": "http://gpu.internal:8080/v1/embeddings",
+        "auth": "Bearer k",
+        "body": {"model": "bge-small", "input": ["first", "second"]},
+    }
+    assert np.allclose(vectors[0], np.array([1, 0, 3]) / np.sqrt(10)) and np.allclose(
+        np.linalg.norm(vectors, axis=1), 1
+    )
     wrong_dim = OpenAIEmbedder("http://x", "m", 4, transport=httpx.MockTransport(server))
     with pytest.raises(EmbeddingError, match=r"shape \(1, 3\), expected \(1, 4\)"):
         await wrong_dim.embed(["a"])

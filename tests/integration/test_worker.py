@@ -109,8 +109,10 @@ def test_worker_stops_gracefully_on_sigterm(fresh_db):
     env = {**os.environ, "DATABASE_URL": fresh_db}
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "worker", "--poll", "0.1"],
-        env=env, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(2.0)
     assert proc.poll() is None, proc.stderr.read()
     proc.send_signal(signal.SIGTERM)

@@ -22,8 +22,10 @@ from tests import factories, servers
 
 
 def big_listing(n: int, offset: int = 0) -> bytes:
-    rows = [{"title": t, "abstract": a, "listed_on": "2024-05-09"}
-            for t, a in (factories.paper(offset + i, words=40) for i in range(n))]  # fmt: skip
+    rows = [
+        {"title": t, "abstract": a, "listed_on": "2024-05-09"}
+        for t, a in (factories.paper(offset + i, words=40) for i in range(n))
+    ]
     return factories.jsonl(rows).encode()
 
 
@@ -40,8 +42,9 @@ async def wait_for(predicate, timeout: float = 30.0, every: float = 0.005):
 async def test_worker_killed_mid_ingest_leaves_all_or_nothing_and_retry_completes(conn, fresh_db):
     job_ids = [await jobs.enqueue(conn, f"bulk{k}.jsonl", big_listing(4000, k * 4000)) for k in range(2)]
     env = {**os.environ, "DATABASE_URL": fresh_db, "PAPERS_EMBEDDER": "none"}
-    worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker", "--poll", "0.05"], env=env,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "worker", "--poll", "0.05"], env=env, stderr=subprocess.DEVNULL
+    )
 
     async def ingesting():
         # the worker's ingest transaction is open: papers are being written but not yet committed
@@ -56,8 +59,10 @@ async def test_worker_killed_mid_ingest_leaves_all_or_nothing_and_retry_complete
         worker.wait(timeout=10)
     finally:
         worker.kill()
-    listings = await conn.fetch("SELECT source, entry_count, (SELECT count(*) FROM listing_entries e"
-                                " WHERE e.listing_key = l.listing_key) AS stored FROM listings l")  # fmt: skip
+    listings = await conn.fetch(
+        "SELECT source, entry_count, (SELECT count(*) FROM listing_entries e"
+        " WHERE e.listing_key = l.listing_key) AS stored FROM listings l"
+    )
     assert all(r["entry_count"] == r["stored"] == 4000 for r in listings), listings  # complete or absent
     assert len(listings) < 2  # the kill landed before the second listing was done
     statuses = [(await jobs.get(conn, j)).status for j in job_ids]
@@ -69,8 +74,10 @@ async def test_worker_killed_mid_ingest_leaves_all_or_nothing_and_retry_complete
     assert await Worker(fresh_db, poll_seconds=0.05).run(once=True) >= 1
     done = [await jobs.get(conn, j) for j in job_ids]
     assert [j.status for j in done] == ["done", "done"]
-    counts = await conn.fetchrow("SELECT (SELECT count(*) FROM listings) l, (SELECT count(*) FROM listing_entries) e,"
-                                 " (SELECT count(*) FROM papers) p, (SELECT count(DISTINCT fingerprint) FROM papers) f")
+    counts = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM listings) l, (SELECT count(*) FROM listing_entries) e,"
+        " (SELECT count(*) FROM papers) p, (SELECT count(DISTINCT fingerprint) FROM papers) f"
+    )
     assert tuple(counts) == (2, 8000, 8000, 8000)
 
 
@@ -128,8 +135,10 @@ async def test_connections_cut_mid_query_give_503_never_500(conn, fresh_db):
 
     async def cut() -> None:
         for _ in range(100):
-            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                               " WHERE datname = current_database() AND pid <> pg_backend_pid()")  # fmt: skip
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
             await asyncio.sleep(0.01)
         stop.set()
 

@@ -1228,8 +1228,13 @@ def test_generated_pages_with_dropped_fields(order, dropped, layout):
         st.one_of(
             st.builds(lambda k: jl(title=TITLES[k], abstract=ABSTRACTS[k]), st.integers(0, 4)),
             st.text(max_size=40),
-            st.builds(json.dumps, st.dictionaries(st.sampled_from(["title", "abstract", "arxiv_id", "listed_on"]),
-                                                  st.one_of(st.none(), st.text(max_size=20), st.integers()))),
+            st.builds(
+                json.dumps,
+                st.dictionaries(
+                    st.sampled_from(["title", "abstract", "arxiv_id", "listed_on"]),
+                    st.one_of(st.none(), st.text(max_size=20), st.integers()),
+                ),
+            ),
         ),
         max_size=12,
     )

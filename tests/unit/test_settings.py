@@ -19,42 +19,67 @@ def test_defaults_need_no_environment():
 
 
 def test_every_variable_is_read():
-    settings = Settings.from_env({
-        "DATABASE_URL": "postgresql://u@h/db", "PAPERS_DATA_DIR": "/srv/papers", "PAPERS_API_KEY": "k",
-        "PAPERS_CORS_ORIGINS": "https://a.example, https://b.example,", "PAPERS_MAX_BODY_BYTES": "2MiB",
-        "PAPERS_DEBUG": "yes", "PAPERS_GRAPHQL_COMPILED": "0", "PAPERS_POOL_MIN": "2", "PAPERS_POOL_MAX": "20",
-    })  # fmt: skip
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://u@h/db",
+            "PAPERS_DATA_DIR": "/srv/papers",
+            "PAPERS_API_KEY": "k",
+            "PAPERS_CORS_ORIGINS": "https://a.example, https://b.example,",
+            "PAPERS_MAX_BODY_BYTES": "2MiB",
+            "PAPERS_DEBUG": "yes",
+            "PAPERS_GRAPHQL_COMPILED": "0",
+            "PAPERS_POOL_MIN": "2",
+            "PAPERS_POOL_MAX": "20",
+        }
+    )
     assert settings.database_url == "postgresql://u@h/db" and settings.data_dir == Path("/srv/papers")
     assert settings.api_key == "k" and settings.cors_origins == ("https://a.example", "https://b.example")
     assert settings.max_body_bytes == 2 * 1024 * 1024 and settings.debug and not settings.graphql_compiled
     assert (settings.pool_min, settings.pool_max) == (2, 20)
 
 
-@pytest.mark.parametrize(("value", "size"), [("2000000", 2_000_000), ("2MB", 2_000_000), ("64 kb", 64_000),
-                                             ("1KiB", 1024), ("5b", 5)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("value", "size"), [("2000000", 2_000_000), ("2MB", 2_000_000), ("64 kb", 64_000), ("1KiB", 1024), ("5b", 5)]
+)
 def test_body_sizes_take_units(value, size):
     assert Settings.from_env({"PAPERS_MAX_BODY_BYTES": value}).max_body_bytes == size
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"PAPERS_MAX_BODY_BYTES": "lots"}, "PAPERS_MAX_BODY_BYTES: expected a size in bytes"),
-    ({"PAPERS_MAX_BODY_BYTES": "0"}, "PAPERS_MAX_BODY_BYTES: expected a size of at least 1 byte"),
-    ({"PAPERS_DEBUG": "maybe"}, "PAPERS_DEBUG: expected 1/true/yes/on or 0/false/no/off, got 'maybe'"),
-    ({"PAPERS_POOL_MAX": "-3"}, "PAPERS_POOL_MAX: expected a positive whole number"),
-    ({"PAPERS_POOL_MIN": "5", "PAPERS_POOL_MAX": "2"}, "PAPERS_POOL_MIN (5) exceeds PAPERS_POOL_MAX (2)"),
-    ({"PAPERS_EMBEDDER": "magic"}, "PAPERS_EMBEDDER: expected one of local, openai, none, got 'magic'"),
-    ({"PAPERS_EMBEDDER": "openai"}, "needs PAPERS_EMBEDDING_URL, PAPERS_EMBEDDING_MODEL, PAPERS_EMBEDDING_DIM"),
-    ({"PAPERS_EMBEDDER": "openai", "PAPERS_EMBEDDING_URL": "http://gpu", "PAPERS_EMBEDDING_MODEL": "m",
-      "PAPERS_EMBEDDING_DIM": "wide"}, "PAPERS_EMBEDDING_DIM: expected a positive whole number"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PAPERS_MAX_BODY_BYTES": "lots"}, "PAPERS_MAX_BODY_BYTES: expected a size in bytes"),
+        ({"PAPERS_MAX_BODY_BYTES": "0"}, "PAPERS_MAX_BODY_BYTES: expected a size of at least 1 byte"),
+        ({"PAPERS_DEBUG": "maybe"}, "PAPERS_DEBUG: expected 1/true/yes/on or 0/false/no/off, got 'maybe'"),
+        ({"PAPERS_POOL_MAX": "-3"}, "PAPERS_POOL_MAX: expected a positive whole number"),
+        ({"PAPERS_POOL_MIN": "5", "PAPERS_POOL_MAX": "2"}, "PAPERS_POOL_MIN (5) exceeds PAPERS_POOL_MAX (2)"),
+        ({"PAPERS_EMBEDDER": "magic"}, "PAPERS_EMBEDDER: expected one of local, openai, none, got 'magic'"),
+        ({"PAPERS_EMBEDDER": "openai"}, "needs PAPERS_EMBEDDING_URL, PAPERS_EMBEDDING_MODEL, PAPERS_EMBEDDING_DIM"),
+        (
+            {
+                "PAPERS_EMBEDDER": "openai",
+                "PAPERS_EMBEDDING_URL": "http://gpu",
+                "PAPERS_EMBEDDING_MODEL": "m",
+                "PAPERS_EMBEDDING_DIM": "wide",
+            },
+            "PAPERS_EMBEDDING_DIM: expected a positive whole number",
+        ),
+    ],
+)
 def test_a_bad_value_names_its_variable(env, message):
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Settings.from_env(env)
 
 
 def test_embedders_come_from_the_settings():
-    remote = Settings.from_env({"PAPERS_EMBEDDER": "openai", "PAPERS_EMBEDDING_URL": "http://gpu:8080",
-                                "PAPERS_EMBEDDING_MODEL": "bge-small", "PAPERS_EMBEDDING_DIM": "384"})  # fmt: skip
+    remote = Settings.from_env(
+        {
+            "PAPERS_EMBEDDER": "openai",
+            "PAPERS_EMBEDDING_URL": "http://gpu:8080",
+            "PAPERS_EMBEDDING_MODEL": "bge-small",
+            "PAPERS_EMBEDDING_DIM": "384",
+        }
+    )
     embedder = from_settings(remote.embedder)
     assert isinstance(embedder, OpenAIEmbedder) and (embedder.model, embedder.dim) == ("bge-small", 384)
     assert from_settings(Settings.from_env({"PAPERS_EMBEDDER": "none"}).embedder) is None

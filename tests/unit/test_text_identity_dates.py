@@ -222,7 +222,7 @@ class TestTitleFingerprint:
             "  Sparse Lattice Adapters, for Low-Resource: Speech Translation!  ",
             "Sparse_Lattice_Adapters_for_Low_Resource_Speech_Translation",
             "Sparse Lattice Adapters forLow-ResourceSpeech Translation",
-            "\"Sparse Lattice Adapters\" for (Low-Resource) Speech Translation?",
+            '"Sparse Lattice Adapters" for (Low-Resource) Speech Translation?',
         ],
     )
     def test_variants_match(self, variant):

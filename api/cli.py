@@ -18,7 +18,7 @@ from ingest.batch import enqueue_paths, ingest_paths
 from ingest.embed import EmbedReport, embed_pending, reembed_all
 from ingest.embedder import from_settings
 from ingest.worker import Worker, install_signal_handlers
-from schema.errors import DomainError, Unavailable
+from schema.errors import DomainError, UnavailableError
 from schema.ingest import FORMATS, IngestError, IngestSummary
 from schema.settings import Settings, SettingsError
 from sql import db, queries
@@ -108,7 +108,7 @@ def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
     """Embed papers that lack a vector (with --all: switch to the configured model and re-embed everything)."""
     embedder = from_settings(settings.embedder)
     if embedder is None:
-        raise Unavailable("no embedder configured (PAPERS_EMBEDDER=none)")
+        raise UnavailableError("no embedder configured (PAPERS_EMBEDDER=none)")
 
     async def run() -> EmbedReport:
         async with db.connection(await db.migrated_url(settings)) as conn:
@@ -146,7 +146,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Start the embedded database, migrate, ingest the seeds (or the given paths), show what is stored, serve."""
     paths = args.paths or [str(SEEDS)]
     if not args.paths and not SEEDS.is_dir():
-        raise Unavailable(f"no paths given and {SEEDS} does not exist; run `papers demo PATH...`")
+        raise UnavailableError(f"no paths given and {SEEDS} does not exist; run `papers demo PATH...`")
     summary = asyncio.run(_ingest(settings, paths, fmt=None, year=None, embed=True))
     _print_summary(summary, as_json=False)
     print(asyncio.run(_stored_counts(settings)), flush=True)

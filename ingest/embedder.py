@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import httpx
 import numpy as np
 
-from schema.errors import Unavailable
+from schema.errors import UnavailableError
 from schema.settings import EmbedderSettings
 
 LOCAL_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -24,7 +24,7 @@ MAX_TOKENS = 256
 BATCH = 32
 
 
-class EmbeddingError(Unavailable):
+class EmbeddingError(UnavailableError):
     """Embedding failed (a remote endpoint is down, the model cannot load); the message says which."""
 
     def __init__(self, message: str) -> None:

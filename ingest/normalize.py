@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 
 from schema.identity import paper_public_id, title_fingerprint
-from schema.ingest import ParsedEntry, PaperRecord
+from schema.ingest import PaperRecord, ParsedEntry
 
 DateSpan = tuple[dt.date | None, dt.date | None]
 

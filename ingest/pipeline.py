@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import asyncpg
 
@@ -14,7 +15,7 @@ from ingest import dates
 from ingest.parsers import parse
 from ingest.store import store_listing
 from ingest.text import decode
-from schema.errors import NotAListing
+from schema.errors import NotAListingError
 from schema.ingest import IngestError, ListingInput, ListingResult
 from sql.store import existing_listing
 
@@ -64,7 +65,7 @@ def prepare(
     """Decode and parse one input and resolve its date; raise InputError naming the file and line."""
     try:
         parsed = parse(decode(source.raw), fmt)
-    except NotAListing as exc:
+    except NotAListingError as exc:
         raise InputError(IngestError(source.name, str(exc), exc.line)) from None
     listed_on = dates.resolve(parsed.date_label, year=year, source_date=parsed.listed_on, today=today)
     if parsed.date_label and listed_on is None and year is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import unicodedata
 
-from schema.errors import NotAListing
+from schema.errors import NotAListingError
 
 
 def decode(raw: bytes) -> str:
@@ -19,10 +19,10 @@ def decode(raw: bytes) -> str:
     except UnicodeDecodeError as exc:
         encoding = "UTF-16" if utf16 else "UTF-8"
         line = _unify_line_ends(raw[: exc.start].decode("latin-1")).count("\n") + 1
-        raise NotAListing(f"input is not valid {encoding} (invalid byte at offset {exc.start})", line) from None
+        raise NotAListingError(f"input is not valid {encoding} (invalid byte at offset {exc.start})", line) from None
     text = _unify_line_ends(text)
     if "\x00" in text:
-        raise NotAListing("input is binary (contains NUL characters)", text.count("\n", 0, text.index("\x00")) + 1)
+        raise NotAListingError("input is binary (contains NUL characters)", text.count("\n", 0, text.index("\x00")) + 1)
     return text
 
 

@@ -14,8 +14,8 @@ import msgspec
 from ingest.embed import embed_pending
 from ingest.embedder import Embedder, EmbeddingError
 from ingest.pipeline import Source, ingest_source
+from schema.errors import DatabaseUnavailableError, SpaceMismatchError
 from sql import jobs
-from schema.errors import DatabaseUnavailable, SpaceMismatch
 from sql.db import CONNECTION_LOST, connect
 
 log = logging.getLogger("papers.worker")
@@ -24,7 +24,7 @@ log = logging.getLogger("papers.worker")
 async def _close_quietly(conn: asyncpg.Connection) -> None:
     try:
         await asyncio.wait_for(conn.close(), timeout=5)
-    except (*CONNECTION_LOST, asyncio.TimeoutError):
+    except (TimeoutError, *CONNECTION_LOST):
         conn.terminate()
 
 
@@ -57,7 +57,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 conn = await connect(self.url)
-            except DatabaseUnavailable as exc:
+            except DatabaseUnavailableError as exc:
                 if once:
                     raise
                 log.warning("%s; retrying", exc)
@@ -91,7 +91,7 @@ class Worker:
     async def _sleep(self) -> None:
         try:
             await asyncio.wait_for(self._stop.wait(), timeout=self.poll_seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _run_job(self, conn: asyncpg.Connection, job: jobs.Job) -> None:
@@ -114,7 +114,7 @@ class Worker:
         if self.embedder is not None:
             try:
                 report = await embed_pending(conn, self.embedder)
-            except (EmbeddingError, SpaceMismatch) as exc:
+            except (EmbeddingError, SpaceMismatchError) as exc:
                 log.warning("embedding skipped: %s", exc)
             else:
                 log.info("embedded %d papers (%d failed)", report.embedded, report.failed)

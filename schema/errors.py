@@ -23,40 +23,40 @@ class DomainError(Exception):
         self.line = line
 
 
-class InvalidInput(DomainError):
+class InvalidInputError(DomainError):
     """A parameter, body or text that cannot be used as given."""
 
 
-class InvalidCursor(InvalidInput):
+class InvalidCursorError(InvalidInputError):
     """A cursor that was not issued by this service for this query."""
 
 
-class NotAListing(InvalidInput):
+class NotAListingError(InvalidInputError):
     """An input that holds no listing; `line` points at the offending line where one applies."""
 
     def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(message, line=line)
 
 
-class Unauthenticated(DomainError):
+class UnauthenticatedError(DomainError):
     """A write without the right API key."""
 
     status, code, title = 401, "UNAUTHENTICATED", "Unauthorized"
 
 
-class NotFound(DomainError):
+class NotFoundError(DomainError):
     """A resource that does not exist."""
 
     status, code, title = 404, "NOT_FOUND", "Not Found"
 
 
-class SpaceMismatch(DomainError):
+class SpaceMismatchError(DomainError):
     """Stored vectors and the configured embedder belong to different embedding spaces."""
 
     status, code, title = 409, "EMBEDDING_SPACE_MISMATCH", "Conflict"
 
 
-class Unavailable(DomainError):
+class UnavailableError(DomainError):
     """Something the request needs is not available right now (database, model); retry later."""
 
     status, code, title = 503, "SERVICE_UNAVAILABLE", "Service Unavailable"
@@ -65,7 +65,7 @@ class Unavailable(DomainError):
         super().__init__(message, retry_after=retry_after)
 
 
-class DatabaseUnavailable(Unavailable):
+class DatabaseUnavailableError(UnavailableError):
     """The database cannot be reached or started; the message says what to do."""
 
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from schema.errors import InvalidCursor
+from schema.errors import InvalidCursorError
 
 MAX_CURSOR_CHARS = 2000
 
@@ -32,13 +32,13 @@ def sql_encode(kind: str, values: Sequence[str]) -> str:
 
 
 def decode(token: str, kind: str) -> list[Any]:
-    """Decode a cursor issued for `kind`; raise InvalidCursor otherwise."""
+    """Decode a cursor issued for `kind`; raise InvalidCursorError otherwise."""
     if len(token) > MAX_CURSOR_CHARS:
-        raise InvalidCursor("cursor is malformed")
+        raise InvalidCursorError("cursor is malformed")
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (binascii.Error, ValueError, RecursionError):
-        raise InvalidCursor("cursor is malformed") from None
+        raise InvalidCursorError("cursor is malformed") from None
     if not isinstance(data, list) or not data or data[0] != kind:
-        raise InvalidCursor("cursor belongs to another query or sort order")
+        raise InvalidCursorError("cursor belongs to another query or sort order")
     return data[1:]

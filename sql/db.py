@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from pgvector.asyncpg import register_vector
 
-from schema.errors import DATABASE_UNAVAILABLE, UNSTORABLE, DatabaseUnavailable, DomainError, InvalidInput
+from schema.errors import DATABASE_UNAVAILABLE, UNSTORABLE, DatabaseUnavailableError, DomainError, InvalidInputError
 from schema.settings import Settings
 from sql.embedded import database_url
 from sql.migrate import migrate
@@ -42,9 +42,9 @@ def as_domain_error(exc: BaseException) -> DomainError | None:
     if isinstance(exc, DomainError):
         return exc
     if isinstance(exc, CONNECTION_LOST):
-        return DatabaseUnavailable(DATABASE_UNAVAILABLE)
+        return DatabaseUnavailableError(DATABASE_UNAVAILABLE)
     if isinstance(exc, UNSTORABLE_TEXT):
-        return InvalidInput(UNSTORABLE)
+        return InvalidInputError(UNSTORABLE)
     return None
 
 
@@ -58,7 +58,7 @@ async def connect(url: str, *, vector: bool = True) -> asyncpg.Connection:
     try:
         conn = await asyncpg.connect(url, server_settings=SERVER_SETTINGS)
     except (OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from None
+        raise DatabaseUnavailableError(f"cannot connect to the database: {exc}") from None
     if vector:
         await init_connection(conn)
     return conn
@@ -83,7 +83,7 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
             server_settings=SERVER_SETTINGS,
         )
     except (OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from None
+        raise DatabaseUnavailableError(f"cannot connect to the database: {exc}") from None
 
 
 @contextlib.asynccontextmanager

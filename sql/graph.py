@@ -4,7 +4,7 @@
 with one `json` column per root field, in the shape and bytes the GraphQL executor would produce:
 objects with their keys in selection order, lists in the same order as sql/queries.py, timestamps as
 Python's isoformat, cursors as sql/cursor.py encodes them. It uses the same filters, sort orders and
-keysets as the list queries (sql/fragments.py). What it does not compile raises NotCompiled.
+keysets as the list queries (sql/fragments.py). What it does not compile raises NotCompiledError.
 
 Correlated subqueries reuse the aliases p (papers), l (listings) and e (entries): each refers only to
 its immediate parent's alias, which an inner scope never redefines, so nesting at any depth resolves.
@@ -38,7 +38,7 @@ _ISO = """to_char({0} AT TIME ZONE 'UTC', CASE WHEN extract(microseconds FROM {0
 _ENTRY_FIELDS = {"rank": "e.rank", "title_as_printed": "e.title_variant", "abstract_as_printed": "e.abstract_variant"}
 
 
-class NotCompiled(Exception):
+class NotCompiledError(Exception):
     """A selection this module does not build (a field with a resolver of its own); the executor answers it."""
 
 
@@ -69,7 +69,7 @@ class _Statement:
 
     def object(self, selections: Sequence[Selection], value: Callable[[Selection], str]) -> str:
         if len(selections) > MAX_PAIRS:
-            raise NotCompiled(f"more than {MAX_PAIRS} fields in one object")
+            raise NotCompiledError(f"more than {MAX_PAIRS} fields in one object")
         pairs = []
         for sel in selections:
             expression = _literal(sel.typename) if sel.typename is not None else value(sel)
@@ -90,7 +90,7 @@ class _Statement:
                 return f"""(SELECT coalesce(json_agg({node} ORDER BY {LISTINGS_OF_PAPER_ORDER}), '[]'::json)
                             FROM listing_entries e JOIN listings l USING (listing_key)
                             WHERE e.paper_key = p.paper_key)"""
-            raise NotCompiled(f"Paper.{sel.name}")
+            raise NotCompiledError(f"Paper.{sel.name}")
 
         return self.object(selections, value)
 
@@ -101,7 +101,7 @@ class _Statement:
             return refs[sel.name]
         if sel.name == "listing":
             return self.listing(sel.children)
-        raise NotCompiled(f"ListingRef.{sel.name}")
+        raise NotCompiledError(f"ListingRef.{sel.name}")
 
     def listing(self, selections: Sequence[Selection], listing_id: str | None = None) -> str:
         """A listing object over alias l (whose public id is known under a root `listing(id)`)."""
@@ -112,7 +112,7 @@ class _Statement:
                 return column
             if sel.name == "entries":
                 return self.entries(sel, listing_id)
-            raise NotCompiled(f"Listing.{sel.name}")
+            raise NotCompiledError(f"Listing.{sel.name}")
 
         return self.object(selections, value)
 
@@ -122,7 +122,7 @@ class _Statement:
             return _ENTRY_FIELDS[sel.name]
         if sel.name == "paper":
             return self.paper(sel.children)
-        raise NotCompiled(f"ListingEntry.{sel.name}")
+        raise NotCompiledError(f"ListingEntry.{sel.name}")
 
     # --- connections ---------------------------------------------------------------------------------
 
@@ -152,14 +152,14 @@ class _Statement:
                 return last_cursor()
             if part.name == "node":
                 return node(part.children)
-            raise NotCompiled(f"Edge.{part.name}")
+            raise NotCompiledError(f"Edge.{part.name}")
 
         def info(part: Selection) -> str:
             if part.name == "has_next_page":
                 return f"count(*) > {first}"
             if part.name == "end_cursor":
                 return f"max({last_cursor()})"
-            raise NotCompiled(f"PageInfo.{part.name}")
+            raise NotCompiledError(f"PageInfo.{part.name}")
 
         def value(part: Selection) -> str:
             if part.name == "edges":
@@ -169,7 +169,7 @@ class _Statement:
                 return self.object(part.children, info)
             if part.name == "total_count" and total is not None:
                 return total()
-            raise NotCompiled(f"connection.{part.name}")
+            raise NotCompiledError(f"connection.{part.name}")
 
         return f"(SELECT {self.object(sel.children, value)} FROM ({source} LIMIT {first} + 1) AS {alias} {join})"
 
@@ -216,7 +216,7 @@ class _Statement:
     def entries(self, sel: Selection, listing_id: str | None) -> str:
         """`Listing.entries(first, after)`: a connection of the entries of the listing over alias l."""
         if sel.args.get("after") and listing_id is None:
-            raise NotCompiled("a cursor on the entries of several listings")
+            raise NotCompiledError("a cursor on the entries of several listings")
         where = self.where()
         where.conditions.append("e.listing_key = l.listing_key")
         if listing_id is not None:
@@ -234,7 +234,7 @@ class _Statement:
 
     def stat(self, sel: Selection) -> str:
         if sel.name not in STATS:
-            raise NotCompiled(f"Stats.{sel.name}")
+            raise NotCompiledError(f"Stats.{sel.name}")
         return STATS[sel.name]
 
     # --- roots -----------------------------------------------------------------------------------------
@@ -257,11 +257,11 @@ class _Statement:
             return self.listings(sel)
         if sel.name == "stats":
             return self.object(sel.children, self.stat)
-        raise NotCompiled(f"Query.{sel.name}")
+        raise NotCompiledError(f"Query.{sel.name}")
 
 
 def statement(roots: Sequence[Selection]) -> tuple[str, list[Any]]:
-    """The statement answering root fields, one json column each (InvalidCursor for a bad cursor)."""
+    """The statement answering root fields, one json column each (InvalidCursorError for a bad cursor)."""
     built = _Statement()
     columns = [f"{built.root(sel)} AS c{i}" for i, sel in enumerate(roots)]
     return "SELECT " + ", ".join(columns), built.params

@@ -18,7 +18,7 @@ from schema.api import (
     Stats,
     TitleMatch,
 )
-from schema.errors import InvalidCursor
+from schema.errors import InvalidCursorError
 from sql import cursor
 from sql.fragments import (
     LISTING_COLUMNS,
@@ -184,21 +184,21 @@ def entries_kind(listing_id: str) -> str:
 
 
 def after_rank(listing_id: str, after: str | None) -> int:
-    """The rank an entries cursor of this listing points after (0 for none); InvalidCursor otherwise."""
+    """The rank an entries cursor of this listing points after (0 for none); InvalidCursorError otherwise."""
     if not after:
         return 0
     values = cursor.decode(after, entries_kind(listing_id))
     if len(values) != 1 or not isinstance(values[0], int) or isinstance(values[0], bool):
-        raise InvalidCursor("cursor is malformed")
+        raise InvalidCursorError("cursor is malformed")
     if not 0 <= values[0] <= MAX_RANK:
-        raise InvalidCursor("cursor is malformed")
+        raise InvalidCursorError("cursor is malformed")
     return values[0]
 
 
 async def entries_pages(
     conn: asyncpg.Connection, requests: Sequence[EntriesRequest]
 ) -> list[tuple[list[ListingEntry], str | None]]:
-    """Pages of entries of several listings in rank order, in one statement (raises InvalidCursor)."""
+    """Pages of entries of several listings in rank order, in one statement (raises InvalidCursorError)."""
     ranks = [after_rank(r.listing_id, r.after) for r in requests]
     params: list[Any] = [[r.listing_id for r in requests], ranks, [r.limit for r in requests]]
     source = "unnest($1::text[], $2::int[], $3::int[]) WITH ORDINALITY"

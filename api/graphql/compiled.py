@@ -45,7 +45,7 @@ from api.services import catalog
 from schema.api import PaperFilter
 from schema.errors import DomainError
 from schema.selection import Selection
-from sql.graph import NotCompiled
+from sql.graph import NotCompiledError
 
 MAX_PLANS = 512
 MAX_PLANNED_DOCUMENT = 16_000  # longer documents are planned per request, never kept
@@ -116,7 +116,7 @@ def _compile(schema: GraphQLSchema, document: Any, operation_name: str | None) -
         assert schema.query_type is not None
         fields = _plan_selection(schema, schema.query_type, [operation.selection_set], fragments)
         catalog.graph_statement(_tree(fields, lambda _: dict(_DRY)))
-    except NotCompiled:
+    except NotCompiledError:
         return None
     nullable = not any(isinstance(f.definition.type, GraphQLNonNull) for f in fields if f.definition is not None)
     return _Plan(operation, fields, nullable)
@@ -137,7 +137,7 @@ def _plan_selection(
             fields.append(_Field(key, name, None, nodes[0], (), parent.name))
             continue
         if name not in parent.fields:  # __schema, __type: introspection is the executor's
-            raise NotCompiled(name)
+            raise NotCompiledError(name)
         definition = parent.fields[name]
         named = get_named_type(definition.type)
         children: tuple[_Field, ...] = ()
@@ -154,19 +154,19 @@ def _field_nodes(
     nodes: list[FieldNode] = []
     for selection in selection_set.selections:
         if selection.directives:
-            raise NotCompiled("directives")
+            raise NotCompiledError("directives")
         if isinstance(selection, FieldNode):
             nodes.append(selection)
             continue
         fragment = fragments[selection.name.value] if isinstance(selection, FragmentSpreadNode) else selection
         assert isinstance(fragment, FragmentDefinitionNode | InlineFragmentNode)
         if isinstance(selection, FragmentSpreadNode) and fragment.directives:
-            raise NotCompiled("directives")
+            raise NotCompiledError("directives")
         condition = fragment.type_condition
         if condition is not None:
             target = schema.get_type(condition.name.value)
             if target is not parent and not (target is not None and schema.is_sub_type(target, parent)):  # type: ignore[arg-type]
-                raise NotCompiled("a fragment on another type")
+                raise NotCompiledError("a fragment on another type")
         nodes.extend(_field_nodes(schema, parent, fragment.selection_set, fragments))
     return nodes
 
@@ -207,7 +207,7 @@ def _statement(schema: GraphQLSchema, plan: _Plan, inputs: dict[str, Any]) -> ca
 
     try:
         return catalog.graph_statement(_tree(plan.fields, arguments))
-    except (DomainError, NotCompiled):
+    except (DomainError, NotCompiledError):
         return None  # a bad page size or cursor, a cursor over several listings: the executor reports or runs it
 
 

@@ -19,7 +19,7 @@ from strawberry.litestar import BaseContext
 from api.services import catalog
 from api.services.search import Budget, QueryEmbeddings
 from schema.api import Listing, ListingEntry, ListingRef, Paper
-from schema.errors import DomainError, Unauthenticated
+from schema.errors import DomainError, UnauthenticatedError
 from sql.db import pooled
 from sql.queries import EntriesRequest
 
@@ -38,7 +38,7 @@ class Context(BaseContext, kw_only=True, dict=True):
 
     pool: asyncpg.Pool
     queries: QueryEmbeddings
-    write_refusal: Unauthenticated | None
+    write_refusal: UnauthenticatedError | None
     budget: Budget = msgspec.field(default_factory=Budget)
 
     async def run(self, fn: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:

@@ -16,9 +16,9 @@ from api.rest.params import (
     Cursor,
     HasArxiv,
     InListing,
+    Limit,
     ListedFrom,
     ListedTo,
-    Limit,
     Page,
     PaperKey,
     Query,
@@ -27,7 +27,7 @@ from api.rest.problems import documented
 from api.services import catalog
 from schema import limits
 from schema.api import PAPER_FIELDS, Paper, PaperDetail, PaperFilter, PaperSort, TitleMatch
-from schema.errors import InvalidInput
+from schema.errors import InvalidInputError
 
 Fields = Annotated[
     str | None, Parameter(description="comma-separated fields to return", examples=[Example(value="id,title")])
@@ -52,7 +52,7 @@ def select_fields(items: list[Any], fields: str | None) -> list[Any]:
     wanted = [f.strip() for f in fields.split(",") if f.strip()]
     unknown = sorted(set(wanted) - PAPER_FIELDS)
     if unknown:
-        raise InvalidInput(f"unknown fields: {', '.join(unknown)}; known: {', '.join(sorted(PAPER_FIELDS))}")
+        raise InvalidInputError(f"unknown fields: {', '.join(unknown)}; known: {', '.join(sorted(PAPER_FIELDS))}")
     return [{name: getattr(item, name) for name in wanted} for item in items]
 
 

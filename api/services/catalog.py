@@ -24,7 +24,7 @@ from schema.api import (
     Stats,
     TitleMatch,
 )
-from schema.errors import InvalidInput, NotFound
+from schema.errors import InvalidInputError, NotFoundError
 from schema.selection import Selection
 from sql import graph, queries
 from sql.queries import EntriesRequest
@@ -36,14 +36,14 @@ GraphStatement = tuple[str, list[Any]]
 def page_size(limit: int) -> int:
     """The page size asked for (`limit` on REST, `first` on GraphQL), if it is within 1..MAX_PAGE."""
     if not 1 <= limit <= limits.MAX_PAGE:
-        raise InvalidInput(f"page size must be between 1 and {limits.MAX_PAGE}, got {limit}")
+        raise InvalidInputError(f"page size must be between 1 and {limits.MAX_PAGE}, got {limit}")
     return limit
 
 
 def check_filter(flt: PaperFilter) -> PaperFilter:
     """A filter whose text is short enough to search with."""
     if flt.q is not None and len(flt.q) > limits.MAX_QUERY_CHARS:
-        raise InvalidInput(f"q is longer than {limits.MAX_QUERY_CHARS} characters")
+        raise InvalidInputError(f"q is longer than {limits.MAX_QUERY_CHARS} characters")
     return flt
 
 
@@ -65,28 +65,28 @@ async def count_papers(conn: asyncpg.Connection, flt: PaperFilter) -> int:
 
 
 async def paper(conn: asyncpg.Connection, paper_id: str) -> PaperDetail:
-    """One paper by public or arXiv id, with its listings; NotFound when unknown."""
+    """One paper by public or arXiv id, with its listings; NotFoundError when unknown."""
     found = await queries.paper_detail(conn, paper_id)
     if found is None:
-        raise NotFound(f"no paper with id {paper_id!r}")
+        raise NotFoundError(f"no paper with id {paper_id!r}")
     return found
 
 
 async def papers_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[Paper | None]:
     """Papers by public or arXiv id, in the order asked, None for unknown ids."""
     if len(ids) > limits.MAX_BATCH:
-        raise InvalidInput(f"at most {limits.MAX_BATCH} ids per batch, got {len(ids)}")
+        raise InvalidInputError(f"at most {limits.MAX_BATCH} ids per batch, got {len(ids)}")
     return await queries.papers_by_ids(conn, ids) if ids else []
 
 
 async def match_title(conn: asyncpg.Connection, title: str) -> TitleMatch:
-    """The paper whose title is closest to `title`; NotFound when none is close."""
+    """The paper whose title is closest to `title`; NotFoundError when none is close."""
     low, high = limits.TITLE_MATCH_CHARS
     if not low <= len(title) <= high:
-        raise InvalidInput(f"title must be {low} to {high} characters")
+        raise InvalidInputError(f"title must be {low} to {high} characters")
     found = await queries.match_title(conn, title)
     if found is None:
-        raise NotFound(f"no paper title is close to {title!r}")
+        raise NotFoundError(f"no paper title is close to {title!r}")
     return found
 
 
@@ -108,17 +108,17 @@ async def listings_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[
 
 
 async def listing(conn: asyncpg.Connection, listing_id: str) -> Listing:
-    """One listing; NotFound when unknown."""
+    """One listing; NotFoundError when unknown."""
     [found] = await queries.listings_by_ids(conn, [listing_id])
     if found is None:
-        raise NotFound(f"no listing with id {listing_id!r}")
+        raise NotFoundError(f"no listing with id {listing_id!r}")
     return found
 
 
 async def entries_pages(
     conn: asyncpg.Connection, requests: Sequence[EntriesRequest]
 ) -> list[tuple[list[ListingEntry], str | None]]:
-    """Pages of entries of several listings in rank order (InvalidCursor when a cursor is not theirs)."""
+    """Pages of entries of several listings in rank order (InvalidCursorError when a cursor is not theirs)."""
     for request in requests:
         page_size(request.limit)
     return await queries.entries_pages(conn, requests)
@@ -138,7 +138,7 @@ async def stats(conn: asyncpg.Connection) -> Stats:
 
 
 def graph_statement(roots: Sequence[Selection]) -> GraphStatement:
-    """The one statement answering a tree of selected fields (NotCompiled, InvalidCursor when it cannot)."""
+    """The one statement answering a tree of selected fields (NotCompiledError, InvalidCursorError when it cannot)."""
     return graph.statement(roots)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncpg
 
-from schema.errors import Unavailable
+from schema.errors import UnavailableError
 from sql.migrate import pending
 
 
 async def check_ready(conn: asyncpg.Connection) -> None:
-    """Raise Unavailable unless the database answers and every migration is applied."""
+    """Raise UnavailableError unless the database answers and every migration is applied."""
     todo = await pending(conn)
     if todo:
-        raise Unavailable(f"migrations not applied: {', '.join(todo)}")
+        raise UnavailableError(f"migrations not applied: {', '.join(todo)}")

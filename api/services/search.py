@@ -1,6 +1,6 @@
 """Search, similar papers and recommendations: the one implementation REST and GraphQL both call.
 
-Query texts are embedded once (an LRU cache), a model that is still loading answers Unavailable,
+Query texts are embedded once (an LRU cache), a model that is still loading answers UnavailableError,
 hybrid search fuses full-text and vector rankings by reciprocal rank fusion.
 """
 
@@ -18,7 +18,7 @@ from api.services.catalog import check_filter, page_size
 from ingest.embedder import Embedder, embedding_text
 from schema import limits
 from schema.api import PaperFilter, RecommendRequest, ScoredPaper, SearchMode
-from schema.errors import InvalidCursor, InvalidInput, NotFound, SpaceMismatch, Unavailable
+from schema.errors import InvalidCursorError, InvalidInputError, NotFoundError, SpaceMismatchError, UnavailableError
 from sql import cursor, search
 from sql.embeddings import Space, current_space
 from sql.search import PaperVector
@@ -36,7 +36,7 @@ class Budget:
     def spend_search(self) -> None:
         """Count one nearest-neighbour search, refusing the request's one too many."""
         if self.neighbour_searches <= 0:
-            raise InvalidInput(f"at most {limits.MAX_NEIGHBOUR_SEARCHES} similar/recommend lookups per request")
+            raise InvalidInputError(f"at most {limits.MAX_NEIGHBOUR_SEARCHES} similar/recommend lookups per request")
         self.neighbour_searches -= 1
 
 
@@ -51,11 +51,11 @@ class QueryEmbeddings:
 
     def _ready(self) -> Embedder:
         if self.embedder is None:
-            raise Unavailable(
+            raise UnavailableError(
                 "semantic search is not configured on this server (PAPERS_EMBEDDER=none)", retry_after=3600
             )
         if not self.embedder.ready:
-            raise Unavailable("the embedding model is still loading; retry shortly", retry_after=10)
+            raise UnavailableError("the embedding model is still loading; retry shortly", retry_after=10)
         return self.embedder
 
     async def check_space(self, conn: asyncpg.Connection) -> None:
@@ -63,7 +63,7 @@ class QueryEmbeddings:
         embedder = self._ready()
         stored = await current_space(conn)
         if stored is not None and stored != Space(embedder.model, embedder.dim):
-            raise SpaceMismatch(
+            raise SpaceMismatchError(
                 f"stored embeddings are from {stored.model} ({stored.dim}-d) but this server embeds queries with"
                 f" {embedder.model} ({embedder.dim}-d); run `papers embed --all`"
             )
@@ -108,9 +108,9 @@ def _fingerprint(*parts: object) -> str:
 def _query_text(q: str) -> str:
     q = q.strip()
     if not q:
-        raise InvalidInput("q must not be empty")
+        raise InvalidInputError("q must not be empty")
     if len(q) > limits.MAX_QUERY_CHARS:
-        raise InvalidInput(f"q is longer than {limits.MAX_QUERY_CHARS} characters")
+        raise InvalidInputError(f"q is longer than {limits.MAX_QUERY_CHARS} characters")
     return q
 
 
@@ -120,10 +120,10 @@ def _page_window(kind: str, after: str | None, limit: int) -> int:
     if after:
         values = cursor.decode(after, kind)
         if len(values) != 1 or not isinstance(values[0], int) or values[0] < 0:
-            raise InvalidCursor("cursor is malformed")
+            raise InvalidCursorError("cursor is malformed")
         offset = values[0]
     if offset + limit > limits.MAX_WINDOW:
-        raise InvalidInput(f"search results can be paged up to {limits.MAX_WINDOW}; narrow the query instead")
+        raise InvalidInputError(f"search results can be paged up to {limits.MAX_WINDOW}; narrow the query instead")
     return offset
 
 
@@ -192,7 +192,7 @@ async def similar_papers(
         budget.spend_search()
     [paper] = await search.papers_with_vectors(conn, [paper_id])
     if paper is None:
-        raise NotFound(f"no paper with id {paper_id!r}")
+        raise NotFoundError(f"no paper with id {paper_id!r}")
     await queries.check_space(conn)
     [vector] = await _paper_vectors(queries, [paper])
     return await search.nearest(conn, vector, flt, limit=limit, exclude=[paper.key])
@@ -202,12 +202,12 @@ def _check_recommend(request: RecommendRequest) -> str | None:
     """The request's free text (stripped, or None), after checking its bounds."""
     text = request.text.strip() if request.text else None
     if not request.positive and not text:
-        raise InvalidInput("give at least one positive id or a text")
+        raise InvalidInputError("give at least one positive id or a text")
     if len(request.positive) + len(request.negative) > limits.MAX_EXAMPLES:
-        raise InvalidInput(f"at most {limits.MAX_EXAMPLES} example ids")
+        raise InvalidInputError(f"at most {limits.MAX_EXAMPLES} example ids")
     page_size(request.limit)
     if text and len(text) > limits.MAX_TEXT_CHARS:
-        raise InvalidInput(f"text is longer than {limits.MAX_TEXT_CHARS} characters")
+        raise InvalidInputError(f"text is longer than {limits.MAX_TEXT_CHARS} characters")
     check_filter(request.filters)
     return text
 
@@ -224,7 +224,7 @@ async def recommend(
     found = await search.papers_with_vectors(conn, ids)
     unknown = [i for i, p in zip(ids, found, strict=True) if p is None]
     if unknown:
-        raise NotFound(f"unknown paper ids: {', '.join(unknown)}")
+        raise NotFoundError(f"unknown paper ids: {', '.join(unknown)}")
     papers = [p for p in found if p is not None]
     vectors = await _paper_vectors(queries, papers)
     positives = vectors[: len(request.positive)] + ([await queries.vector(text)] if text else [])
@@ -234,7 +234,7 @@ async def recommend(
         target = target - NEGATIVE_WEIGHT * np.mean(negatives, axis=0)
     norm = float(np.linalg.norm(target))
     if norm == 0:
-        raise InvalidInput("the positives and negatives cancel out; give different examples")
+        raise InvalidInputError("the positives and negatives cancel out; give different examples")
     exclude = sorted({p.key for p in papers})
     unit = (target / norm).astype(np.float32)
     return await search.nearest(conn, unit, request.filters, limit=request.limit, exclude=exclude)

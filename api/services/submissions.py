@@ -9,7 +9,7 @@ import msgspec
 
 from schema import limits
 from schema.api import JobStatusView
-from schema.errors import InvalidInput, NotFound, Unauthenticated
+from schema.errors import InvalidInputError, NotFoundError, UnauthenticatedError
 from schema.ingest import FORMATS
 from sql import jobs
 
@@ -17,14 +17,14 @@ NO_KEY = "writes are disabled: the server has no API key configured (PAPERS_API_
 WRONG_KEY = "missing or wrong API key: send `Authorization: Bearer <key>`"
 
 
-def write_refusal(api_key: str | None, authorization: str | None) -> Unauthenticated | None:
+def write_refusal(api_key: str | None, authorization: str | None) -> UnauthenticatedError | None:
     """Why a request with this Authorization header may not write, or None when it may."""
     if not api_key:
-        return Unauthenticated(NO_KEY)
+        return UnauthenticatedError(NO_KEY)
     if not authorization or not authorization.startswith("Bearer "):
-        return Unauthenticated(WRONG_KEY)
+        return UnauthenticatedError(WRONG_KEY)
     if not hmac.compare_digest(authorization[len("Bearer ") :].encode(), api_key.encode()):
-        return Unauthenticated(WRONG_KEY)
+        return UnauthenticatedError(WRONG_KEY)
     return None
 
 
@@ -41,14 +41,14 @@ class Submission(msgspec.Struct, frozen=True):
 def check(submission: Submission) -> Submission:
     """Refuse a submission that could never be ingested, before it is queued."""
     if not submission.payload.strip():
-        raise InvalidInput("the listing is empty")
+        raise InvalidInputError("the listing is empty")
     if submission.format is not None and submission.format not in FORMATS:
-        raise InvalidInput(f"unknown format {submission.format!r}; expected one of {', '.join(FORMATS)}")
+        raise InvalidInputError(f"unknown format {submission.format!r}; expected one of {', '.join(FORMATS)}")
     low, high = limits.YEARS
     if submission.year is not None and not low <= submission.year <= high:
-        raise InvalidInput(f"year must be between {low} and {high}, got {submission.year}")
+        raise InvalidInputError(f"year must be between {low} and {high}, got {submission.year}")
     if not submission.source.strip() or len(submission.source) > limits.MAX_SOURCE_CHARS:
-        raise InvalidInput(f"source must be 1 to {limits.MAX_SOURCE_CHARS} characters")
+        raise InvalidInputError(f"source must be 1 to {limits.MAX_SOURCE_CHARS} characters")
     if submission.json and submission.format is None:
         _check_json(submission.payload)
     return submission
@@ -63,7 +63,7 @@ def _check_json(body: bytes) -> None:
             for line in filter(bytes.strip, body.splitlines()):
                 msgspec.json.decode(line)
     except msgspec.DecodeError as exc:
-        raise InvalidInput(f"malformed JSON: {exc}") from None
+        raise InvalidInputError(f"malformed JSON: {exc}") from None
 
 
 async def submit(conn: asyncpg.Connection, submission: Submission) -> str:
@@ -73,10 +73,10 @@ async def submit(conn: asyncpg.Connection, submission: Submission) -> str:
 
 
 async def job_status(conn: asyncpg.Connection, job_id: str) -> JobStatusView:
-    """A job as clients see it; NotFound when unknown."""
+    """A job as clients see it; NotFoundError when unknown."""
     job = await jobs.get(conn, job_id)
     if job is None:
-        raise NotFound(f"no job with id {job_id!r}")
+        raise NotFoundError(f"no job with id {job_id!r}")
     return JobStatusView(
         job.public_id, job.status, job.attempts, job.last_error, job.result, job.created_at, job.finished_at
     )

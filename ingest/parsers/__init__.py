@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from ingest.parsers.jsonish import parse_hf_daily, parse_jsonl
 from ingest.parsers.page import parse_page
-from schema.errors import NotAListing
+from schema.errors import NotAListingError
 from schema.ingest import FORMATS, ParsedListing
 
 PARSERS: dict[str, Callable[[str], ParsedListing]] = {
@@ -32,5 +32,5 @@ def parse(text: str, fmt: str | None = None) -> ParsedListing:
     """Parse decoded text in the given format, or the detected one."""
     fmt = fmt or detect_format(text)
     if fmt not in PARSERS:
-        raise NotAListing(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        raise NotAListingError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     return PARSERS[fmt](text)

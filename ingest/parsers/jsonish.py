@@ -5,17 +5,18 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-from schema.identity import normalize_arxiv_id, title_fingerprint
-from schema.errors import NotAListing
 from ingest.text import normalize
+from schema.errors import NotAListingError
+from schema.identity import normalize_arxiv_id, title_fingerprint
 from schema.ingest import ParsedEntry, ParsedListing, Reject
 
 _DECODER = json.JSONDecoder()
 
 
-class _BadItem(ValueError):
+class _BadItemError(ValueError):
     """One JSON item that cannot become an entry."""
 
 
@@ -33,7 +34,7 @@ def iter_array(text: str) -> Iterator[tuple[Any, int, int]]:
     """Yield each item of a top-level JSON array with the offsets it spans, so rejects can name lines."""
     pos = _skip_space(text, 0)
     if not text.startswith("[", pos):
-        raise NotAListing("expected a JSON array of daily-papers items", _line_of(text, pos))
+        raise NotAListingError("expected a JSON array of daily-papers items", _line_of(text, pos))
     pos = _skip_space(text, pos + 1)
     if text.startswith("]", pos):
         return
@@ -41,28 +42,30 @@ def iter_array(text: str) -> Iterator[tuple[Any, int, int]]:
         try:
             item, end = _DECODER.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            raise NotAListing(f"malformed JSON: {exc.msg}", exc.lineno) from None
+            raise NotAListingError(f"malformed JSON: {exc.msg}", exc.lineno) from None
         except (ValueError, RecursionError) as exc:  # over-long numbers, absurd nesting
-            raise NotAListing(f"unreadable JSON: {type(exc).__name__}", _line_of(text, pos)) from None
+            raise NotAListingError(f"unreadable JSON: {type(exc).__name__}", _line_of(text, pos)) from None
         yield item, pos, end
         pos = _skip_space(text, end)
         if text.startswith(",", pos):
             pos = _skip_space(text, pos + 1)
         elif text.startswith("]", pos):
             if text[pos + 1 :].strip():
-                raise NotAListing("unexpected text after the JSON array", _line_of(text, _skip_space(text, pos + 1)))
+                raise NotAListingError(
+                    "unexpected text after the JSON array", _line_of(text, _skip_space(text, pos + 1))
+                )
             return
         else:
-            raise NotAListing("malformed JSON: expected ',' or ']'", _line_of(text, pos))
+            raise NotAListingError("malformed JSON: expected ',' or ']'", _line_of(text, pos))
 
 
 def _text(obj: dict, key: str) -> str:
     value = obj.get(key)
     text = normalize(value) if isinstance(value, str) else ""
     if not text:
-        raise _BadItem(f"'{key}' is missing or not a non-empty string")
+        raise _BadItemError(f"'{key}' is missing or not a non-empty string")
     if "\x00" in text:
-        raise _BadItem(f"'{key}' contains a NUL character")
+        raise _BadItemError(f"'{key}' contains a NUL character")
     return text
 
 
@@ -71,15 +74,15 @@ def _day(value: Any, key: str) -> dt.date | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _BadItem(f"'{key}' is not an ISO date string")
+        raise _BadItemError(f"'{key}' is not an ISO date string")
     try:
         if len(value) == 10:
             return dt.date.fromisoformat(value)
         stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise _BadItem(f"'{key}' is not an ISO date: {value!r}") from None
+        raise _BadItemError(f"'{key}' is not an ISO date: {value!r}") from None
     if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(dt.timezone.utc)
+        stamp = stamp.astimezone(dt.UTC)
     return stamp.date()
 
 
@@ -88,7 +91,7 @@ def _arxiv(value: Any, key: str) -> str | None:
         return None
     arxiv_id = normalize_arxiv_id(value) if isinstance(value, str) else None
     if arxiv_id is None:
-        raise _BadItem(f"'{key}' is not an arXiv identifier: {value!r}")
+        raise _BadItemError(f"'{key}' is not an arXiv identifier: {value!r}")
     return arxiv_id
 
 
@@ -97,7 +100,7 @@ def _entry(rank: int, lines: tuple[int, int], fields: dict, item: dict, names: t
     title_key, abstract_key, arxiv_key, day_key = names
     title = _text(fields, title_key)
     if not title_fingerprint(title):
-        raise _BadItem("title has no letters or digits")
+        raise _BadItemError("title has no letters or digits")
     arxiv_id = _arxiv(fields.get(arxiv_key), arxiv_key if fields is item else f"paper.{arxiv_key}")
     return ParsedEntry(
         rank, title, _text(fields, abstract_key), lines[0], lines[1], arxiv_id, _day(item.get(day_key), day_key)
@@ -106,13 +109,13 @@ def _entry(rank: int, lines: tuple[int, int], fields: dict, item: dict, names: t
 
 def _hf_entry(item: Any, rank: int, lines: tuple[int, int]) -> ParsedEntry:
     if not isinstance(item, dict) or not isinstance(item.get("paper"), dict):
-        raise _BadItem("item is not an object with a 'paper' object")
+        raise _BadItemError("item is not an object with a 'paper' object")
     return _entry(rank, lines, item["paper"], item, ("title", "summary", "id", "publishedAt"))
 
 
 def _jsonl_entry(item: Any, rank: int, lines: tuple[int, int]) -> ParsedEntry:
     if not isinstance(item, dict):
-        raise _BadItem("line is not a JSON object")
+        raise _BadItemError("line is not a JSON object")
     return _entry(rank, lines, item, item, ("title", "abstract", "arxiv_id", "listed_on"))
 
 
@@ -129,7 +132,7 @@ def _finish(kind: str, entries: list[ParsedEntry], rejects: list[Reject], empty_
     if not entries:
         line = rejects[0].line_start if rejects else empty_line
         reason = f": {rejects[0].reason}" if rejects else ""
-        raise NotAListing(f"no usable entries{reason}", line)
+        raise NotAListingError(f"no usable entries{reason}", line)
     # JSON inputs print no date label: the day comes from the source itself.
     return ParsedListing(kind, entries, rejects, None, _common_day(entries))  # type: ignore[arg-type]
 
@@ -142,7 +145,7 @@ def parse_hf_daily(text: str) -> ParsedListing:
         lines = (_line_of(text, start), _line_of(text, end))
         try:
             entries.append(_hf_entry(item, len(entries) + 1, lines))
-        except _BadItem as exc:
+        except _BadItemError as exc:
             rejects.append(Reject(lines[0], lines[1], str(exc), text[start:end]))
     return _finish("hf_daily", entries, rejects, 1)
 
@@ -164,6 +167,6 @@ def parse_jsonl(text: str) -> ParsedListing:
             continue
         try:
             entries.append(_jsonl_entry(item, len(entries) + 1, (number, number)))
-        except _BadItem as exc:
+        except _BadItemError as exc:
             rejects.append(Reject(number, number, str(exc), line))
     return _finish("jsonl", entries, rejects, 1)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ingest import dates
-from schema.identity import title_fingerprint
-from schema.errors import NotAListing
 from ingest.text import normalize
+from schema.errors import NotAListingError
+from schema.identity import title_fingerprint
 from schema.ingest import ParsedEntry, ParsedListing, Reject
 
 _CHROME = {"new", "subscribe", "byak and the research community"}
@@ -140,5 +140,5 @@ def parse_page(text: str) -> ParsedListing:
     # A listing has at least one real abstract; short line pairs alone are some other text.
     if not any(looks_like_abstract(entry.abstract) for entry in entries):
         line = fields[0].line_start if fields else None
-        raise NotAListing("no title and abstract pairs found", line)
+        raise NotAListingError("no title and abstract pairs found", line)
     return ParsedListing("page", entries, rejects, header.date_label, None, header.heading)

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from api.services import catalog
 from api.app import create_app
-from tests.apps import settings
 from api.export_schema import sdl
+from api.services import catalog
 from ingest.pipeline import Source, ingest_source
 from sql import db, jobs
 from tests import factories
+from tests.apps import settings
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 KEY = "k"

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from litestar.testing import AsyncTestClient
-
-from api.app import create_app
-from tests.apps import settings
 import strawberry
 from graphql import ExecutionResult, GraphQLSchema
+from litestar.testing import AsyncTestClient
 from strawberry.extensions import SchemaExtension
 
+from api.app import create_app
 from api.graphql.schema import schema as papers_schema
 from api.services import catalog
+from tests.apps import settings
 from tests.integration.test_graphql import ARXIV, KEY, load
 
 # Each runs on the compiled path: (query, variables); {a}/{b}/{c} are the listings' public ids.

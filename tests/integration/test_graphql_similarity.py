@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 
-from api.services import search as similarity
 from api.app import create_app
-from tests.apps import settings
+from api.services import search as similarity
 from ingest.embed import embed_pending
 from ingest.pipeline import Source, ingest_source
 from schema.api import RecommendRequest
 from sql import db
 from tests import factories
+from tests.apps import settings
 from tests.embedders import HashEmbedder, LoadingEmbedder
 
 ARXIV = "2403.20{:03d}"

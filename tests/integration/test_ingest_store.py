@@ -9,8 +9,8 @@ import pytest
 
 import sql.store
 from ingest.pipeline import Source, ingest_source, prepare
-from sql import db
 from ingest.store import store_listing
+from sql import db
 from tests import factories
 
 SNAPSHOT = {

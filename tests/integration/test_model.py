@@ -7,10 +7,10 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
-from tests.apps import settings
 from ingest.embed import embed_pending
 from ingest.embedder import LOCAL_DIM, LocalEmbedder
 from ingest.pipeline import Source, ingest_source
+from tests.apps import settings
 
 pytest.importorskip("sentence_transformers", reason="the local embedder's dependencies are not installed")
 

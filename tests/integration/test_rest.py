@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
-from tests.apps import settings
 from ingest.pipeline import Source, ingest_source
 from ingest.worker import Worker
 from sql import db
 from tests import factories
+from tests.apps import settings
 
 KEY = "test-key"
 
@@ -25,7 +23,7 @@ async def load(url: str, texts: dict[str, str]) -> None:
 
 
 CORPUS = {
-    "mar11.txt": factories.page([factories.paper(i) for i in range(0, 6)], label="Mar 11"),
+    "mar11.txt": factories.page([factories.paper(i) for i in range(6)], label="Mar 11"),
     "mar12.txt": factories.page([factories.paper(i) for i in range(4, 10)], label="Mar 12", layout="lines"),
     "hf.json": factories.hf_daily(
         [(*factories.paper(20), "2403.00020"), (*factories.paper(21), None)], day="2024-03-13"

@@ -7,14 +7,14 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
-from tests.apps import settings
 from api.services.search import QueryEmbeddings, rrf
 from ingest.embed import embed_pending, reembed_all
 from ingest.pipeline import Source, ingest_source
 from schema.api import ScoredPaper
-from sql import db, embeddings
-from schema.errors import SpaceMismatch
+from schema.errors import SpaceMismatchError
+from sql import embeddings
 from tests import factories
+from tests.apps import settings
 from tests.embedders import FailingEmbedder, HashEmbedder, LoadingEmbedder
 from tests.integration.test_rest import assert_problem
 
@@ -137,12 +137,12 @@ async def test_changed_abstract_is_embedded_again(embedded):
 
 
 async def test_dimension_or_model_mismatch_is_a_clear_error(embedded):
-    with pytest.raises(SpaceMismatch, match=r"test/hash-bow \(384-d\).*other \(384-d\).*papers embed --all"):
+    with pytest.raises(SpaceMismatchError, match=r"test/hash-bow \(384-d\).*other \(384-d\).*papers embed --all"):
         other = HashEmbedder()
         other.model = "other"
         await embed_pending(embedded, other)
     small = HashEmbedder(dim=8)
-    with pytest.raises(SpaceMismatch, match="384-d"):
+    with pytest.raises(SpaceMismatchError, match="384-d"):
         await embed_pending(embedded, small)
     report = await reembed_all(embedded, small)  # switching models re-embeds everything
     assert report.embedded == 5
@@ -248,7 +248,7 @@ def test_rrf_fuses_by_reciprocal_rank():
     def hits(*ids: str) -> list[ScoredPaper]:
         import datetime as dt
 
-        now = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+        now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
         return [ScoredPaper(i, i, "", None, now, now, None, None, score=0.0) for i in ids]
 
     fused = rrf([hits("a", "b", "c"), hits("c", "b", "d")], k=60)

@@ -14,11 +14,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
-from tests.apps import settings
 from sql import db, jobs
 from sql.embedded import EmbeddedPostgres
 from sql.migrate import migrate
 from tests import factories, servers
+from tests.apps import settings
 
 
 def big_listing(n: int, offset: int = 0) -> bytes:

@@ -12,11 +12,10 @@ from hypothesis import strategies as st
 
 from ingest import dates
 from ingest.parsers import detect_format, parse
-from schema.errors import InvalidInput, NotAListing
-from schema.ingest import FORMATS
 from ingest.parsers.page import looks_like_abstract
 from ingest.text import decode, normalize
-from schema.ingest import ParsedEntry, ParsedListing, Reject
+from schema.errors import InvalidInputError, NotAListingError
+from schema.ingest import FORMATS, ParsedEntry, ParsedListing, Reject
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
@@ -487,7 +486,7 @@ class TestPageNotAListing:
     @pytest.mark.parametrize("text", [README, PYTHON], ids=["readme", "python"])
     def test_short_texts(self, text):
         assert detect_format(text) == "page"
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse(text)
         assert info.value.line == 1
 
@@ -497,30 +496,30 @@ class TestPageNotAListing:
         ids=["empty", "newlines", "whitespace", "header-blocks", "header-lines"],
     )
     def test_nothing_in_body(self, text):
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse(text)
         assert info.value.line is None
 
     def test_only_short_pairs(self):
         text = line_page("Alpha Title", "Short line", "Beta Title", "Another short line")
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse(text)
         assert info.value.line == len(HEADER) + 1
 
     def test_only_abstracts(self):
-        with pytest.raises(NotAListing):
+        with pytest.raises(NotAListingError):
             parse(block_page(A1, A2, A3))
 
     def test_only_titles(self):
-        with pytest.raises(NotAListing):
+        with pytest.raises(NotAListingError):
             parse(block_page(T1, T2, T3, T4, T5))
 
     def test_one_long_paragraph(self):
-        with pytest.raises(NotAListing):
+        with pytest.raises(NotAListingError):
             parse(" ".join(ABSTRACTS))
 
     def test_not_a_listing_is_a_client_error(self):
-        with pytest.raises(InvalidInput) as info:
+        with pytest.raises(InvalidInputError) as info:
             parse("hello")
         assert info.value.status == 400 and info.value.code == "BAD_USER_INPUT"
 
@@ -721,13 +720,13 @@ class TestHfDaily:
 
     @pytest.mark.parametrize("text", ["[]", "  [ \n ]  \n", "\n[\n]\n"])
     def test_empty_array(self, text):
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse(text)
         assert info.value.line == 1
 
     def test_all_items_bad(self):
         text = json.dumps([hf_item(T1, None), hf_item(T2, None)], indent=2)
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse(text)
         assert info.value.line == 2
         assert "summary" in str(info.value)
@@ -738,7 +737,7 @@ class TestHfDaily:
         lines = text.split("\n")
         cut = lines.index("  },")
         lines[cut] = "  }"
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse("\n".join(lines))
         assert info.value.line == cut + 2
 
@@ -747,36 +746,36 @@ class TestHfDaily:
         lines = text.split("\n")
         target = next(i for i, line in enumerate(lines) if T2 in line and '"title"' in line)
         lines[target] = lines[target].replace('": "', '" "', 1)
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse("\n".join(lines))
         assert info.value.line == target + 1
         assert "malformed JSON" in str(info.value)
 
     def test_truncated(self):
         text = json.dumps([hf_item(T1, A1), hf_item(T2, A2)], indent=2)
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse(text[: len(text) // 2])
         assert isinstance(info.value.line, int) and info.value.line >= 1
 
     def test_unterminated_array(self):
         text = json.dumps([hf_item(T1, A1)], indent=2)[:-1]
-        with pytest.raises(NotAListing):
+        with pytest.raises(NotAListingError):
             parse(text)
 
     def test_trailing_comma(self):
-        with pytest.raises(NotAListing):
+        with pytest.raises(NotAListingError):
             parse(json.dumps([hf_item(T1, A1)])[:-1] + ",]")
 
     def test_text_after_array(self):
         text = json.dumps([hf_item(T1, A1)], indent=2) + " garbage\n"
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse(text)
         assert "after the JSON array" in str(info.value)
         assert info.value.line == text.count("\n")
 
     def test_text_after_array_line_number(self):
         text = json.dumps([hf_item(T1, A1)], indent=2) + "\n\ngarbage\n"
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse(text)
         assert info.value.line == len(text.split("\n")) - 1
 
@@ -784,7 +783,7 @@ class TestHfDaily:
         assert len(parse(json.dumps([hf_item(T1, A1)]) + "\n\n  \n").entries) == 1
 
     def test_object_given_as_hf_daily(self):
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse(json.dumps(hf_item(T1, A1)), "hf_daily")
         assert info.value.line == 1
 
@@ -792,13 +791,13 @@ class TestHfDaily:
         text = "[" + json.dumps(hf_item(T1, A1))[:-1] + ', "upvotes": ' + "9" * 5000 + "}]"
         try:
             parse(text)
-        except NotAListing:
+        except NotAListingError:
             pass
 
     def test_deep_nesting_is_not_a_crash(self):
         try:
             parse("[" * 100_000)
-        except NotAListing:
+        except NotAListingError:
             pass
 
 
@@ -887,20 +886,20 @@ class TestJsonl:
 
     def test_all_bad_raises(self):
         text = "\n".join(["", "{oops", jl(title=T1), jl(abstract=A1)])
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse(text)
         assert info.value.line == 2
         assert "malformed JSON" in str(info.value)
 
     @pytest.mark.parametrize("text", ["{}", "{}\n{}\n", jl(title=T1, abstract=A1, arxiv_id="garbage")])
     def test_no_usable_entries(self, text):
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse(text)
         assert info.value.line == 1
 
     @pytest.mark.parametrize("text", ["", "\n\n  \n"])
     def test_empty_jsonl(self, text):
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse(text, "jsonl")
         assert info.value.line == 1
 
@@ -949,7 +948,7 @@ class TestJsonl:
 
     def test_pretty_printed_object_is_not_jsonl(self):
         text = json.dumps({"title": T1, "abstract": A1}, indent=2)
-        with pytest.raises(NotAListing):
+        with pytest.raises(NotAListingError):
             parse(text)
 
     def test_huge_integer_line_is_rejected(self):
@@ -992,16 +991,16 @@ class TestDispatch:
     def test_format_override_page_on_jsonl_text(self):
         # Read as a page, JSON lines are single-field lines; long ones look like abstracts.
         text = fixture_text("bulk.jsonl")
-        with pytest.raises(NotAListing):
+        with pytest.raises(NotAListingError):
             parse(text, "page")
 
     def test_jsonl_override_on_hf_payload(self):
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse(fixture_text("hf_daily.json"), "jsonl")
         assert info.value.line == 1
 
     def test_single_line_array_as_jsonl(self):
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse(json.dumps([hf_item(T1, A1)]), "jsonl")
         assert "object" in str(info.value)
 
@@ -1015,7 +1014,7 @@ class TestDispatch:
 
     @pytest.mark.parametrize("fmt", ["csv", "PAGE", "json", "hf-daily", " jsonl"])
     def test_unknown_format(self, fmt):
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             parse(fixture_text("bulk.jsonl"), fmt)
         assert repr(fmt) in str(info.value)
         for known in FORMATS:
@@ -1104,7 +1103,7 @@ def _check_page_accounting(listing: ParsedListing, text: str) -> None:
 def _parse_or_not_a_listing(text: str, fmt: str | None = None) -> ParsedListing | None:
     try:
         listing = parse(text, fmt)
-    except NotAListing as exc:
+    except NotAListingError as exc:
         assert exc.line is None or isinstance(exc.line, int)
         return None
     _check_listing(listing, text)

@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest import dates
+from ingest.text import decode, normalize
+from schema.errors import NotAListingError
 from schema.identity import (
     is_arxiv_id,
     listing_public_id,
@@ -18,18 +20,16 @@ from schema.identity import (
     paper_public_id,
     title_fingerprint,
 )
-from ingest.text import decode, normalize
-from schema.errors import NotAListing
 
 # --------------------------------------------------------------------------- decode
 
 
 class TestDecode:
     def test_plain_utf8(self):
-        assert decode("Café au lait — 3 µm\n".encode("utf-8")) == "Café au lait — 3 µm\n"
+        assert decode("Café au lait — 3 µm\n".encode()) == "Café au lait — 3 µm\n"
 
     def test_utf8_bom_is_stripped(self):
-        raw = b"\xef\xbb\xbf" + "Mar 11\nTitle\n".encode("utf-8")
+        raw = b"\xef\xbb\xbf" + b"Mar 11\nTitle\n"
         text = decode(raw)
         assert text == "Mar 11\nTitle\n"
         assert not text.startswith("\ufeff")
@@ -66,63 +66,63 @@ class TestDecode:
 
     def test_invalid_utf8_raises_with_line_number(self):
         raw = b"first line\nsecond line\nthird \xff\xfe line\nfourth"
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             decode(raw)
         assert info.value.line == 3
         assert "UTF-8" in str(info.value)
 
     def test_invalid_utf8_on_first_line(self):
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             decode(b"\xc3(abc")
         assert info.value.line == 1
 
     def test_invalid_utf8_with_crlf_line_number(self):
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             decode(b"a\r\nb\r\nc\r\n\x80")
         assert info.value.line == 4
 
     def test_truncated_multibyte_sequence_at_end(self):
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             decode(b"ok\nthen \xe2\x82")
         assert info.value.line == 2
 
     def test_undecodable_input_is_not_a_listing(self):
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             decode(b"\xff")
         assert info.value.status == 400
 
     def test_latin1_is_not_accepted(self):
-        with pytest.raises(NotAListing):
+        with pytest.raises(NotAListingError):
             decode("caf\xe9\n".encode("latin-1"))
 
     def test_nul_bytes_raise(self):
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             decode(b"line one\nline two\nbinary\x00junk")
         assert info.value.line == 3
         assert "NUL" in str(info.value)
 
     def test_nul_byte_first_line(self):
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             decode(b"\x00\x01\x02")
         assert info.value.line == 1
 
     def test_nul_in_utf16_text_raises(self):
         raw = b"\xff\xfe" + "abc\n\x00def".encode("utf-16-le")
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             decode(raw)
         assert info.value.line == 2
 
     def test_utf32_is_rejected_not_garbled(self):
         # A UTF-32 BOM begins like a UTF-16 LE BOM; the NUL bytes give it away.
-        with pytest.raises(NotAListing):
+        with pytest.raises(NotAListingError):
             decode("hello\n".encode("utf-32"))
 
     def test_truncated_utf16_raises_decode_error(self):
-        with pytest.raises(NotAListing):
+        with pytest.raises(NotAListingError):
             decode(b"\xff\xfe" + "ab".encode("utf-16-le") + b"c")
 
     def test_invalid_utf8_line_number_with_cr_only_line_ends(self):
-        with pytest.raises(NotAListing) as info:
+        with pytest.raises(NotAListingError) as info:
             decode(b"one\rtwo\rthree \xff")
         assert info.value.line == 3
 
@@ -130,7 +130,7 @@ class TestDecode:
     @settings(max_examples=200)
     def test_roundtrip_utf8_has_no_cr(self, text):
         if "\x00" in text:
-            with pytest.raises(NotAListing):
+            with pytest.raises(NotAListingError):
                 decode(text.encode("utf-8"))
             return
         out = decode(text.encode("utf-8"))

@@ -33,7 +33,10 @@ def resolve(
     source_date: dt.date | None = None,
     today: dt.date | None = None,
 ) -> dt.date | None:
-    """Resolve a listing's date: `--year` with the label, else a date in the source, else the latest such day not after today."""
+    """Resolve a listing's date.
+
+    `--year` with the label, else a date in the source, else the latest such day not after today.
+    """
     parsed = parse_label(label) if label else None
     if parsed is None:
         return source_date

@@ -48,7 +48,7 @@ async def _embed_batch(conn: asyncpg.Connection, embedder: Embedder, todo: list,
     keys = [p.key for p in todo]
     try:
         vectors = await embedder.embed([embedding_text(p.title, p.abstract) for p in todo])
-    except Exception as exc:  # any embedder failure leaves the papers in place, to retry later
+    except Exception as exc:  # noqa: BLE001 - any embedder failure leaves the papers in place, to retry later
         log.warning("embedding %d papers failed: %s", len(todo), exc)
         await embeddings.record_failure(conn, keys, f"{type(exc).__name__}: {exc}")
         report.failed += len(todo)

@@ -157,7 +157,10 @@ def from_settings(settings: EmbedderSettings) -> Embedder | None:
     if settings.kind == "none":
         return None
     if settings.kind == "openai":
-        assert settings.url and settings.model and settings.dim  # Settings.from_env checked them
+        # Settings.from_env checked them
+        assert settings.url
+        assert settings.model
+        assert settings.dim
         return OpenAIEmbedder(settings.url, settings.model, settings.dim, settings.api_key)
     return shared_local()
 

@@ -55,7 +55,10 @@ async def _store(conn: asyncpg.Connection, item: ListingInput) -> ListingResult:
 def _resolve(
     found: dict[str, PaperRecord], stored: list[PaperRecord]
 ) -> tuple[dict[str, PaperRecord], list[PaperRecord]]:
-    """Map each candidate to the stored paper it is (by fingerprint, then arXiv id), merging into it; the rest are new."""
+    """Map each candidate to the stored paper it is (by fingerprint, then arXiv id), merging into it.
+
+    The candidates that are no stored paper are new.
+    """
     by_fingerprint = {p.fingerprint: p for p in stored}
     by_arxiv = {p.arxiv_id: p for p in stored if p.arxiv_id}
     resolved: dict[str, PaperRecord] = {}

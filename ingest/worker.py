@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -89,15 +90,13 @@ class Worker:
         return done
 
     async def _sleep(self) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=self.poll_seconds)
-        except TimeoutError:
-            pass
 
     async def _run_job(self, conn: asyncpg.Connection, job: jobs.Job) -> None:
         try:
             result = await ingest_source(conn, Source(job.source, job.payload), fmt=job.format, year=job.year)
-        except Exception as exc:  # any failure is recorded on the job and retried with backoff
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded on the job and retried with backoff
             log.warning("job %s failed (attempt %d): %s", job.public_id, job.attempts, exc)
             await jobs.fail(conn, job, f"{type(exc).__name__}: {exc}", backoff_seconds=self.backoff_seconds)
             return

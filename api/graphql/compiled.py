@@ -18,7 +18,7 @@ import collections
 import enum
 import re
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import msgspec
 from graphql import (
@@ -79,7 +79,8 @@ class _Plan(NamedTuple):
 class CompiledReads(SchemaExtension):
     """Answer compilable read operations with one statement; leave every other operation to the executor."""
 
-    plans: collections.OrderedDict[tuple[int, str, str | None], _Plan | None] = collections.OrderedDict()
+    # One cache for the process: Strawberry makes a new extension instance per request.
+    plans: ClassVar[collections.OrderedDict[tuple[int, str, str | None], _Plan | None]] = collections.OrderedDict()
 
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -42,7 +43,8 @@ def graphql_controller(settings: Settings) -> type:
         include_in_schema = False
         # Strawberry provides the sub-response from a sync function run in a worker thread: a thread
         # round trip on every request. Building an empty Response needs no thread.
-        dependencies = {**base.dependencies, "response": Provide(_sub_response)}
+        # Read-only: the class attribute is the default every instance shares (Litestar copies it per router).
+        dependencies = MappingProxyType({**base.dependencies, "response": Provide(_sub_response)})
 
         def encode_json(self, data: object) -> bytes:
             """Encode the result with msgspec (faster than the stdlib; passes compiled JSON through as is)."""

@@ -104,8 +104,8 @@ class Query:
     async def recommend(
         self,
         info: Info,
-        positive: list[str] = [],
-        negative: list[str] = [],  # noqa: B006 - SDL defaults, never mutated
+        positive: list[str] = [],  # noqa: B006 - the SDL default `[]` (public schema); never mutated
+        negative: list[str] = [],  # noqa: B006 - the SDL default `[]` (public schema); never mutated
         text: str | None = None,
         first: int = 10,
         filter: PaperFilterInput | None = None,

@@ -8,6 +8,7 @@ request's DataLoaders and the services (api/graphql/context.py).
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar, get_args, get_origin
 
@@ -51,7 +52,7 @@ def mirrors(contract: type[msgspec.Struct], *, kind: str = "type") -> Callable[[
     """
 
     def wrap(cls: type[T]) -> type[T]:
-        own = dict(cls.__dict__.get("__annotations__", {}))
+        own = inspect.get_annotations(cls)  # the class's own annotations, as a new dict
         annotations: dict[str, Any] = {}
         for field in msgspec.structs.fields(contract):
             base, description = _unwrap(field.type)

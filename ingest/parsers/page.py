@@ -84,7 +84,7 @@ def split_fields(lines: list[str], start: int, first_line: str | None) -> list[F
     fields: list[Field] = []
     current: list[str] = []
     begin = 0
-    for number, raw in enumerate(body + [""], start=start + 1):
+    for number, raw in enumerate([*body, ""], start=start + 1):
         if raw.strip():
             if not current:
                 begin = number

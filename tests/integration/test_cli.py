@@ -71,7 +71,8 @@ def test_not_a_listing_exits_nonzero_naming_file_and_line(env, tmp_path):
 
 def test_missing_file_is_reported(env, tmp_path):
     result = papers("ingest", str(tmp_path / "nope.txt"), env=env)
-    assert result.returncode == 1 and "nope.txt: No such file or directory" in result.stderr
+    assert result.returncode == 1
+    assert "nope.txt: No such file or directory" in result.stderr
 
 
 def test_stdin_and_format_override(env):
@@ -86,7 +87,8 @@ def test_queue_then_worker(env, listing_dir):
     assert queued.returncode == 0, queued.stderr
     assert queued.stdout.count("queued job_") == 3
     worker = papers("worker", "--once", env=env)
-    assert worker.returncode == 0 and "after 3 job(s)" in worker.stderr
+    assert worker.returncode == 0
+    assert "after 3 job(s)" in worker.stderr
     again = json.loads(papers("ingest", "--json", str(listing_dir), env=env).stdout.strip().splitlines()[-1])
     assert again["listings_unchanged"] == 3
 
@@ -152,8 +154,10 @@ def test_demo_serves_and_its_worker_ingests_a_submitted_listing(env, listing_dir
         while time.monotonic() < deadline and job.get("status") not in {"done", "failed"}:
             time.sleep(0.2)
             job = httpx.get(f"{base}{submitted['status_url']}").json()
-        assert job["status"] == "done" and job["result"]["entries"] == 3, job
+        assert job["status"] == "done", job
+        assert job["result"]["entries"] == 3, job
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
         stderr = proc.stderr.read()
-    assert "worker stopped after 1 job(s)" in stderr and "Traceback" not in stderr, stderr
+    assert "worker stopped after 1 job(s)" in stderr, stderr
+    assert "Traceback" not in stderr, stderr

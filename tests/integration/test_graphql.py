@@ -63,7 +63,8 @@ async def load(url: str) -> dict[str, str]:
     async with db.connection(url) as conn:
         for name, text in texts.items():
             result = await ingest_source(conn, Source(f"{name}.txt", text.encode()), year=2024)
-            assert result.error is None and result.listing_id, result
+            assert result.error is None, result
+            assert result.listing_id, result
             ids[name] = result.listing_id
     return ids
 
@@ -111,7 +112,8 @@ async def test_paper_by_public_id_and_by_arxiv_id(api):
     query = "query($id: String!) { paper(id: $id) { id title arxivId firstListed listings { id date rank } } }"
     by_id = (await api.data(query, {"id": row["public_id"]}))["paper"]
     assert by_id["title"] == row["title"] == factories.paper(61)[0]
-    assert by_id["arxivId"] == ARXIV.format(61) and by_id["firstListed"] == "2024-03-13"
+    assert by_id["arxivId"] == ARXIV.format(61)
+    assert by_id["firstListed"] == "2024-03-13"
     assert by_id["listings"] == [{"id": api.listings["c"], "date": "2024-03-13", "rank": 2}]
     for arxiv in (ARXIV.format(61), f"arXiv:{ARXIV.format(61)}v3"):
         assert (await api.data(query, {"id": arxiv}))["paper"] == by_id
@@ -150,7 +152,8 @@ async def test_paging_walks_every_paper_exactly_once(api, sort):
     if sort == "TITLE":
         assert [n["title"] for n in nodes] == sorted(n["title"] for n in nodes)
     if sort == "RECENT":  # the Mar 13 daily papers first
-        assert all(n["arxivId"] for n in nodes[:10]) and not any(n["arxivId"] for n in nodes[10:])
+        assert all(n["arxivId"] for n in nodes[:10])
+        assert not any(n["arxivId"] for n in nodes[10:])
 
 
 async def test_total_count_is_counted_only_when_selected(api):
@@ -159,7 +162,8 @@ async def test_total_count_is_counted_only_when_selected(api):
     assert page["pageInfo"]["hasNextPage"]
     assert not any("count(*) FROM papers" in s for s in api.statements)
     page = (await api.data("{ papers(first: 3) { totalCount edges { node { id } } } }"))["papers"]
-    assert page["totalCount"] == 65 and len(page["edges"]) == 3
+    assert page["totalCount"] == 65
+    assert len(page["edges"]) == 3
     assert sum("count(*) FROM papers" in s for s in api.statements) == 1
 
 
@@ -248,7 +252,8 @@ async def test_nested_lists_cost_a_constant_number_of_statements(api):
     for n in (5, 50):
         api.statements.clear()
         edges = (await api.data(query, {"n": n}))["papers"]["edges"]
-        assert len(edges) == n and all(e["node"]["listings"] for e in edges)
+        assert len(edges) == n
+        assert all(e["node"]["listings"] for e in edges)
         counts[n] = len(api.statements)
     # Compiled: one statement. Executor: one page of papers, one batch of their listings, one of those listings.
     per_request = 1 if api.compiled else 3
@@ -302,7 +307,8 @@ async def test_bad_cursors_are_reported_not_masked(api):
     ]
     for after, sort, message in cases:
         error = await api.error(PAPERS, {"first": 2, "sort": sort, "after": after})
-        assert error["message"] == message and error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert error["message"] == message
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
     query = '{ listing(id: "%s") { entries(after: "%s") { edges { cursor } } } }' % (api.listings["a"], end)
     error = await api.error(query)
     assert error["message"] == "cursor belongs to another query or sort order"
@@ -319,10 +325,12 @@ async def test_unexpected_errors_are_masked_logged_and_counted(api, monkeypatch,
     monkeypatch.setattr(catalog, "stats", broken)  # the executor's read
     monkeypatch.setattr(catalog, "read_graph", broken)  # the compiled read
     error = await api.error("{ stats { papers } }")
-    assert error["message"] == "Unexpected error." and "secret" not in str(error)
+    assert error["message"] == "Unexpected error."
+    assert "secret" not in str(error)
     assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR"}
     [record] = [r for r in caplog.records if r.name == "papers.graphql" and r.levelname == "ERROR"]
-    assert record.exc_info and "secret detail" in str(record.exc_info[1])  # the traceback is in the log
+    assert record.exc_info
+    assert "secret detail" in str(record.exc_info[1])  # the traceback is in the log
     assert len(calls) == 1  # whichever path ran it, it ran once: a failed compiled read is not run again
 
 
@@ -342,12 +350,14 @@ async def test_submit_listing_needs_the_api_key(api):
     job_id = (await api.data(SUBMIT, {"text": text, "format": "page", "year": 2024}, key=KEY))["submitListing"]["jobId"]
     async with db.connection(api.url) as conn:
         job = await jobs.get(conn, job_id)
-    assert job is not None and job.status == "queued"
+    assert job is not None
+    assert job.status == "queued"
     assert (job.payload, job.format, job.year, job.source) == (text.encode(), "page", 2024, "graphql")
     assert (await api.data("{ stats { jobsQueued } }"))["stats"]["jobsQueued"] == 1
 
     error = await api.error(SUBMIT, {"text": text, "format": "pdf"}, key=KEY)
-    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "unknown format" in error["message"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "unknown format" in error["message"]
 
 
 async def test_writes_are_refused_without_a_configured_key(fresh_db):
@@ -356,7 +366,8 @@ async def test_writes_are_refused_without_a_configured_key(fresh_db):
             "/graphql", json={"query": SUBMIT, "variables": {"text": "x"}}, headers={"Authorization": "Bearer "}
         )
     error = response.json()["errors"][0]
-    assert error["extensions"]["code"] == "UNAUTHENTICATED" and "no API key configured" in error["message"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "no API key configured" in error["message"]
 
 
 def test_schema_file_is_current():
@@ -375,7 +386,8 @@ def test_schema_file_is_current():
 )
 async def test_nul_characters_are_user_errors(api, query):
     error = await api.error(query)
-    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "NUL" in error["message"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "NUL" in error["message"]
 
 
 async def test_guards_hold_for_a_repeated_document(api):
@@ -383,7 +395,8 @@ async def test_guards_hold_for_a_repeated_document(api):
     ten += " } } } } } } } } }"
     for _ in range(3):  # the parse/validation caches must keep refusing it
         body = await api.query(ten)
-        assert body.get("data") is None and "exceeds maximum operation depth" in body["errors"][0]["message"]
+        assert body.get("data") is None
+        assert "exceeds maximum operation depth" in body["errors"][0]["message"]
 
 
 async def test_a_repeated_document_is_parsed_and_validated_once(api, monkeypatch):
@@ -403,7 +416,8 @@ async def test_a_released_connection_is_not_reset_by_a_round_trip(api):
     # Every statement a request sends is its own: no RESET ALL / UNLISTEN after each release.
     api.statements.clear()
     await api.data("{ stats { papers } }")
-    assert api.statements and not any("RESET ALL" in s or "UNLISTEN" in s for s in api.statements)
+    assert api.statements
+    assert not any("RESET ALL" in s or "UNLISTEN" in s for s in api.statements)
 
 
 @pytest.mark.parametrize(

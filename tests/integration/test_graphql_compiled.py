@@ -24,7 +24,8 @@ COMPILED = [
     ('{ a: paper(id: "%s") { __typename t: title } b: paper(id: "nope") { id } }' % ARXIV.format(63), None),
     (
         "query($n: Int!) { papers(first: $n) { edges { cursor node { id listings { id rank listing { id date"
-        " entryCount kind source heading dateLabel rejectCount ingestedAt } } } } pageInfo { hasNextPage endCursor } } }",
+        " entryCount kind source heading dateLabel rejectCount ingestedAt } } } }"
+        " pageInfo { hasNextPage endCursor } } }",
         {"n": 7},
     ),
     (
@@ -33,7 +34,8 @@ COMPILED = [
         {"f": {"listedFrom": "2024-03-12", "arxiv": False}, "s": "TITLE"},
     ),
     (
-        '{ papers(filter: {q: "paper", listing: "{b}"}, sort: FIRST_SEEN, first: 3) { totalCount edges { node { id } } } }',
+        '{ papers(filter: {q: "paper", listing: "{b}"}, sort: FIRST_SEEN, first: 3)'
+        " { totalCount edges { node { id } } } }",
         None,
     ),
     (
@@ -43,13 +45,16 @@ COMPILED = [
     ),
     (
         '{ listing(id: "{b}") { id source kind date dateLabel entryCount rejectCount'
-        " entries(first: 4) { edges { cursor node { rank titleAsPrinted abstractAsPrinted paper { id listings { id } } } }"
+        " entries(first: 4) { edges { cursor node { rank titleAsPrinted abstractAsPrinted"
+        " paper { id listings { id } } } }"
         " pageInfo { hasNextPage endCursor } } } }",
         None,
     ),
     (
-        '{ listing(id: "nope") { id } listings(first: 2) { edges { node { id entries(first: 2) { edges { node { rank } } } } }'
-        " pageInfo { hasNextPage endCursor } } stats { papers listings entries rejects embedded jobsQueued jobsFailed } }",
+        '{ listing(id: "nope") { id }'
+        " listings(first: 2) { edges { node { id entries(first: 2) { edges { node { rank } } } } }"
+        " pageInfo { hasNextPage endCursor } }"
+        " stats { papers listings entries rejects embedded jobsQueued jobsFailed } }",
         None,
     ),
     ("query One($id: String!) { paper(id: $id) { id } } query Two { stats { papers } }", {"id": ARXIV.format(65)}),
@@ -83,7 +88,8 @@ HANDED_OVER = [
     ('{ search(q: "paper", mode: KEYWORD) { edges { node { id } } } }', None),
     ('{ paper(id: "%s") { title similar(first: 2) { id } } }' % ARXIV.format(61), None),
     (
-        '{ listings(first: 2) { edges { node { entries(first: 1, after: "WyJlbnRyaWVzOngiLCAxXQ") { edges { cursor } } } } } }',
+        "{ listings(first: 2) { edges { node {"
+        ' entries(first: 1, after: "WyJlbnRyaWVzOngiLCAxXQ") { edges { cursor } } } } } }',
         None,
     ),
 ]
@@ -154,7 +160,8 @@ async def test_without_an_operation_name_both_run_the_first_operation(clients):
     ours, theirs, compiled = await _both(
         clients, "query One { stats { papers } } query Two { stats { listings } }", None
     )
-    assert compiled and (ours.status_code, ours.content) == (theirs.status_code, theirs.content)
+    assert compiled
+    assert (ours.status_code, ours.content) == (theirs.status_code, theirs.content)
     assert ours.json() == {"data": {"stats": {"papers": 65}}}
 
 
@@ -170,7 +177,8 @@ async def test_pages_walked_through_compiled_reads_match(clients):
     after, seen = None, []
     while True:
         ours, theirs, compiled = await _both(clients, query, {"after": after})
-        assert compiled and ours.content == theirs.content
+        assert compiled
+        assert ours.content == theirs.content
         page = ours.json()["data"]["papers"]
         seen += [e["node"]["id"] for e in page["edges"]]
         after = page["pageInfo"]["endCursor"]
@@ -225,4 +233,5 @@ async def test_a_result_set_in_on_execute_replaces_execution():
             yield
 
     result = await strawberry.Schema(query=Query, extensions=[Answer]).execute("{ value }")
-    assert result.data == {"value": 2} and not ran
+    assert result.data == {"value": 2}
+    assert not ran

@@ -104,9 +104,11 @@ async def test_search_by_a_title_finds_that_paper_first(api, loaded, mode, i):
     title = factories.paper(i)[0]
     page = (await api.data(SEARCH, search_vars(title, mode)))["search"]
     nodes = [e["node"] for e in page["edges"]]
-    assert nodes[0]["id"] == loaded.ids[i] and nodes[0]["title"] == title
+    assert nodes[0]["id"] == loaded.ids[i]
+    assert nodes[0]["title"] == title
     scores = [n["score"] for n in nodes]
-    assert scores == sorted(scores, reverse=True) and scores[0] > 0
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] > 0
     if mode == "SEMANTIC":
         assert all(n["snippet"] is None for n in nodes)
     else:
@@ -128,7 +130,8 @@ async def test_search_pages_through_every_hit_once(api):
             break
         after = page["pageInfo"]["endCursor"]
         assert page["edges"][-1]["cursor"] == after
-    assert len(ids) == len(set(ids)) == N and pages == 6
+    assert len(ids) == len(set(ids)) == N
+    assert pages == 6
 
     first = (await api.data(SEARCH, search_vars(q, "SEMANTIC", first=7)))["search"]["pageInfo"]["endCursor"]
     for other in (
@@ -137,17 +140,20 @@ async def test_search_pages_through_every_hit_once(api):
         search_vars(q, "SEMANTIC", after="garbage!"),
     ):
         error = await api.error(SEARCH, other)
-        assert error["extensions"]["code"] == "BAD_USER_INPUT" and "cursor" in error["message"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "cursor" in error["message"]
 
 
 async def test_search_filters(api):
     for mode in ("KEYWORD", "SEMANTIC", "HYBRID"):
         variables = search_vars("speculative decoding", mode, first=100, filter={"arxiv": True})
         nodes = [e["node"] for e in (await api.data(SEARCH, variables))["search"]["edges"]]
-        assert nodes and all(n["arxivId"] for n in nodes)
+        assert nodes
+        assert all(n["arxivId"] for n in nodes)
         variables = search_vars("speculative decoding", mode, first=100, filter={"listedTo": "2024-03-11"})
         nodes = [e["node"] for e in (await api.data(SEARCH, variables))["search"]["edges"]]
-        assert nodes and not any(n["arxivId"] for n in nodes)
+        assert nodes
+        assert not any(n["arxivId"] for n in nodes)
 
 
 @pytest.mark.parametrize("i", [0, 12, 35])
@@ -155,7 +161,8 @@ async def test_similar_never_contains_the_paper_itself(api, loaded, i):
     for key in {loaded.ids[i], ARXIV.format(i) if i in DAILY else loaded.ids[i]}:
         paper = (await api.data(SIMILAR, {"id": key, "n": 100}))["paper"]
         ids = [p["id"] for p in paper["similar"]]
-        assert paper["id"] == loaded.ids[i] and loaded.ids[i] not in ids
+        assert paper["id"] == loaded.ids[i]
+        assert loaded.ids[i] not in ids
         assert len(ids) == len(set(ids)) == N - 1
         scores = [p["score"] for p in paper["similar"]]
         assert scores == sorted(scores, reverse=True)
@@ -170,7 +177,8 @@ async def test_similar_of_search_results(api):
     assert edges
     for edge in edges:
         similar = [p["id"] for p in edge["node"]["similar"]]
-        assert len(similar) == 4 and edge["node"]["id"] not in similar
+        assert len(similar) == 4
+        assert edge["node"]["id"] not in similar
 
 
 async def test_similar_lookups_per_request_are_bounded(api):
@@ -178,9 +186,8 @@ async def test_similar_lookups_per_request_are_bounded(api):
     fine = "{ papers(first: 33) { edges { node { %s } } } }" % aliases  # 99 lookups
     assert len((await api.data(fine))["papers"]["edges"]) == 33
     error = await api.error("{ papers(first: 34) { edges { node { %s } } } }" % aliases)  # 102
-    assert (
-        error["extensions"]["code"] == "BAD_USER_INPUT" and "similar/recommend lookups per request" in error["message"]
-    )
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "similar/recommend lookups per request" in error["message"]
     # recommend counts against the same budget as similar (it was not capped per request before)
     many = " ".join(f'r{k}: recommend(text: "reward shaping", first: 1) {{ id }}' for k in range(2))
     error = await api.error("{ papers(first: 33) { edges { node { %s } } } %s }" % (aliases, many))  # 99 + 2
@@ -209,7 +216,9 @@ async def test_recommend_with_positive_and_negative_examples(api, loaded):
 
     # Filters apply.
     daily = (await api.data(RECOMMEND, {**variables, "filter": {"arxiv": True}}))["recommend"]
-    assert daily and all(p["arxivId"] for p in daily) and loaded.ids[33] not in {p["id"] for p in daily}
+    assert daily
+    assert all(p["arxivId"] for p in daily)
+    assert loaded.ids[33] not in {p["id"] for p in daily}
 
 
 async def test_recommend_from_text(api, loaded):
@@ -223,18 +232,21 @@ async def test_recommend_from_text(api, loaded):
 @pytest.mark.parametrize("q", ["", "   "])
 async def test_empty_query_is_bad_user_input(api, q):
     error = await api.error(SEARCH, search_vars(q))
-    assert error["extensions"] == {"code": "BAD_USER_INPUT"} and error["message"] == "q must not be empty"
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}
+    assert error["message"] == "q must not be empty"
     assert error["path"] == ["search"]
 
 
 async def test_recommend_needs_an_example(api):
     error = await api.error(RECOMMEND, {"pos": [], "neg": [], "text": "  ", "n": 5})
-    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "positive" in error["message"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "positive" in error["message"]
 
 
 async def test_unknown_id_in_recommend_is_not_found(api, loaded):
     error = await api.error(RECOMMEND, {"pos": [loaded.ids[1]], "neg": ["pap_doesnotexist"], "n": 5})
-    assert error["extensions"] == {"code": "NOT_FOUND"} and "pap_doesnotexist" in error["message"]
+    assert error["extensions"] == {"code": "NOT_FOUND"}
+    assert "pap_doesnotexist" in error["message"]
 
 
 @pytest.mark.parametrize(("embedder", "retry_after"), [(LoadingEmbedder(), 10), (None, 3600)])
@@ -264,7 +276,8 @@ async def test_another_model_than_the_stored_vectors_is_refused(loaded):
             (SIMILAR, {"id": loaded.ids[2], "n": 5}),
         ]:
             error = await api.error(query, variables)
-            assert error["extensions"] == {"code": "EMBEDDING_SPACE_MISMATCH"} and "test/hash-bow" in error["message"]
+            assert error["extensions"] == {"code": "EMBEDDING_SPACE_MISMATCH"}
+            assert "test/hash-bow" in error["message"]
 
 
 @pytest.mark.parametrize("first", [1000, 0, -1, 101])

@@ -53,7 +53,8 @@ async def test_reingest_changes_nothing(conn, seeds):
     before = await snapshot(conn)
     for source in sources:
         result = await ingest_source(conn, source)
-        assert result.unchanged and result.papers_new == 0
+        assert result.unchanged
+        assert result.papers_new == 0
         # Bypass the fast path too: the store itself must be idempotent.
         assert (await store_listing(conn, prepare(source))).unchanged
     assert await snapshot(conn) == before
@@ -71,7 +72,8 @@ async def test_same_paper_in_two_listings_is_one_paper_with_variant_kept(conn):
     assert paper["abstract"] == long  # the longer abstract is canonical
     assert (paper["first_listed"], paper["last_listed"]) == (dt.date(2024, 3, 11), dt.date(2024, 3, 12))
     variants = await conn.fetch(
-        "SELECT l.source, e.title_variant, e.abstract_variant FROM listing_entries e JOIN listings l USING (listing_key)"
+        "SELECT l.source, e.title_variant, e.abstract_variant"
+        " FROM listing_entries e JOIN listings l USING (listing_key)"
         " WHERE paper_key = $1 ORDER BY l.source",
         paper["paper_key"],
     )
@@ -127,7 +129,8 @@ async def test_partly_parseable_input_keeps_rejects(conn):
 
 async def test_not_a_listing_writes_nothing(conn):
     result = await ingest_source(conn, src("notes.md", "# Notes\n\nshort line\nanother line\n"))
-    assert result.error is not None and result.error.source == "notes.md"
+    assert result.error is not None
+    assert result.error.source == "notes.md"
     assert await conn.fetchval("SELECT count(*) FROM listings") == 0
 
 
@@ -167,11 +170,11 @@ async def test_concurrent_ingests_of_one_file_give_one_listing(fresh_db):
 
 async def test_concurrent_overlapping_listings_share_papers(fresh_db):
     shared = [factories.paper(i) for i in range(30)]
-    texts = [factories.page(shared + [factories.paper(100 + k)], label=f"Mar {k + 1}") for k in range(4)]
+    texts = [factories.page([*shared, factories.paper(100 + k)], label=f"Mar {k + 1}") for k in range(4)]
     conns = [await db.connect(fresh_db) for _ in range(4)]
     try:
         results = await asyncio.gather(
-            *(store_listing(c, prepare(src(f"{k}.txt", t))) for k, (c, t) in enumerate(zip(conns, texts)))
+            *(store_listing(c, prepare(src(f"{k}.txt", t))) for k, (c, t) in enumerate(zip(conns, texts, strict=True)))
         )
         papers = await conns[0].fetchval("SELECT count(*) FROM papers")
     finally:
@@ -189,7 +192,8 @@ async def test_year_flag_and_source_dates(conn):
     await ingest_source(conn, src("hf.json", hf))
     assert await conn.fetchval("SELECT listed_on FROM listings WHERE kind = 'hf_daily'") == dt.date(2023, 7, 31)
     bad = await ingest_source(conn, src("bad.txt", factories.page([factories.paper(3)], label="Feb 29")), year=2023)
-    assert bad.error is not None and "2023" in bad.error.message
+    assert bad.error is not None
+    assert "2023" in bad.error.message
 
 
 async def test_nul_in_json_text_is_a_reject_not_a_crash(conn):

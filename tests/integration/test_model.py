@@ -16,8 +16,12 @@ pytest.importorskip("sentence_transformers", reason="the local embedder's depend
 
 # Reworded descriptions (no title words in order) and the seed paper each should find.
 REWORDED = {
-    "compress the reasoning steps of LLMs into shorter explanations without losing accuracy": "C3oT: Generating Shorter Chain-of-Thought without Compromising Effectiveness",
-    "training a team of LLM agents (generator, verifier, refiner) jointly so they reason better together": "MALT: Improving Reasoning with Multi-Agent LLM Training",
+    "compress the reasoning steps of LLMs into shorter explanations without losing accuracy": (
+        "C3oT: Generating Shorter Chain-of-Thought without Compromising Effectiveness"
+    ),
+    "training a team of LLM agents (generator, verifier, refiner) jointly so they reason better together": (
+        "MALT: Improving Reasoning with Multi-Agent LLM Training"
+    ),
 }
 
 
@@ -30,7 +34,8 @@ def model() -> LocalEmbedder:
 
 async def test_model_gives_normalized_384d_vectors(model):
     vectors = await model.embed(["a paper about graphs", "another about proteins"])
-    assert vectors.shape == (2, LOCAL_DIM) and vectors.dtype == np.float32
+    assert vectors.shape == (2, LOCAL_DIM)
+    assert vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     same = await model.embed(["a paper about graphs"])
     assert np.allclose(same[0], vectors[0], atol=1e-5)
@@ -48,4 +53,5 @@ async def test_reworded_description_finds_the_seed_paper_in_top_5(conn, fresh_db
                 assert title in [i["title"] for i in items], (mode, query, [i["title"] for i in items])
             pid = (await client.get("/v1/papers/match", params={"title": title})).json()["paper"]["id"]
             similar = (await client.get(f"/v1/papers/{pid}/similar")).json()["items"]
-            assert len(similar) == 10 and pid not in [i["id"] for i in similar]
+            assert len(similar) == 10
+            assert pid not in [i["id"] for i in similar]

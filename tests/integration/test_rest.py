@@ -43,7 +43,9 @@ def assert_problem(response, status: int) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
-    assert body["status"] == status and body["title"] and "Traceback" not in response.text
+    assert body["status"] == status
+    assert body["title"]
+    assert "Traceback" not in response.text
     return body
 
 
@@ -121,7 +123,8 @@ async def test_paper_by_id_and_arxiv_with_listings_and_etag(client):
     assert by_arxiv.json() == detail
     etag = response.headers["etag"]
     not_modified = await client.get(f"/v1/papers/{paper['id']}", headers={"If-None-Match": etag})
-    assert not_modified.status_code == 304 and not_modified.content == b""
+    assert not_modified.status_code == 304
+    assert not_modified.content == b""
     assert_problem(await client.get("/v1/papers/pap_doesnotexist"), 404)
 
 
@@ -142,7 +145,8 @@ async def test_batch_keeps_order_with_nulls(client):
     assert response.status_code == 200
     body = response.json()
     assert [b and b["id"] for b in body][0::3] == [ids[2], ids[0]]
-    assert body[1] is None and body[2]["arxiv_id"] == "2403.00020"
+    assert body[1] is None
+    assert body[2]["arxiv_id"] == "2403.00020"
     assert_problem(await client.post("/v1/papers/batch", json={"ids": ["x"] * 501}), 400)
     assert_problem(
         await client.post("/v1/papers/batch", content=b"{not json", headers={"content-type": "application/json"}), 400
@@ -154,7 +158,8 @@ async def test_title_match(client):
     title = factories.paper(7)[0]
     response = await client.get("/v1/papers/match", params={"title": title.lower().replace("(", "")})
     assert response.status_code == 200
-    assert response.json()["paper"]["title"] == title and 0.5 <= response.json()["score"] <= 1
+    assert response.json()["paper"]["title"] == title
+    assert 0.5 <= response.json()["score"] <= 1
     assert_problem(await client.get("/v1/papers/match", params={"title": "quantum gravity of bananas"}), 404)
     assert_problem(await client.get("/v1/papers/match"), 400)
 
@@ -207,7 +212,8 @@ async def test_submit_listing_needs_key_and_is_processed(client, fresh_db):
     assert (await client.get(job_url)).json()["status"] == "queued"
     await Worker(fresh_db).run(once=True)
     job = (await client.get(job_url)).json()
-    assert job["status"] == "done" and job["result"]["papers_new"] == 2
+    assert job["status"] == "done"
+    assert job["result"]["papers_new"] == 2
     assert_problem(await client.get("/v1/jobs/job_nope"), 404)
 
 
@@ -246,7 +252,8 @@ async def test_openapi_documents_every_route(client):
     operations = [(path, op) for path, item in spec["paths"].items() for op in item.values()]
     assert len(operations) == 14
     for path, op in operations:
-        assert op.get("operationId") and op.get("summary"), path
+        assert op.get("operationId"), path
+        assert op.get("summary"), path
         assert all(p.get("examples") for p in op.get("parameters", [])), (path, "parameter without example")
         [ok] = [r for code, r in op["responses"].items() if code.startswith("2")]
         assert _has_example(ok["content"]["application/json"]["schema"], components), (path, "response without example")

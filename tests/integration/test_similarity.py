@@ -104,7 +104,8 @@ async def test_batches_are_length_sorted_and_vectors_land_on_their_papers(conn):
     recorder = RecordingEmbedder()
     report = await embed_pending(conn, recorder, batch=4, window=10)
     assert (report.embedded, report.failed) == (23, 0)
-    assert all(len(b) <= 4 for b in recorder.batches) and sum(map(len, recorder.batches)) == 23
+    assert all(len(b) <= 4 for b in recorder.batches)
+    assert sum(map(len, recorder.batches)) == 23
     windows = [[t for b in recorder.batches[i : i + 3] for t in b] for i in range(0, len(recorder.batches), 3)]
     assert all([len(t) for t in w] == sorted(len(t) for t in w) for w in windows)  # shortest first per window
     rows = await conn.fetch("SELECT title, abstract, embedding FROM papers")
@@ -118,13 +119,15 @@ async def test_failed_embedding_keeps_the_paper_and_retries(conn):
     report = await embed_pending(conn, FailingEmbedder())
     assert (report.embedded, report.failed) == (0, 3)
     rows = await conn.fetch("SELECT embedding, embedding_attempts, embedding_error FROM papers")
-    assert len(rows) == 3 and all(r["embedding"] is None and r["embedding_attempts"] == 1 for r in rows)
+    assert len(rows) == 3
+    assert all(r["embedding"] is None and r["embedding_attempts"] == 1 for r in rows)
     assert "unreachable" in rows[0]["embedding_error"]
     queries = QueryEmbeddings(None)
     from api.services.search import search_papers
 
     hits, _ = await search_papers(conn, queries, "molecule", mode="keyword")
-    assert len(hits) == 2 and "<mark>" in hits[0].snippet
+    assert len(hits) == 2
+    assert "<mark>" in hits[0].snippet
     assert (await embed_pending(conn, HashEmbedder())).embedded == 3
 
 
@@ -137,9 +140,9 @@ async def test_changed_abstract_is_embedded_again(embedded):
 
 
 async def test_dimension_or_model_mismatch_is_a_clear_error(embedded):
+    other = HashEmbedder()
+    other.model = "other"
     with pytest.raises(SpaceMismatchError, match=r"test/hash-bow \(384-d\).*other \(384-d\).*papers embed --all"):
-        other = HashEmbedder()
-        other.model = "other"
         await embed_pending(embedded, other)
     small = HashEmbedder(dim=8)
     with pytest.raises(SpaceMismatchError, match="384-d"):
@@ -154,7 +157,8 @@ async def test_similar_leaves_out_the_paper_itself(client):
     pid = await paper_id(client, "Graph Neural Networks for Molecule Property Prediction")
     body = (await client.get(f"/v1/papers/{pid}/similar", params={"limit": 10})).json()
     ids = [item["id"] for item in body["items"]]
-    assert pid not in ids and len(ids) == 4
+    assert pid not in ids
+    assert len(ids) == 4
     assert body["items"][0]["title"] == "Message Passing on Molecular Graphs at Scale"
     assert body["items"][0]["score"] >= body["items"][-1]["score"]
     only_12 = (await client.get(f"/v1/papers/{pid}/similar", params={"listed_from": "2024-03-12"})).json()["items"]
@@ -191,7 +195,8 @@ async def test_filtered_nearest_still_returns_limit_rows(conn):
     assert "papers_embedding_hnsw_idx" in plan
     # 50 of 400 papers pass the filter; ef_search=100 alone would find about 12 of them.
     hits = await search.nearest(conn, vector, PaperFilter(listed_from=day, listed_to=day), limit=40)
-    assert len(hits) == 40 and all(h.last_listed == day for h in hits)
+    assert len(hits) == 40
+    assert all(h.last_listed == day for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
@@ -205,7 +210,8 @@ async def test_search_modes(client):
         }, mode
         assert all(set(i) >= {"id", "title", "score"} for i in body["items"])
     keyword = (await client.get("/v1/search", params={"q": "molecule", "mode": "keyword"})).json()["items"]
-    assert keyword and all("<mark>" in i["snippet"] for i in keyword)
+    assert keyword
+    assert all("<mark>" in i["snippet"] for i in keyword)
     paged = (await client.get("/v1/search", params={"q": "models", "mode": "semantic", "limit": 2})).json()
     rest = (
         await client.get(
@@ -222,7 +228,8 @@ async def test_snippets_mark_keyword_hits_on_every_page_and_only_them(client):
             "/v1/search", params={"q": "models", "mode": "keyword", "limit": 2, "cursor": first["next_cursor"]}
         )
     ).json()
-    assert second["items"] and all("<mark>" in i["snippet"] for i in first["items"] + second["items"])
+    assert second["items"]
+    assert all("<mark>" in i["snippet"] for i in first["items"] + second["items"])
     keyword_ids = {
         i["id"]
         for i in (await client.get("/v1/search", params={"q": "molecule", "mode": "keyword", "limit": 100})).json()[
@@ -341,9 +348,8 @@ async def test_openai_compatible_embedder():
         "auth": "Bearer k",
         "body": {"model": "bge-small", "input": ["first", "second"]},
     }
-    assert np.allclose(vectors[0], np.array([1, 0, 3]) / np.sqrt(10)) and np.allclose(
-        np.linalg.norm(vectors, axis=1), 1
-    )
+    assert np.allclose(vectors[0], np.array([1, 0, 3]) / np.sqrt(10))
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1)
     wrong_dim = OpenAIEmbedder("http://x", "m", 4, transport=httpx.MockTransport(server))
     with pytest.raises(EmbeddingError, match=r"shape \(1, 3\), expected \(1, 4\)"):
         await wrong_dim.embed(["a"])

@@ -37,7 +37,8 @@ async def test_concurrent_workers_never_run_a_job_twice(conn, fresh_db, monkeypa
     monkeypatch.setattr(ingest.worker, "ingest_source", counting)
     done = await asyncio.gather(*(Worker(fresh_db, poll_seconds=0.05).run(once=True) for _ in range(3)))
     assert sum(done) == 12
-    assert set(runs.values()) == {1} and len(runs) == 12
+    assert set(runs.values()) == {1}
+    assert len(runs) == 12
     statuses = {(await jobs.get(conn, i)).status for i in ids}
     assert statuses == {"done"}
     assert await conn.fetchval("SELECT count(*) FROM listings") == 12
@@ -92,7 +93,8 @@ async def test_job_of_a_dead_worker_is_taken_over_but_a_live_one_is_not(conn, fr
     [job_id] = await enqueue_pages(conn, 1)
     live = await db.connect(fresh_db)
     claimed = await jobs.claim(live, "live-worker")
-    assert claimed.public_id == job_id and claimed.status == "running"
+    assert claimed.public_id == job_id
+    assert claimed.status == "running"
     other = await db.connect(fresh_db)
     try:
         assert await jobs.claim(other, "other") is None  # the live worker still holds it

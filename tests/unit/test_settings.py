@@ -12,9 +12,14 @@ from schema.settings import DEFAULT_MAX_BODY_BYTES, Settings, SettingsError
 
 def test_defaults_need_no_environment():
     settings = Settings.from_env({})
-    assert settings.database_url is None and settings.api_key is None and settings.cors_origins == ()
-    assert settings.data_dir == Path(".papers").resolve() and settings.max_body_bytes == DEFAULT_MAX_BODY_BYTES
-    assert settings.graphql_compiled and not settings.debug and settings.embedder.kind == "local"
+    assert settings.database_url is None
+    assert settings.api_key is None
+    assert settings.cors_origins == ()
+    assert settings.data_dir == Path(".papers").resolve()
+    assert settings.max_body_bytes == DEFAULT_MAX_BODY_BYTES
+    assert settings.graphql_compiled
+    assert not settings.debug
+    assert settings.embedder.kind == "local"
     assert (settings.pool_min, settings.pool_max) == (1, 10)
 
 
@@ -32,9 +37,13 @@ def test_every_variable_is_read():
             "PAPERS_POOL_MAX": "20",
         }
     )
-    assert settings.database_url == "postgresql://u@h/db" and settings.data_dir == Path("/srv/papers")
-    assert settings.api_key == "k" and settings.cors_origins == ("https://a.example", "https://b.example")
-    assert settings.max_body_bytes == 2 * 1024 * 1024 and settings.debug and not settings.graphql_compiled
+    assert settings.database_url == "postgresql://u@h/db"
+    assert settings.data_dir == Path("/srv/papers")
+    assert settings.api_key == "k"
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.max_body_bytes == 2 * 1024 * 1024
+    assert settings.debug
+    assert not settings.graphql_compiled
     assert (settings.pool_min, settings.pool_max) == (2, 20)
 
 
@@ -81,5 +90,6 @@ def test_embedders_come_from_the_settings():
         }
     )
     embedder = from_settings(remote.embedder)
-    assert isinstance(embedder, OpenAIEmbedder) and (embedder.model, embedder.dim) == ("bge-small", 384)
+    assert isinstance(embedder, OpenAIEmbedder)
+    assert (embedder.model, embedder.dim) == ("bge-small", 384)
     assert from_settings(Settings.from_env({"PAPERS_EMBEDDER": "none"}).embedder) is None

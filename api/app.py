@@ -59,7 +59,7 @@ def create_app(
         route_handlers=[*ROUTES, graphql_controller(settings)],
         lifespan=[lifespan],
         dependencies={"conn": Provide(provide_conn)},
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

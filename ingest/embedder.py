@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 import numpy as np
 
 from schema.errors import UnavailableError
 from schema.settings import EmbedderSettings
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 LOCAL_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 LOCAL_DIM = 384
@@ -36,7 +39,11 @@ class Embedder(Protocol):
 
     model: str
     dim: int
-    ready: bool
+
+    @property
+    def ready(self) -> bool:
+        """Whether it can embed now (a local model may still be loading)."""
+        ...
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for texts, shape (len(texts), dim), L2-normalized."""
@@ -66,7 +73,7 @@ class LocalEmbedder:
     def __init__(self, max_tokens: int = MAX_TOKENS, batch_size: int = BATCH) -> None:
         self.max_tokens = max_tokens
         self.batch_size = batch_size
-        self._model = None
+        self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
 
     @property
@@ -74,7 +81,7 @@ class LocalEmbedder:
         """Whether the model is loaded."""
         return self._model is not None
 
-    def load(self) -> Any:
+    def load(self) -> SentenceTransformer:
         """Load the model (once; later calls return it); it is read from the installed package, never a hub."""
         with self._lock:
             if self._model is None:

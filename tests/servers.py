@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def serving(database_url: str, *command: str, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+def serving(database_url: str, *command: str, **env: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`papers serve` (or `papers <command>`) on a free local port over database_url: yields (base URL, process)
     once /readyz answers."""
     with socket.socket() as s:
@@ -28,6 +28,7 @@ def serving(database_url: str, *command: str, **env: str) -> Iterator[tuple[str,
         text=True,
         start_new_session=True,  # its own process group: granian's workers (and a demo's) go with it
     )
+    assert proc.stderr is not None  # stderr=PIPE
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -36,6 +36,7 @@ from graphql import (
     SelectionSetNode,
     get_named_type,
     get_operation_ast,
+    is_abstract_type,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.extensions import SchemaExtension
@@ -166,7 +167,8 @@ def _field_nodes(
         condition = fragment.type_condition
         if condition is not None:
             target = schema.get_type(condition.name.value)
-            if target is not parent and not (target is not None and schema.is_sub_type(target, parent)):  # type: ignore[arg-type]
+            # Only an interface or a union the parent belongs to can hold the parent's fields.
+            if target is not parent and not (is_abstract_type(target) and schema.is_sub_type(target, parent)):
                 raise NotCompiledError("a fragment on another type")
         nodes.extend(_field_nodes(schema, parent, fragment.selection_set, fragments))
     return nodes

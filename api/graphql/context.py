@@ -62,8 +62,8 @@ class Context(BaseContext, kw_only=True, dict=True):
         return DataLoader(load_fn=functools.partial(on_pool, self.pool, catalog.listings_by_ids))
 
     @functools.cached_property
-    def entries(self) -> DataLoader[EntriesRequest, EntriesPage | BaseException]:
-        """Pages of listings' entries."""
+    def entries(self) -> DataLoader[EntriesRequest, EntriesPage]:
+        """Pages of listings' entries; `load` raises the DomainError of a page that cannot be read."""
         return DataLoader(load_fn=self._entries)
 
     async def _entries(self, requests: Sequence[EntriesRequest]) -> list[EntriesPage | BaseException]:

@@ -38,6 +38,7 @@ def graphql_controller(settings: Settings) -> type:
     schema = make_schema(debug=settings.debug, compiled=settings.graphql_compiled)
     base = make_graphql_controller(schema, path="/graphql", graphql_ide="graphiql", context_getter=context_getter)
 
+    # Strawberry builds the base class per schema at run time; mypy cannot check a class whose base is a value.
     class GraphQLController(base):  # type: ignore[misc,valid-type]
         # The GraphQL contract is the SDL (schema.graphql, introspection), not OpenAPI.
         include_in_schema = False

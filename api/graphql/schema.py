@@ -42,35 +42,35 @@ from schema import limits
 class Query:
     @strawberry.field(description="A paper by public id or arXiv id; null when unknown.")
     async def paper(self, info: Info, id: str) -> Paper | None:
-        return convert(await info.context.papers.load(id))  # type: ignore[no-any-return]
+        return convert(await info.context.papers.load(id))
 
     @strawberry.field(description="Papers matching the filter, one page at a time.")
     async def papers(
         self,
         info: Info,
         filter: PaperFilterInput | None = None,
-        sort: PaperSort = PaperSort.RECENT,  # type: ignore[valid-type]
+        sort: PaperSort = PaperSort.RECENT,
         first: int = limits.DEFAULT_PAGE,
         after: str | None = None,
     ) -> PaperConnection:
         flt = filter_contract(filter)
-        items, next_cursor = await info.context.run(catalog.papers_page, flt, sort=sort.value, after=after, limit=first)  # type: ignore[attr-defined]
-        return PaperConnection.of(items, next_cursor, filter=flt)  # type: ignore[no-any-return]
+        items, next_cursor = await info.context.run(catalog.papers_page, flt, sort=sort.value, after=after, limit=first)
+        return PaperConnection.of(items, next_cursor, filter=flt)
 
     @strawberry.field(description="A listing by public id; null when unknown.")
     async def listing(self, info: Info, id: str) -> Listing | None:
-        return convert(await info.context.listings.load(id))  # type: ignore[no-any-return]
+        return convert(await info.context.listings.load(id))
 
     @strawberry.field(description="Listings, newest first, one page at a time.")
     async def listings(
         self, info: Info, first: int = limits.DEFAULT_PAGE, after: str | None = None
     ) -> Connection[Listing]:
         items, next_cursor = await info.context.run(catalog.listings_page, after=after, limit=first)
-        return Connection.of(items, next_cursor)  # type: ignore[no-any-return]
+        return Connection.of(items, next_cursor)
 
     @strawberry.field(description="Collection totals.")
     async def stats(self, info: Info) -> Stats:
-        return convert(await info.context.run(catalog.stats))  # type: ignore[no-any-return]
+        return convert(await info.context.run(catalog.stats))
 
     @strawberry.field(
         description="Papers for a query (keywords, a sentence or an abstract), best first, one page at a time;"
@@ -80,7 +80,7 @@ class Query:
         self,
         info: Info,
         q: str,
-        mode: SearchMode = SearchMode.HYBRID,  # type: ignore[valid-type]
+        mode: SearchMode = SearchMode.HYBRID,
         filter: PaperFilterInput | None = None,
         first: int = limits.DEFAULT_PAGE,
         after: str | None = None,
@@ -92,10 +92,10 @@ class Query:
             q,
             mode=mode.value,
             flt=filter_contract(filter),
-            after=after,  # type: ignore[attr-defined]
+            after=after,
             limit=first,
         )
-        return ScoredPaperConnection.of(items, next_cursor)  # type: ignore[no-any-return]
+        return ScoredPaperConnection.of(items, next_cursor)
 
     @strawberry.field(
         description="Papers like the `positive` ids and the `text`, unlike the `negative` ids (public or arXiv ids),"
@@ -118,7 +118,7 @@ class Query:
             filters=filter_contract(filter),
         )
         context = info.context
-        return convert(await context.run(search.recommend, context.queries, request, budget=context.budget))  # type: ignore[no-any-return]
+        return convert(await context.run(search.recommend, context.queries, request, budget=context.budget))
 
 
 @strawberry.type

@@ -18,7 +18,6 @@ import strawberry
 import schema.api as contracts
 from api.graphql.context import Context
 from api.services import catalog, search
-from schema.errors import DomainError
 from sql.queries import EntriesRequest
 
 T = TypeVar("T")
@@ -75,19 +74,23 @@ def mirrors(contract: type[msgspec.Struct], *, kind: str = "type") -> Callable[[
             return type_(**{n: convert(getattr(obj, n)) for n in names})
 
         if kind == "input":
+            # mirrors() builds the class: mypy knows only the decorated class, without these methods.
             cls.to_contract = to_contract  # type: ignore[attr-defined]
             return strawberry.input(cls, description=contract.__doc__)
         if kind == "interface":
             return strawberry.interface(cls, description=cls.__doc__)
-        cls.from_contract = classmethod(from_contract)  # type: ignore[attr-defined]
+        cls.from_contract = classmethod(from_contract)  # type: ignore[attr-defined]  # as to_contract above
         _TYPES[contract] = strawberry.type(cls, description=contract.__doc__)
-        return _TYPES[contract]  # type: ignore[no-any-return]
+        return _TYPES[contract]
 
     return wrap
 
 
 def _enum(name: str, values: Any, description: str) -> Any:
-    return strawberry.enum(enum.Enum(name, {v.upper(): v for v in get_args(values)}), description=description)  # type: ignore[misc]
+    """A GraphQL enum whose values are the contract Literal's (one definition, so they cannot drift)."""
+    members = {v.upper(): v for v in get_args(values)}
+    # mypy types the functional Enum(name, members) call as a member, not the enum class it returns.
+    return strawberry.enum(enum.Enum(name, members), description=description)  # type: ignore[call-overload]
 
 
 PaperSort = _enum(
@@ -109,7 +112,7 @@ class PaperFilterInput:
 
 def filter_contract(value: Any) -> contracts.PaperFilter:
     """The contract of an optional filter input."""
-    return value.to_contract() if value is not None else contracts.PaperFilter()  # type: ignore[no-any-return]
+    return value.to_contract() if value is not None else contracts.PaperFilter()
 
 
 Info = strawberry.Info[Context, None]
@@ -117,28 +120,32 @@ Info = strawberry.Info[Context, None]
 
 @mirrors(contracts.Listing)
 class Listing:
+    id: str  # the contract's field, declared for the resolver below
+
     @strawberry.field(description="The listing's entries in rank order.")
     async def entries(self, info: Info, first: int = 20, after: str | None = None) -> Connection[ListingEntry]:
-        page = await info.context.entries.load(EntriesRequest(self.id, after, catalog.page_size(first)))  # type: ignore[attr-defined]
-        if isinstance(page, DomainError):
-            raise page
-        return Connection.of(*page)  # type: ignore[no-any-return]
+        page = await info.context.entries.load(EntriesRequest(self.id, after, catalog.page_size(first)))
+        return Connection.of(*page)
 
 
 @mirrors(contracts.ListingRef)
 class ListingRef:
+    id: str  # the contract's field, declared for the resolver below
+
     @strawberry.field(description="The listing itself.")
     async def listing(self, info: Info) -> Listing:
-        return convert(await info.context.listings.load(self.id))  # type: ignore[attr-defined,no-any-return]
+        return convert(await info.context.listings.load(self.id))
 
 
 @mirrors(contracts.Paper, kind="interface")
 class PaperFields:
     """What every paper node carries: its fields, the listings it appeared in and its nearest neighbours."""
 
+    id: str  # the contract's field, declared for the resolvers below
+
     @strawberry.field(description="The listings this paper appeared in, newest first.")
     async def listings(self, info: Info) -> list[ListingRef]:
-        return convert(await info.context.paper_listings.load(self.id))  # type: ignore[attr-defined,no-any-return]
+        return convert(await info.context.paper_listings.load(self.id))
 
     @strawberry.field(
         description="The papers nearest to this one by embedding (never itself), best first, each with its cosine"
@@ -146,8 +153,8 @@ class PaperFields:
     )
     async def similar(self, info: Info, first: int = 10) -> list[ScoredPaper]:
         context = info.context
-        found = await context.run(search.similar_papers, context.queries, self.id, limit=first, budget=context.budget)  # type: ignore[attr-defined]
-        return convert(found)  # type: ignore[no-any-return]
+        found = await context.run(search.similar_papers, context.queries, self.id, limit=first, budget=context.budget)
+        return convert(found)
 
 
 @mirrors(contracts.Paper)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
 from litestar.connection import ASGIConnection
@@ -16,7 +16,7 @@ from api.rest.problems import documented
 from api.services import catalog, submissions
 from schema import limits
 from schema.api import JobStatusView
-from schema.ingest import FORMATS
+from schema.ingest import ListingKind
 
 
 def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -66,11 +66,8 @@ async def submit_listing(
     request: Request[Any, Any, Any],
     conn: Conn,
     format: Annotated[
-        Literal[FORMATS] | None,
-        Parameter(
-            description="skip detection",  # type: ignore[valid-type]
-            examples=[Example(value="page")],
-        ),
+        ListingKind | None,
+        Parameter(description="skip detection", examples=[Example(value="page")]),
     ] = None,
     year: Annotated[
         int | None,

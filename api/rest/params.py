@@ -69,19 +69,21 @@ HasArxiv = Annotated[
     bool | None,
     Parameter(description="only papers with (true) or without (false) an arXiv id", examples=[Example(value=True)]),
 ]
-NextCursor = doc(
-    str | None, "cursor of the next page; null on the last page", "WyJwYXBlcnM6cmVjZW50IiwiMjAyNC0wOC0wMSIsMTg0XQ"
-)
+NextCursor = Annotated[
+    str | None, doc("cursor of the next page; null on the last page", "WyJwYXBlcnM6cmVjZW50IiwiMjAyNC0wOC0wMSIsMTg0XQ")
+]
 
 
 class Page(msgspec.Struct, frozen=True):
     """A page of a collection and the cursor of the next one (null on the last page)."""
 
-    items: doc(
+    items: Annotated[
         list[Any],
-        "the page's items (papers, or only the fields asked for)",
-        [{"id": "pap_z77nqhjb6zugfnc4", "title": "One Epoch Is All You Need"}],
-    )
+        doc(
+            "the page's items (papers, or only the fields asked for)",
+            [{"id": "pap_z77nqhjb6zugfnc4", "title": "One Epoch Is All You Need"}],
+        ),
+    ]
     next_cursor: NextCursor
 
 
@@ -95,7 +97,7 @@ class ScoredPage(msgspec.Struct, frozen=True):
 class ScoredList(msgspec.Struct, frozen=True):
     """Scored papers, best first."""
 
-    items: doc(list[ScoredPaper], "best first", [])
+    items: Annotated[list[ScoredPaper], doc("best first", [])]
 
 
 class ListingDetail(msgspec.Struct, frozen=True):
@@ -109,17 +111,19 @@ class ListingDetail(msgspec.Struct, frozen=True):
 class BatchRequest(msgspec.Struct, frozen=True):
     """Up to 500 paper ids (public ids or arXiv ids)."""
 
-    ids: doc(list[str], f"public ids or arXiv ids, at most {limits.MAX_BATCH}", ["pap_z77nqhjb6zugfnc4", "2403.01234"])
+    ids: Annotated[
+        list[str], doc(f"public ids or arXiv ids, at most {limits.MAX_BATCH}", ["pap_z77nqhjb6zugfnc4", "2403.01234"])
+    ]
 
 
 class Health(msgspec.Struct, frozen=True):
     """Liveness or readiness."""
 
-    status: doc(str, "ok (liveness) or ready (readiness)", "ok")
+    status: Annotated[str, doc("ok (liveness) or ready (readiness)", "ok")]
 
 
 class JobAccepted(msgspec.Struct, frozen=True):
     """A submitted listing was queued."""
 
-    job_id: doc(str, "id of the queued ingest job", "job_3f9c2a7b1d4e5f60a1b2")
-    status_url: doc(str, "where to follow the job", "/v1/jobs/job_3f9c2a7b1d4e5f60a1b2")
+    job_id: Annotated[str, doc("id of the queued ingest job", "job_3f9c2a7b1d4e5f60a1b2")]
+    status_url: Annotated[str, doc("where to follow the job", "/v1/jobs/job_3f9c2a7b1d4e5f60a1b2")]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.types import ExceptionHandlersMap
 
 from schema.api import doc
 from schema.errors import DomainError
@@ -56,21 +57,22 @@ def _other(request: Request[Any, Any, Any], exc: Exception) -> Response:
     return problem(500, "an unexpected error occurred")
 
 
-EXCEPTION_HANDLERS = {HTTPException: _http, DomainError: _domain, Exception: _other}
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {HTTPException: _http, DomainError: _domain, Exception: _other}
 
 
 class ProblemDetail(msgspec.Struct, frozen=True):
     """An RFC 9457 problem: every 4xx and 5xx body of this API."""
 
-    type: doc(str, "problem type URI; about:blank means the status says it all", "about:blank")
-    title: doc(str, "the status phrase", "Bad Request")
-    status: doc(int, "the HTTP status", 400)
-    detail: doc(str | None, "what went wrong, for a person", "cursor is malformed") = None
-    errors: doc(
+    type: Annotated[str, doc("problem type URI; about:blank means the status says it all", "about:blank")]
+    title: Annotated[str, doc("the status phrase", "Bad Request")]
+    status: Annotated[int, doc("the HTTP status", 400)]
+    detail: Annotated[str | None, doc("what went wrong, for a person", "cursor is malformed")] = None
+    errors: Annotated[
         list[dict] | None,
-        "per-parameter validation errors",
-        [{"message": "Expected `int` <= 100", "key": "limit", "source": "query"}],
-    ) = None
+        doc(
+            "per-parameter validation errors", [{"message": "Expected `int` <= 100", "key": "limit", "source": "query"}]
+        ),
+    ] = None
 
 
 _MEANING = {

@@ -11,7 +11,7 @@ from typing import Any
 from ingest.text import normalize
 from schema.errors import NotAListingError
 from schema.identity import normalize_arxiv_id, title_fingerprint
-from schema.ingest import ParsedEntry, ParsedListing, Reject
+from schema.ingest import ListingKind, ParsedEntry, ParsedListing, Reject
 
 _DECODER = json.JSONDecoder()
 
@@ -128,13 +128,15 @@ def _common_day(entries: list[ParsedEntry]) -> dt.date | None:
     return min(day for day, count in days.items() if count == best)
 
 
-def _finish(kind: str, entries: list[ParsedEntry], rejects: list[Reject], empty_line: int | None) -> ParsedListing:
+def _finish(
+    kind: ListingKind, entries: list[ParsedEntry], rejects: list[Reject], empty_line: int | None
+) -> ParsedListing:
     if not entries:
         line = rejects[0].line_start if rejects else empty_line
         reason = f": {rejects[0].reason}" if rejects else ""
         raise NotAListingError(f"no usable entries{reason}", line)
     # JSON inputs print no date label: the day comes from the source itself.
-    return ParsedListing(kind, entries, rejects, None, _common_day(entries))  # type: ignore[arg-type]
+    return ParsedListing(kind, entries, rejects, None, _common_day(entries))
 
 
 def parse_hf_daily(text: str) -> ParsedListing:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,6 +137,7 @@ def test_serve_answers_then_stops_gracefully_on_sigterm(env):
         assert urllib.request.urlopen(f"{base}/readyz", timeout=5).read() == b'{"status":"ready"}'
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+        assert proc.stderr is not None
         assert "Traceback" not in proc.stderr.read()
 
 
@@ -150,7 +152,8 @@ def test_demo_serves_and_its_worker_ingests_a_submitted_listing(env, listing_dir
         submitted = httpx.post(
             f"{base}/v1/listings", content=listing, headers={"Authorization": "Bearer k", "Content-Type": "text/plain"}
         ).json()
-        deadline, job = time.monotonic() + 30, {}
+        deadline = time.monotonic() + 30
+        job: dict[str, Any] = {}
         while time.monotonic() < deadline and job.get("status") not in {"done", "failed"}:
             time.sleep(0.2)
             job = httpx.get(f"{base}{submitted['status_url']}").json()
@@ -158,6 +161,7 @@ def test_demo_serves_and_its_worker_ingests_a_submitted_listing(env, listing_dir
         assert job["result"]["entries"] == 3, job
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
+        assert proc.stderr is not None
         stderr = proc.stderr.read()
     assert "worker stopped after 1 job(s)" in stderr, stderr
     assert "Traceback" not in stderr, stderr

@@ -109,6 +109,7 @@ async def walk(api: Api, *, sort: str = "RECENT", first: int = 7, filter: dict |
 async def test_paper_by_public_id_and_by_arxiv_id(api):
     async with db.connection(api.url) as conn:
         row = await conn.fetchrow("SELECT public_id, title FROM papers WHERE arxiv_id = $1", ARXIV.format(61))
+    assert row is not None
     query = "query($id: String!) { paper(id: $id) { id title arxivId firstListed listings { id date rank } } }"
     by_id = (await api.data(query, {"id": row["public_id"]}))["paper"]
     assert by_id["title"] == row["title"] == factories.paper(61)[0]
@@ -248,7 +249,7 @@ async def test_stats(api):
 
 async def test_nested_lists_cost_a_constant_number_of_statements(api):
     query = "query($n: Int!) { papers(first: $n) { edges { node { id listings { id rank listing { id date } } } } } }"
-    counts = {}
+    counts: dict[int, int] = {}
     for n in (5, 50):
         api.statements.clear()
         edges = (await api.data(query, {"n": n}))["papers"]["edges"]
@@ -404,8 +405,17 @@ async def test_a_repeated_document_is_parsed_and_validated_once(api, monkeypatch
 
     calls = []
     parse, validate = executor.parse, executor.validate_document
-    monkeypatch.setattr(executor, "parse", lambda *a, **k: calls.append("parse") or parse(*a, **k))
-    monkeypatch.setattr(executor, "validate_document", lambda *a: calls.append("validate") or validate(*a))
+
+    def counted_parse(*args, **kwargs):
+        calls.append("parse")
+        return parse(*args, **kwargs)
+
+    def counted_validate(*args):
+        calls.append("validate")
+        return validate(*args)
+
+    monkeypatch.setattr(executor, "parse", counted_parse)
+    monkeypatch.setattr(executor, "validate_document", counted_validate)
     query = "{ papers(first: 2) { edges { node { id } } } } # unique to this test"
     for _ in range(4):
         assert (await api.data(query))["papers"]["edges"]

@@ -212,6 +212,7 @@ def test_strawberry_keeps_the_graphql_core_schema_it_validates_with():
     """Pins `schema._schema`: the compiled path plans against the schema Strawberry validated the document with."""
     core = papers_schema._schema
     assert isinstance(core, GraphQLSchema)
+    assert core.query_type is not None
     assert set(core.query_type.fields) >= {"paper", "papers", "listing", "listings", "stats"}
     assert core.get_type("PaperFilterInput") is not None
 

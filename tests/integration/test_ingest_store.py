@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -145,7 +146,7 @@ async def test_failure_mid_listing_leaves_nothing_partial(conn, monkeypatch):
     monkeypatch.setattr(sql.store, "copy_entries", write_then_crash)
     with pytest.raises(RuntimeError, match="injected"):
         await ingest_source(conn, src("x.txt", text))
-    empty = {"papers": [], "listings": [], "entries": [], "rejects": []}
+    empty: dict[str, list[Any]] = {"papers": [], "listings": [], "entries": [], "rejects": []}
     assert await snapshot(conn) == empty
     monkeypatch.setattr(sql.store, "copy_entries", original)
     assert (await ingest_source(conn, src("x.txt", text))).entries == 5
@@ -165,6 +166,7 @@ async def test_concurrent_ingests_of_one_file_give_one_listing(fresh_db):
         for c in conns:
             await c.close()
     assert sorted(r.unchanged for r in results) == [False, True, True, True]
+    assert counts is not None
     assert tuple(counts) == (1, 20, 20)
 
 

@@ -239,7 +239,7 @@ def _has_example(schema: dict, components: dict) -> bool:
     if "items" in schema:
         return _has_example(schema["items"], components)
     if "oneOf" in schema or "anyOf" in schema:
-        return any(_has_example(s, components) for s in schema.get("oneOf", schema.get("anyOf")))
+        return any(_has_example(s, components) for s in schema.get("oneOf", schema.get("anyOf")) or [])
     props = schema.get("properties", {})
     return bool(props) and all(p.get("examples") or "$ref" in p or "$ref" in p.get("items", {}) for p in props.values())
 

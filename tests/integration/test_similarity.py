@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from litestar.testing import AsyncTestClient
@@ -127,6 +129,7 @@ async def test_failed_embedding_keeps_the_paper_and_retries(conn):
 
     hits, _ = await search_papers(conn, queries, "molecule", mode="keyword")
     assert len(hits) == 2
+    assert hits[0].snippet is not None
     assert "<mark>" in hits[0].snippet
     assert (await embed_pending(conn, HashEmbedder())).embedded == 3
 
@@ -330,7 +333,7 @@ async def test_openai_compatible_embedder():
 
     from ingest.embedder import EmbeddingError, OpenAIEmbedder
 
-    seen = {}
+    seen: dict[str, Any] = {}
 
     def server(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)

@@ -16,6 +16,13 @@ from sql import db, jobs
 from tests import factories
 
 
+async def stored_job(conn, public_id: str) -> jobs.Job:
+    """The job as stored; it must exist."""
+    job = await jobs.get(conn, public_id)
+    assert job is not None, public_id
+    return job
+
+
 async def enqueue_pages(conn, count: int) -> list[str]:
     ids = []
     for k in range(count):
@@ -26,7 +33,7 @@ async def enqueue_pages(conn, count: int) -> list[str]:
 
 async def test_concurrent_workers_never_run_a_job_twice(conn, fresh_db, monkeypatch):
     ids = await enqueue_pages(conn, 12)
-    runs = collections.Counter()
+    runs: collections.Counter[str] = collections.Counter()
     real = ingest.worker.ingest_source
 
     async def counting(connection, source, **kwargs):
@@ -39,7 +46,7 @@ async def test_concurrent_workers_never_run_a_job_twice(conn, fresh_db, monkeypa
     assert sum(done) == 12
     assert set(runs.values()) == {1}
     assert len(runs) == 12
-    statuses = {(await jobs.get(conn, i)).status for i in ids}
+    statuses = {(await stored_job(conn, i)).status for i in ids}
     assert statuses == {"done"}
     assert await conn.fetchval("SELECT count(*) FROM listings") == 12
 
@@ -57,11 +64,12 @@ async def test_failure_is_retried_with_backoff_then_succeeds(conn, fresh_db, mon
     monkeypatch.setattr(ingest.worker, "ingest_source", flaky)
     worker = Worker(fresh_db, poll_seconds=0.02, backoff_seconds=0.3)
     assert await worker.run(once=True) == 1
-    job = await jobs.get(conn, job_id)
+    job = await stored_job(conn, job_id)
     assert (job.status, job.attempts, job.last_error) == ("queued", 1, "ConnectionError: database went away")
     await asyncio.sleep(0.35)
     assert await worker.run(once=True) == 1
-    job = await jobs.get(conn, job_id)
+    job = await stored_job(conn, job_id)
+    assert job.result is not None
     assert (job.status, job.attempts, job.result["entries"]) == ("done", 2, 2)
     assert calls[1] - calls[0] >= 0.3
 
@@ -77,15 +85,16 @@ async def test_attempts_run_out(conn, fresh_db, monkeypatch):
     for _ in range(2):
         await worker.run(once=True)
         await asyncio.sleep(0.05)
-    job = await jobs.get(conn, job_id)
+    job = await stored_job(conn, job_id)
     assert (job.status, job.attempts, job.last_error) == ("failed", 2, "RuntimeError: boom")
 
 
 async def test_input_that_is_not_a_listing_fails_at_once(conn, fresh_db):
     job_id = await jobs.enqueue(conn, "notes.txt", b"hello\nworld\n")
     await Worker(fresh_db).run(once=True)
-    job = await jobs.get(conn, job_id)
+    job = await stored_job(conn, job_id)
     assert (job.status, job.attempts) == ("failed", 1)
+    assert job.last_error is not None
     assert "no title and abstract pairs" in job.last_error
 
 
@@ -93,6 +102,7 @@ async def test_job_of_a_dead_worker_is_taken_over_but_a_live_one_is_not(conn, fr
     [job_id] = await enqueue_pages(conn, 1)
     live = await db.connect(fresh_db)
     claimed = await jobs.claim(live, "live-worker")
+    assert claimed is not None
     assert claimed.public_id == job_id
     assert claimed.status == "running"
     other = await db.connect(fresh_db)
@@ -103,7 +113,7 @@ async def test_job_of_a_dead_worker_is_taken_over_but_a_live_one_is_not(conn, fr
     live.terminate()  # the worker's session dies without finishing the job
     await asyncio.sleep(0.2)
     assert await Worker(fresh_db).run(once=True) == 1
-    job = await jobs.get(conn, job_id)
+    job = await stored_job(conn, job_id)
     assert (job.status, job.attempts) == ("done", 2)
 
 
@@ -115,6 +125,7 @@ def test_worker_stops_gracefully_on_sigterm(fresh_db):
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stderr is not None  # stderr=PIPE
     time.sleep(2.0)
     assert proc.poll() is None, proc.stderr.read()
     proc.send_signal(signal.SIGTERM)

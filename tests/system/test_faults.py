@@ -19,6 +19,7 @@ from sql.embedded import EmbeddedPostgres
 from sql.migrate import migrate
 from tests import factories, servers
 from tests.apps import settings
+from tests.integration.test_worker import stored_job
 
 
 def big_listing(n: int, offset: int = 0) -> bytes:
@@ -65,14 +66,14 @@ async def test_worker_killed_mid_ingest_leaves_all_or_nothing_and_retry_complete
     )
     assert all(r["entry_count"] == r["stored"] == 4000 for r in listings), listings  # complete or absent
     assert len(listings) < 2  # the kill landed before the second listing was done
-    statuses = [(await jobs.get(conn, j)).status for j in job_ids]
+    statuses = [(await stored_job(conn, j)).status for j in job_ids]
     assert "running" in statuses or "queued" in statuses
 
     from ingest.worker import Worker
 
     await wait_for(lambda: asyncio.sleep(0.3, result=True))  # let the server notice the dead session
     assert await Worker(fresh_db, poll_seconds=0.05).run(once=True) >= 1
-    done = [await jobs.get(conn, j) for j in job_ids]
+    done = [await stored_job(conn, j) for j in job_ids]
     assert [j.status for j in done] == ["done", "done"]
     counts = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM listings) l, (SELECT count(*) FROM listing_entries) e,"

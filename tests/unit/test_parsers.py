@@ -280,7 +280,7 @@ class TestPageChrome:
     def test_date_label_kept_verbatim(self, label):
         listing = parse(block_page(T1, A1, header=["new", "Daily Papers", label]))
         assert listing.date_label == label
-        assert dates.parse_label(listing.date_label) is not None
+        assert dates.parse_label(label) is not None
 
     def test_invalid_date_label_becomes_body(self):
         # "Feb 30" is no date; it is read as the first title, with no abstract after it.
@@ -1064,7 +1064,8 @@ def _check_listing(listing: ParsedListing, text: str) -> None:
     n_lines = len(text.split("\n"))
     assert [e.rank for e in listing.entries] == list(range(1, len(listing.entries) + 1))
     assert listing.entries, "a listing has at least one entry"
-    for item in [*listing.entries, *listing.rejects]:
+    spans: list[ParsedEntry | Reject] = [*listing.entries, *listing.rejects]
+    for item in spans:
         assert 1 <= item.line_start <= item.line_end <= n_lines
     for entry in listing.entries:
         assert isinstance(entry, ParsedEntry)
@@ -1088,7 +1089,8 @@ def _check_page_accounting(listing: ParsedListing, text: str) -> None:
     """Every non-blank line is in exactly one entry or reject span, or is header chrome before them."""
     lines = text.split("\n")
     owner: dict[int, object] = {}
-    for item in [*listing.entries, *listing.rejects]:
+    spans: list[ParsedEntry | Reject] = [*listing.entries, *listing.rejects]
+    for item in spans:
         for number in range(item.line_start, item.line_end + 1):
             assert number not in owner, f"line {number} in two spans"
             owner[number] = item

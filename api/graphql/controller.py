@@ -16,7 +16,7 @@ from strawberry.litestar import make_graphql_controller
 
 from api.graphql.context import Context
 from api.graphql.schema import make_schema
-from api.rest.problems import problem
+from api.http.problem import problem
 from api.services.submissions import write_refusal
 from schema.settings import Settings
 

@@ -12,19 +12,12 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
+from api.http.problem import PROBLEM_JSON, problem
 from schema.api import doc
 from schema.errors import DomainError
 from sql.db import as_domain_error
 
 log = logging.getLogger("papers.api")
-PROBLEM_JSON = "application/problem+json"
-
-
-def problem(status: int, detail: str | None = None, headers: dict[str, str] | None = None, **extra: Any) -> Response:
-    """A problem+json response whose title is the status phrase."""
-    title = HTTPStatus(status).phrase
-    body = {"type": "about:blank", "title": title, "status": status, **({"detail": detail} if detail else {}), **extra}
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def domain_problem(error: DomainError) -> Response:

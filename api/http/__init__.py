@@ -1,0 +1,1 @@
+"""HTTP pieces both adapters share (REST and GraphQL); below them, above the services."""

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-dev
+.PHONY: demo test lint install install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,5 +18,13 @@ install-dev: $(BIN)/python
 demo: install
 	$(BIN)/papers demo
 
-test: install-dev
+# The static checks, configured in pyproject.toml; make stops at the first that fails.
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/deptry .
+
+test: lint
 	$(BIN)/pytest

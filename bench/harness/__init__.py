@@ -1,0 +1,1 @@
+"""What every benchmark shares: a temporary PostgreSQL, servers, CPU and memory meters, load generators, reports."""

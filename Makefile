@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install install-dev
+.PHONY: demo test test-system lint install install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,3 +28,7 @@ lint: install-dev
 
 test: lint
 	$(BIN)/pytest
+
+# The slow system checks (kill -9 and PostgreSQL restarts under load, soak, schemathesis) as well.
+test-system: install-dev
+	$(BIN)/pytest tests/system --slow

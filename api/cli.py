@@ -167,13 +167,21 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the REST and GraphQL API with granian (migrating first, so workers start on a current schema)."""
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
 
     asyncio.run(db.migrated_url(settings))
     base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
     print(f"REST     {base}/v1/papers\nOpenAPI  {base}/schema\nGraphiQL {base}/graphql", file=sys.stderr)
     # granian stops gracefully on SIGTERM/SIGINT: in-flight requests finish, lifespans close the pools.
-    Granian("api.asgi:app", address=args.host, port=args.port, interface=Interfaces.ASGI, workers=args.workers).serve()
+    server = Granian(
+        "api.asgi:app",
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        loop=Loops.uvloop,
+    )
+    server.serve()
     return 0
 
 

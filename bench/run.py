@@ -33,8 +33,12 @@ def run_section(name: str, full: bool) -> dict:
     started = time.monotonic()
     print(f"== {name}", file=sys.stderr, flush=True)
     result = _module(name).run(full)
-    result["_meta"] = {"seconds": round(time.monotonic() - started, 1), "finished": report.now(),
-                       "commit": report.commit(), "full": full}  # fmt: skip
+    result["_meta"] = {
+        "seconds": round(time.monotonic() - started, 1),
+        "finished": report.now(),
+        "commit": report.commit(),
+        "full": full,
+    }
     report.save(name, result)
     return result
 
@@ -49,11 +53,15 @@ def render(chosen: tuple[str, ...], command: str) -> str:
         meta = result.get("_meta", {})
         parts.append(_module(name).render(result))
         full = "--full, " if meta.get("full") else ""
-        provenance.append(f"{name} ({full}commit {meta.get('commit', '?')}, {meta.get('finished', '?')},"
-                          f" {meta.get('seconds', '?')} s)")  # fmt: skip
-    head = (f"# Benchmarks\n\nWritten by `{command}`; each section ran alone on the machine, and `--only` reruns"
-            f" one while the others keep their last results. Sections: {'; '.join(provenance)}.\n\n"
-            f"{report.machine()}\n")  # fmt: skip
+        provenance.append(
+            f"{name} ({full}commit {meta.get('commit', '?')}, {meta.get('finished', '?')},"
+            f" {meta.get('seconds', '?')} s)"
+        )
+    head = (
+        f"# Benchmarks\n\nWritten by `{command}`; each section ran alone on the machine, and `--only` reruns"
+        f" one while the others keep their last results. Sections: {'; '.join(provenance)}.\n\n"
+        f"{report.machine()}\n"
+    )
     return head + "\n" + "\n\n".join(parts) + "\n"
 
 

@@ -12,6 +12,7 @@ its immediate parent's alias, which an inner scope never redefines, so nesting a
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,6 +59,12 @@ def _column(alias: str, fields: dict[str, str], name: str) -> str | None:
     return iso(f"{alias}.{column}") if name in TIMESTAMPS else f"{alias}.{column}"
 
 
+# SQL of object selections that take no parameter, by the identity of the selection tuple (held, so the id
+# stays unique): a planned document's unchanging parts are written out once, not on every request.
+_FRAGMENTS: collections.OrderedDict[int, tuple[Sequence[Selection], str, str]] = collections.OrderedDict()
+MAX_FRAGMENTS = 4096
+
+
 class _Statement:
     """Builds one statement: shared parameters, one method per kind of object."""
 
@@ -66,6 +73,19 @@ class _Statement:
 
     def where(self) -> Where:
         return Where(self.params)
+
+    def once(self, kind: str, selections: Sequence[Selection], build: Callable[[], str]) -> str:
+        """The SQL of an object of `kind` for selections, built once when it takes no parameter."""
+        found = _FRAGMENTS.get(id(selections))
+        if found is not None and found[0] is selections and found[1] == kind:
+            return found[2]
+        before = len(self.params)
+        sql = build()
+        if len(self.params) == before:
+            _FRAGMENTS[id(selections)] = (selections, kind, sql)
+            while len(_FRAGMENTS) > MAX_FRAGMENTS:
+                _FRAGMENTS.popitem(last=False)
+        return sql
 
     def object(self, selections: Sequence[Selection], value: Callable[[Selection], str]) -> str:
         if len(selections) > MAX_PAIRS:
@@ -92,7 +112,7 @@ class _Statement:
                             WHERE e.paper_key = p.paper_key)"""
             raise NotCompiledError(f"Paper.{sel.name}")
 
-        return self.object(selections, value)
+        return self.once("paper", selections, lambda: self.object(selections, value))
 
     def listing_ref(self, sel: Selection) -> str:
         """A field of where a paper appeared, over aliases e and l."""
@@ -223,12 +243,16 @@ class _Statement:
             where.add("e.rank > {}", after_rank(listing_id, sel.args.get("after")))
         source = self.numbered("listing_entries", "e", where, "e.rank")
         kind = f"{_literal(entries_kind(''))} || l.public_id"
+
+        def node(sels: Sequence[Selection]) -> str:
+            return self.once("entry", sels, lambda: self.object(sels, self.entry))
+
         return self.connection(
             sel,
             "e",
             source,
             lambda: cursor.sql_encode(kind, ["e.rank"]),
-            lambda sels: self.object(sels, self.entry),
+            lambda sels: self.once("entry", sels, lambda: self.object(sels, self.entry)),
             join="JOIN papers p ON p.paper_key = e.paper_key",
         )
 

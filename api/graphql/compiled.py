@@ -1,8 +1,8 @@
 """Compiled reads: a query over papers, listings and entries answered by one SQL statement.
 
-This is a schema extension, so it runs inside Strawberry's own pipeline, after the document was
-parsed and validated (token limit, depth, aliases, every rule) and the request's context was built,
-under the same error mapping and logging. In `on_execute` it answers the operation when every field
+It runs inside Strawberry's own pipeline, from the schema's extension (api/graphql/pipeline.py), after
+the document was parsed and validated (token limit, depth, aliases, every rule) and the request's
+context was built, under the same error mapping and logging. In `on_execute` it answers the operation when every field
 it selects is one sql/graph.py builds (PostgreSQL then writes the response JSON itself, as
 PostGraphile does); otherwise it leaves the operation to Strawberry's executor. That choice is made
 before anything runs: an answer that fails is reported as an error, never run a second time.
@@ -17,8 +17,8 @@ from __future__ import annotations
 import collections
 import enum
 import re
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, ClassVar, NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import msgspec
 from graphql import (
@@ -39,7 +39,7 @@ from graphql import (
     is_abstract_type,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
-from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from api.graphql.context import Context
 from api.services import catalog
@@ -69,6 +69,15 @@ class _Field(NamedTuple):
     node: FieldNode
     children: tuple[_Field, ...]
     typename: str | None
+    static: Selection | None = None  # the field's selection when neither it nor any field under it takes arguments
+
+
+def _with_static(field: _Field) -> _Field:
+    """The field, its selection made once when nothing under it varies by request."""
+    if (field.definition is not None and field.definition.args) or any(c.static is None for c in field.children):
+        return field
+    children = tuple(c.static for c in field.children if c.static is not None)
+    return field._replace(static=Selection(field.key, field.name, {}, children, field.typename))
 
 
 class _Plan(NamedTuple):
@@ -77,35 +86,33 @@ class _Plan(NamedTuple):
     nullable: bool  # every root field may be null (a failed statement leaves data, else data is null)
 
 
-class CompiledReads(SchemaExtension):
-    """Answer compilable read operations with one statement; leave every other operation to the executor."""
+# One cache for the process, by (schema, document text, operation name): None for "not compiled".
+_PLANS: collections.OrderedDict[tuple[int, str, str | None], _Plan | None] = collections.OrderedDict()
 
-    # One cache for the process: Strawberry makes a new extension instance per request.
-    plans: ClassVar[collections.OrderedDict[tuple[int, str, str | None], _Plan | None]] = collections.OrderedDict()
 
-    async def on_execute(self) -> AsyncIterator[None]:
-        execution = self.execution_context
-        if isinstance(execution.context, Context) and execution.graphql_document is not None:
-            plan = self._plan(
-                execution.schema._schema, execution.query or "", execution.operation_name, execution.graphql_document
-            )
-            if plan is not None:
-                statement = _statement(execution.schema._schema, plan, execution.variables or {})
-                if statement is not None:
-                    execution.result = await _run(execution.context, plan, statement)
-        yield
+async def answer(execution: ExecutionContext) -> None:
+    """Set the operation's result when it is a compilable read; leave it unset for the executor otherwise."""
+    if not isinstance(execution.context, Context) or execution.graphql_document is None:
+        return
+    core = execution.schema._schema
+    plan = _plan(core, execution.query or "", execution.operation_name, execution.graphql_document)
+    if plan is not None:
+        statement = _statement(core, plan, execution.variables or {})
+        if statement is not None:
+            execution.result = await _run(execution.context, plan, statement)
 
-    def _plan(self, schema: GraphQLSchema, query: str, operation_name: str | None, document: Any) -> _Plan | None:
-        key = (id(schema), query, operation_name)
-        if key in self.plans:
-            self.plans.move_to_end(key)
-            return self.plans[key]
-        plan = _compile(schema, document, operation_name)
-        if len(query) <= MAX_PLANNED_DOCUMENT:
-            self.plans[key] = plan
-            while len(self.plans) > MAX_PLANS:
-                self.plans.popitem(last=False)
-        return plan
+
+def _plan(schema: GraphQLSchema, query: str, operation_name: str | None, document: Any) -> _Plan | None:
+    key = (id(schema), query, operation_name)
+    if key in _PLANS:
+        _PLANS.move_to_end(key)
+        return _PLANS[key]
+    plan = _compile(schema, document, operation_name)
+    if len(query) <= MAX_PLANNED_DOCUMENT:
+        _PLANS[key] = plan
+        while len(_PLANS) > MAX_PLANS:
+            _PLANS.popitem(last=False)
+    return plan
 
 
 def _compile(schema: GraphQLSchema, document: Any, operation_name: str | None) -> _Plan | None:
@@ -136,7 +143,7 @@ def _plan_selection(
     for key, nodes in grouped.items():
         name = nodes[0].name.value
         if name == "__typename":
-            fields.append(_Field(key, name, None, nodes[0], (), parent.name))
+            fields.append(_with_static(_Field(key, name, None, nodes[0], (), parent.name)))
             continue
         if name not in parent.fields:  # __schema, __type: introspection is the executor's
             raise NotCompiledError(name)
@@ -145,7 +152,7 @@ def _plan_selection(
         children: tuple[_Field, ...] = ()
         if isinstance(named, GraphQLObjectType):
             children = _plan_selection(schema, named, [n.selection_set for n in nodes if n.selection_set], fragments)
-        fields.append(_Field(key, contract_name(name), definition, nodes[0], children, None))
+        fields.append(_with_static(_Field(key, contract_name(name), definition, nodes[0], children, None)))
     return tuple(fields)
 
 
@@ -177,7 +184,9 @@ def _field_nodes(
 def _tree(fields: Sequence[_Field], arguments: Any) -> tuple[Selection, ...]:
     """The selection tree of planned fields, each field's arguments given by `arguments(field)`."""
     return tuple(
-        Selection(
+        f.static
+        if f.static is not None
+        else Selection(
             f.key,
             f.name,
             arguments(f) if f.definition is not None and f.definition.args else {},

@@ -18,8 +18,9 @@ from strawberry.litestar import BaseContext
 
 from api.services import catalog
 from api.services.search import Budget, QueryEmbeddings
+from api.services.submissions import write_refusal
 from schema.api import Listing, ListingEntry, ListingRef, Paper
-from schema.errors import DomainError, UnauthenticatedError
+from schema.errors import DomainError
 from sql.db import pooled
 from sql.queries import EntriesRequest
 
@@ -38,8 +39,15 @@ class Context(BaseContext, kw_only=True, dict=True):
 
     pool: asyncpg.Pool
     queries: QueryEmbeddings
-    write_refusal: UnauthenticatedError | None
+    api_key: str | None  # the server's
+    authorization: str | None  # the request's Authorization header
     budget: Budget = msgspec.field(default_factory=Budget)
+
+    def check_write(self) -> None:
+        """Refuse a write unless the request carries the server's API key (decided only when something writes)."""
+        refusal = write_refusal(self.api_key, self.authorization)
+        if refusal is not None:
+            raise refusal
 
     async def run(self, fn: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:
         """One service call on a pooled connection."""

@@ -2,29 +2,56 @@
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any
 
 import msgspec
+from cross_web import AsyncHTTPRequestAdapter
 from cross_web import HTTPException as RequestNotReadable
-from litestar import Request, Response
-from litestar.background_tasks import BackgroundTasks
+from litestar import Request, Response, post
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
+from strawberry.http import GraphQLRequestData
 from strawberry.litestar import make_graphql_controller
 
 from api.graphql.context import Context
 from api.graphql.schema import make_schema
 from api.http.problem import problem
-from api.services.submissions import write_refusal
 from schema.settings import Settings
 
 _ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder()
+
+
+class _Body(msgspec.Struct):
+    """A GraphQL-over-HTTP POST body (the names are the protocol's)."""
+
+    query: str | None = None
+    variables: dict[str, Any] | None = None
+    operationName: str | None = None  # noqa: N815 - the protocol's name
+    extensions: dict[str, Any] | None = None
+
+
+_BODY = msgspec.json.Decoder(_Body)
+
+
+def _plain_json_post(request: AsyncHTTPRequestAdapter) -> bool:
+    """A POST of JSON that asks for a plain JSON answer (not a multipart or event stream)."""
+    content_type = (request.content_type or "").split(";", 1)[0].strip().lower()
+    accept = request.headers.get("accept", "")
+    return (
+        request.method == "POST"
+        and content_type == "application/json"
+        and "multipart/mixed" not in accept
+        and "text/event-stream" not in accept
+    )
 
 
 async def _sub_response() -> Response[Any]:
-    return Response({}, background=BackgroundTasks([]))
+    # Resolvers may set headers or cookies on it; the view copies them onto the real response.
+    return Response(None)
 
 
 def graphql_controller(settings: Settings) -> type:
@@ -32,8 +59,8 @@ def graphql_controller(settings: Settings) -> type:
 
     async def context_getter(request: ASGIConnection[Any, Any, Any, Any]) -> Context:  # a Request or a WebSocket
         state = request.app.state
-        refusal = write_refusal(settings.api_key, request.headers.get("authorization"))
-        return Context(pool=state.pool, queries=state.queries, write_refusal=refusal)
+        authorization = request.headers.get("authorization")
+        return Context(pool=state.pool, queries=state.queries, api_key=settings.api_key, authorization=authorization)
 
     schema = make_schema(debug=settings.debug, compiled=settings.graphql_compiled)
     base = make_graphql_controller(schema, path="/graphql", graphql_ide="graphiql", context_getter=context_getter)
@@ -46,6 +73,38 @@ def graphql_controller(settings: Settings) -> type:
         # round trip on every request. Building an empty Response needs no thread.
         # Read-only: the class attribute is the default every instance shares (Litestar copies it per router).
         dependencies = MappingProxyType({**base.dependencies, "response": Provide(_sub_response)})
+
+        @post(status_code=200)
+        async def handle_http_post(self, request: Request[Any, Any, Any]) -> Response[Any]:
+            """Run a POSTed operation.
+
+            Its context and sub-response are made here rather than injected: Litestar resolves several
+            dependencies concurrently, in a task group of their own on every request.
+            """
+            self.temporal_response = sub_response = await _sub_response()
+            context = await context_getter(request)
+            context.request, context.response = request, sub_response
+            return await self.execute_request(request, context, None)
+
+        async def parse_http_body(
+            self, request: AsyncHTTPRequestAdapter
+        ) -> GraphQLRequestData | list[GraphQLRequestData]:
+            """Read a plain JSON POST in one typed decode; anything else (or anything odd) the way Strawberry does."""
+            if _plain_json_post(request):
+                try:
+                    body = _BODY.decode(await request.get_body())
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    pass  # a batch, a malformed body or a wrong type: Strawberry's view says exactly what is wrong
+                else:
+                    return GraphQLRequestData(body.query, body.variables, body.operationName, body.extensions)
+            return await super().parse_http_body(request)
+
+        def decode_json(self, data: str | bytes) -> object:
+            """Decode with msgspec; malformed JSON raises the stdlib error Strawberry turns into a 400."""
+            try:
+                return _DECODER.decode(data)
+            except msgspec.DecodeError as exc:
+                raise json.JSONDecodeError(str(exc), data if isinstance(data, str) else "", 0) from None
 
         def encode_json(self, data: object) -> bytes:
             """Encode the result with msgspec (faster than the stdlib; passes compiled JSON through as is)."""

@@ -1,15 +1,25 @@
-"""Each distinct GraphQL document is parsed and validated once, in a cache bounded in entries and bytes."""
+"""Document checks: the token limit at parsing, the guard rules at validation, and each distinct document
+parsed and validated once, in a cache bounded in entries and bytes (api/graphql/pipeline.py runs them).
+"""
 
 from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Iterator
 from typing import NamedTuple, Protocol, cast
 
-from graphql import DocumentNode, GraphQLError
-from strawberry.extensions import SchemaExtension
+from graphql import ASTValidationRule, DocumentNode, GraphQLError
+from strawberry.extensions.max_aliases import create_validator as alias_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.types import ExecutionContext
 
+from schema import limits
+
+# Built once: rule classes made per request would never let a cache keyed on them hit.
+GUARD_RULES: tuple[type[ASTValidationRule], ...] = (
+    depth_rule(limits.MAX_DEPTH, None),
+    alias_rule(limits.MAX_ALIASES),
+)
 MAX_ENTRIES = 512
 MAX_BYTES = 4_000_000  # of document text; a parsed document takes some tens of times its text
 MAX_CACHED_DOCUMENT = 16_000  # larger documents are parsed and validated per request, never kept
@@ -62,22 +72,28 @@ class WithDocuments(Protocol):
     documents: DocumentStore
 
 
-class DocumentCache(SchemaExtension):
-    """Serve parsing and validation from the schema's store; fill it with what Strawberry parsed and validated."""
+def set_limits(context: ExecutionContext) -> None:
+    """The token limit at parsing and the guard rules at validation, for this operation."""
+    context.parse_options["max_tokens"] = limits.MAX_TOKENS
+    context.validation_rules = (*context.validation_rules, *GUARD_RULES)
 
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        self.store = cast(WithDocuments, context.schema).documents
-        self.hit = self.store.get(context.query) if context.query else None
-        if self.hit is not None:
-            context.graphql_document = self.hit.document
-        yield
 
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        if self.hit is not None:
-            # Strawberry skips validation when errors are already set (an empty list: valid).
-            context.pre_execution_errors = list(self.hit.errors)
-        yield
-        if self.hit is None and context.query and context.graphql_document is not None:
-            self.store.put(context.query, Checked(context.graphql_document, list(context.pre_execution_errors or [])))
+def serve_parsed(context: ExecutionContext) -> Checked | None:
+    """Give the operation its document from the schema's store, when it was checked before."""
+    hit = cast(WithDocuments, context.schema).documents.get(context.query) if context.query else None
+    if hit is not None:
+        context.graphql_document = hit.document
+    return hit
+
+
+def serve_validated(context: ExecutionContext, hit: Checked | None) -> None:
+    """Give a stored document its validation result, so Strawberry skips validating it (empty list: valid)."""
+    if hit is not None:
+        context.pre_execution_errors = list(hit.errors)
+
+
+def keep_checked(context: ExecutionContext, hit: Checked | None) -> None:
+    """Store a document Strawberry just parsed and validated."""
+    if hit is None and context.query and context.graphql_document is not None:
+        checked = Checked(context.graphql_document, list(context.pre_execution_errors or []))
+        cast(WithDocuments, context.schema).documents.put(context.query, checked)

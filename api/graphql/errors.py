@@ -7,11 +7,9 @@ and counted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 
 from schema.errors import DomainError
 from sql.db import as_domain_error
@@ -44,26 +42,20 @@ def log_errors(errors: list[GraphQLError]) -> int:
     return unexpected
 
 
-class DomainErrors(SchemaExtension):
-    """Give domain errors their code; mask every other resolver failure unless debugging."""
+def map_errors(result: Any, *, debug: bool) -> None:
+    """Give the result's domain errors their code; mask every other resolver failure unless debugging."""
+    if result is not None and result.errors:
+        result.errors = [_map(error, debug) for error in result.errors]
 
-    def __init__(self, *, debug: bool = False) -> None:
-        self.debug = debug
 
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        if result is not None and result.errors:
-            result.errors = [self._map(error) for error in result.errors]
-
-    def _map(self, error: GraphQLError) -> GraphQLError:
-        domain = _domain(error)
-        if domain is not None:
-            return GraphQLError(
-                domain.message, error.nodes, error.source, error.positions, error.path, extensions=extensions_of(domain)
-            )
-        if error.original_error is None or self.debug:
-            return error  # syntax and validation errors say what is wrong with the document
+def _map(error: GraphQLError, debug: bool) -> GraphQLError:
+    domain = _domain(error)
+    if domain is not None:
         return GraphQLError(
-            MASKED, error.nodes, error.source, error.positions, error.path, extensions={"code": "INTERNAL_SERVER_ERROR"}
+            domain.message, error.nodes, error.source, error.positions, error.path, extensions=extensions_of(domain)
         )
+    if error.original_error is None or debug:
+        return error  # syntax and validation errors say what is wrong with the document
+    return GraphQLError(
+        MASKED, error.nodes, error.source, error.positions, error.path, extensions={"code": "INTERNAL_SERVER_ERROR"}
+    )

@@ -10,14 +10,11 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
-from strawberry.extensions.max_aliases import create_validator as alias_rule
-from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 
 import schema.api as contracts
-from api.graphql.compiled import CompiledReads
-from api.graphql.documents import DocumentCache, DocumentStore
-from api.graphql.errors import DomainErrors, log_errors
+from api.graphql.documents import DocumentStore
+from api.graphql.errors import log_errors
+from api.graphql.pipeline import Pipeline
 from api.graphql.types import (
     Connection,
     Info,
@@ -130,8 +127,7 @@ class Mutation:
     async def submit_listing(
         self, info: Info, text: str, format: str | None = None, year: int | None = None, source: str = "graphql"
     ) -> SubmitResult:
-        if info.context.write_refusal is not None:
-            raise info.context.write_refusal
+        info.context.check_write()
         submission = submissions.Submission(text.encode(), source, format, year)
         return SubmitResult(job_id=await info.context.run(submissions.submit, submission))
 
@@ -149,22 +145,11 @@ class PapersSchema(strawberry.Schema):
         self.unexpected_errors += log_errors(errors)
 
 
-# The guard rules are built once: QueryDepthLimiter and MaxAliasesLimiter would make new rule classes
-# per request, and a validation cache keyed on the rules would never hit.
-GUARD_RULES = (depth_rule(limits.MAX_DEPTH, None), alias_rule(limits.MAX_ALIASES))
-
-
 def make_schema(*, debug: bool = False, compiled: bool = True) -> strawberry.Schema:
     """The schema with its guards, its domain-error mapping and (unless off) compiled reads."""
-    extensions: list[type[SchemaExtension] | Any] = [
-        lambda: MaxTokensLimiter(max_token_count=limits.MAX_TOKENS),
-        lambda: AddValidationRules(list(GUARD_RULES)),
-        DocumentCache,
-        lambda: DomainErrors(debug=debug),
-    ]
-    if compiled:
-        extensions.append(CompiledReads)
-    return PapersSchema(query=Query, mutation=Mutation, extensions=extensions)
+    return PapersSchema(
+        query=Query, mutation=Mutation, extensions=[lambda: Pipeline(debug=debug, compiled_reads=compiled)]
+    )
 
 
 schema = make_schema()

@@ -62,8 +62,20 @@ def wrk(url: str, requests: Path, method: str, load: Load, seconds: int | None =
     """One wrk run against url, each request a random line of the requests file."""
     binary = ensure_debian("wrk", "wrk")
     seconds = seconds or load.seconds
-    cmd = [binary, f"-t{load.threads}", f"-c{load.connections}", f"-d{seconds}s", f"--timeout={TIMEOUT_S}s",
-           "--latency", "-s", str(LUA), url, "--", str(requests), method]  # fmt: skip
+    cmd = [
+        binary,
+        f"-t{load.threads}",
+        f"-c{load.connections}",
+        f"-d{seconds}s",
+        f"--timeout={TIMEOUT_S}s",
+        "--latency",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(requests),
+        method,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     if out.returncode:
         raise SystemExit(f"wrk failed ({out.returncode}): {out.stderr[-2000:]}")
@@ -75,8 +87,24 @@ def pgbench(pg: TempPostgres, database: str, script: Path, load: Load, *, latenc
     logdir = pg.workdir / "pgbench-log"
     shutil.rmtree(logdir, ignore_errors=True)
     logdir.mkdir()
-    cmd = [str(pgbench_bin()), "-n", "-M", "prepared", "-c", str(load.connections), "-j", str(load.threads),
-           "-T", str(load.seconds), "-f", str(script), "-h", pg.socket_dir, "-U", "postgres"]  # fmt: skip
+    cmd = [
+        str(pgbench_bin()),
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        str(load.connections),
+        "-j",
+        str(load.threads),
+        "-T",
+        str(load.seconds),
+        "-f",
+        str(script),
+        "-h",
+        pg.socket_dir,
+        "-U",
+        "postgres",
+    ]
     if latencies:
         cmd += ["-l", f"--log-prefix={logdir}/tx"]
     out = subprocess.run([*cmd, database], capture_output=True, text=True, timeout=load.seconds + 60, cwd=logdir)
@@ -88,7 +116,9 @@ def pgbench(pg: TempPostgres, database: str, script: Path, load: Load, *, latenc
     result: dict[str, Any] = {"rps": float(tps.group(1)), "errors": int(failed.group(1)) if failed else 0}
     micros = sorted(int(line.split()[2]) for f in logdir.iterdir() for line in f.open() if len(line.split()) >= 6)
     for pct in (50, 90, 99):
-        result[f"p{pct}_ms"] = round(micros[min(len(micros) - 1, len(micros) * pct // 100)] / 1000, 3) if micros else None
+        result[f"p{pct}_ms"] = (
+            round(micros[min(len(micros) - 1, len(micros) * pct // 100)] / 1000, 3) if micros else None
+        )
     shutil.rmtree(logdir, ignore_errors=True)
     return result
 

@@ -8,7 +8,7 @@ import os
 import resource
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any
 
 import psutil
@@ -74,7 +74,7 @@ def wait_quiet(limit: float = 5.0, pct: float = 20.0) -> float:
     return round(time.monotonic() - start, 1)
 
 
-def measured(run: Callable[[], dict[str, Any]], trees: dict[str, int | None]) -> dict[str, Any]:
+def measured(run: Callable[[], dict[str, Any]], trees: Mapping[str, int | None]) -> dict[str, Any]:
     """Run one load (which returns a dict with `rps`) and add CPU % of one core per named process tree.
 
     `client` is what this process's children used (the load generator); `other` is everything else on the
@@ -150,7 +150,9 @@ class RssSampler:
             self.stop()
 
 
-async def measured_async(run: Callable[[], Awaitable[dict[str, Any]]], trees: dict[str, int | None]) -> dict[str, Any]:
+async def measured_async(
+    run: Callable[[], Coroutine[Any, Any, dict[str, Any]]], trees: Mapping[str, int | None]
+) -> dict[str, Any]:
     """`measured` around a coroutine run on this event loop (the meter waits in a thread meanwhile)."""
     loop = asyncio.get_running_loop()
     return await asyncio.to_thread(measured, lambda: asyncio.run_coroutine_threadsafe(run(), loop).result(), trees)

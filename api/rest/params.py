@@ -11,67 +11,47 @@ from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
 from litestar.params import Parameter, PathParameter
 
+from api.rest.problems import documented
 from schema import limits
 from schema.api import Listing, ListingEntry, ScoredPaper, doc
 
 Conn = NamedDependency[asyncpg.Connection]
-Limit = Annotated[
-    int,
-    Parameter(
-        ge=1, le=limits.MAX_PAGE, description=f"page size, at most {limits.MAX_PAGE}", examples=[Example(value=20)]
-    ),
-]
-Cursor = Annotated[
-    str | None,
-    Parameter(
-        description="opaque `next_cursor` of the previous page",
-        examples=[Example(value="WyJwYXBlcnM6cmVjZW50IiwiMjAyNC0wOC0wMSIsMTg0XQ")],
-    ),
-]
-PaperKey = Annotated[
-    str,
-    PathParameter(
-        description="public id or arXiv id",
-        examples=[Example(value="pap_z77nqhjb6zugfnc4"), Example(value="2403.01234")],
-    ),
-]
-ListingKey = Annotated[
-    str, PathParameter(description="listing public id", examples=[Example(value="lst_vjq5i63cxesyipki")])
-]
-JobKey = Annotated[
-    str,
-    PathParameter(description="job id from POST /v1/listings", examples=[Example(value="job_3f9c2a7b1d4e5f60a1b2")]),
-]
+
+
+def query(description: str, example: Any, **constraints: Any) -> Any:
+    """A query parameter's documentation (and constraints), with one example."""
+    return Parameter(description=description, examples=[Example(value=example)], **constraints)
+
+
+def path(description: str, *examples: Any) -> Any:
+    """A path parameter's documentation, with its examples."""
+    return PathParameter(description=description, examples=[Example(value=e) for e in examples])
+
+
+def route(method: Any, url: str, operation_id: str, summary: str, tag: str, *errors: int, **options: Any) -> Any:
+    """A route decorator (`get`, `post`) with its OpenAPI name, summary, tag and problem responses."""
+    return method(url, operation_id=operation_id, summary=summary, tags=[tag], responses=documented(*errors), **options)
+
+
+EXAMPLE_CURSOR = "WyJwYXBlcnM6cmVjZW50IiwiMjAyNC0wOC0wMSIsMTg0XQ"
+Limit = Annotated[int, query(f"page size, at most {limits.MAX_PAGE}", 20, ge=1, le=limits.MAX_PAGE)]
+Cursor = Annotated[str | None, query("opaque `next_cursor` of the previous page", EXAMPLE_CURSOR)]
+PaperKey = Annotated[str, path("public id or arXiv id", "pap_z77nqhjb6zugfnc4", "2403.01234")]
+ListingKey = Annotated[str, path("listing public id", "lst_vjq5i63cxesyipki")]
+JobKey = Annotated[str, path("job id from POST /v1/listings", "job_3f9c2a7b1d4e5f60a1b2")]
 Query = Annotated[
     str | None,
-    Parameter(
-        description="full-text keywords (web search syntax: quotes, or, -)",
-        max_length=limits.MAX_QUERY_CHARS,
-        examples=[Example(value="chain of thought")],
+    query(
+        "full-text keywords (web search syntax: quotes, or, -)", "chain of thought", max_length=limits.MAX_QUERY_CHARS
     ),
 ]
 InListing = Annotated[
-    str | None,
-    Parameter(
-        description="only papers that appeared in this listing (public id)",
-        examples=[Example(value="lst_vjq5i63cxesyipki")],
-    ),
+    str | None, query("only papers that appeared in this listing (public id)", "lst_vjq5i63cxesyipki")
 ]
-ListedFrom = Annotated[
-    dt.date | None,
-    Parameter(description="only papers listed on or after this date", examples=[Example(value="2024-03-01")]),
-]
-ListedTo = Annotated[
-    dt.date | None,
-    Parameter(description="only papers listed on or before this date", examples=[Example(value="2024-03-31")]),
-]
-HasArxiv = Annotated[
-    bool | None,
-    Parameter(description="only papers with (true) or without (false) an arXiv id", examples=[Example(value=True)]),
-]
-NextCursor = Annotated[
-    str | None, doc("cursor of the next page; null on the last page", "WyJwYXBlcnM6cmVjZW50IiwiMjAyNC0wOC0wMSIsMTg0XQ")
-]
+ListedFrom = Annotated[dt.date | None, query("only papers listed on or after this date", "2024-03-01")]
+ListedTo = Annotated[dt.date | None, query("only papers listed on or before this date", "2024-03-31")]
+HasArxiv = Annotated[bool | None, query("only papers with (true) or without (false) an arXiv id", True)]
+NextCursor = Annotated[str | None, doc("cursor of the next page; null on the last page", EXAMPLE_CURSOR)]
 
 
 class Page(msgspec.Struct, frozen=True):

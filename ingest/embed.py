@@ -16,6 +16,8 @@ from sql.embeddings import Space
 log = logging.getLogger("papers.embed")
 BATCH = 64
 WINDOW = 1024  # pending papers read at a time, then embedded shortest first
+# A worker's batch: about 1.5 s of the local model on 2 cores, so a stop request waits at most that long for it.
+WORKER_BATCH = 24
 
 
 class EmbedReport(msgspec.Struct):
@@ -55,6 +57,17 @@ async def _embed_batch(conn: asyncpg.Connection, embedder: Embedder, todo: list,
     else:
         await embeddings.store(conn, keys, vectors, embedder.model)
         report.embedded += len(todo)
+
+
+async def embed_one_batch(conn: asyncpg.Connection, embedder: Embedder, *, batch: int = WORKER_BATCH) -> EmbedReport:
+    """Embed one committed batch of pending papers that no other worker is embedding (a worker's unit of work)."""
+    await embeddings.ensure_space(conn, Space(embedder.model, embedder.dim))
+    report = EmbedReport()
+    async with conn.transaction():
+        todo = await embeddings.claim_pending(conn, batch)
+        if todo:
+            await _embed_batch(conn, embedder, todo, report)
+    return report
 
 
 async def reembed_all(conn: asyncpg.Connection, embedder: Embedder, *, progress: bool = False) -> EmbedReport:

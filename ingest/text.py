@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 import unicodedata
 
 from schema.errors import NotAListingError
@@ -38,3 +39,15 @@ def normalize(value: str) -> str:
     if not value.isascii():
         value = unicodedata.normalize("NFC", value)
     return " ".join(value.split())  # str.split() splits on exactly the characters of str.isspace()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unstorable(value: str) -> str | None:
+    """Why a text cannot be stored (a NUL character, an unpaired UTF-16 surrogate), or None."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    if _SURROGATE.search(value):
+        return "contains an unpaired surrogate (\\ud800-\\udfff), which is not text"
+    return None

@@ -1,4 +1,11 @@
-"""The ingest worker: takes queued jobs, ingests them, retries failures with backoff, stops on SIGTERM."""
+"""The ingest worker: queued jobs and embedding batches, interleaved, until it is told to stop.
+
+Each step is one unit of work committed on its own: a job (one listing, one transaction) or one
+batch of papers embedded. Jobs and batches alternate, so an embedding backlog never keeps queued
+jobs waiting, and a stop request is honoured between steps, or, when a step is still running
+after STOP_GRACE_SECONDS, by cancelling it (its transaction rolls back; a cancelled job is taken
+over by the next worker).
+"""
 
 from __future__ import annotations
 
@@ -12,25 +19,27 @@ import socket
 import asyncpg
 import msgspec
 
-from ingest.embed import embed_pending
-from ingest.embedder import Embedder, EmbeddingError
+from ingest.embed import embed_one_batch
+from ingest.embedder import Embedder
 from ingest.pipeline import Source, ingest_source
-from schema.errors import DatabaseUnavailableError, SpaceMismatchError
+from schema.errors import DatabaseUnavailableError, DomainError, UnavailableError
 from sql import jobs
-from sql.db import CONNECTION_LOST, connect
+from sql.db import CONNECTION_LOST, as_domain_error, connect
 
 log = logging.getLogger("papers.worker")
+STOP_GRACE_SECONDS = 3.0
+UNEXPECTED = "ingest failed unexpectedly; the worker's log has the details"
 
 
 async def _close_quietly(conn: asyncpg.Connection) -> None:
     try:
-        await asyncio.wait_for(conn.close(), timeout=5)
-    except (TimeoutError, *CONNECTION_LOST):
+        await asyncio.wait_for(conn.close(), timeout=2)
+    except (TimeoutError, asyncio.CancelledError, *CONNECTION_LOST):
         conn.terminate()
 
 
 class Worker:
-    """Processes `ingest_jobs` one at a time; several workers can run side by side."""
+    """Processes `ingest_jobs` and embeds pending papers; several workers can run side by side."""
 
     def __init__(
         self,
@@ -47,46 +56,56 @@ class Worker:
         self.backoff_seconds = backoff_seconds
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._stop = asyncio.Event()
+        self._task: asyncio.Task[int] | None = None
 
     def stop(self) -> None:
-        """Ask the worker to finish its current job and exit."""
+        """Stop after the current step, or cancel it when it is still running after the grace period."""
         self._stop.set()
+        if self._task is not None:
+            asyncio.get_running_loop().call_later(STOP_GRACE_SECONDS, self._task.cancel)
 
     async def run(self, *, once: bool = False) -> int:
-        """Process jobs until stopped (or, with once, until the queue is empty); return how many ran."""
+        """Work until stopped (or, with once, until no job is queued and nothing waits to be embedded)."""
+        self._task = asyncio.current_task()
         done = 0
-        while not self._stop.is_set():
-            try:
-                conn = await connect(self.url)
-            except DatabaseUnavailableError as exc:
-                if once:
-                    raise
-                log.warning("%s; retrying", exc)
-                await self._sleep()
-                continue
-            try:
-                done += await self._drain(conn, once)
-                if once or self._stop.is_set():
-                    break
-            except CONNECTION_LOST as exc:
-                # A job left 'running' by a lost session is taken over once its advisory lock is gone.
-                log.warning("database connection lost (%s); reconnecting", exc)
-                await self._sleep()
-            finally:
-                await _close_quietly(conn)
+        try:
+            while not self._stop.is_set():
+                try:
+                    conn = await connect(self.url)
+                except DatabaseUnavailableError as exc:
+                    if once:
+                        raise
+                    log.warning("%s; retrying", exc)
+                    await self._sleep()
+                    continue
+                try:
+                    done += await self._drain(conn, once)
+                    if once:
+                        break
+                except CONNECTION_LOST as exc:
+                    # A job left 'running' by a lost session is taken over once its advisory lock is gone.
+                    log.warning("database connection lost (%s); reconnecting", exc)
+                    await self._sleep()
+                finally:
+                    await _close_quietly(conn)
+        except asyncio.CancelledError:
+            if not self._stop.is_set():
+                raise
+            log.warning("stopped in the middle of a step; its work was rolled back")
         return done
 
     async def _drain(self, conn: asyncpg.Connection, once: bool) -> int:
         done = 0
         while not self._stop.is_set():
             job = await jobs.claim(conn, self.name)
-            if job is None:
+            if job is not None:
+                await self._run_job(conn, job)
+                done += 1
+            embedded = await self._embed_batch(conn) if not self._stop.is_set() else 0
+            if job is None and not embedded:
                 if once:
                     break
                 await self._sleep()
-                continue
-            await self._run_job(conn, job)
-            done += 1
         return done
 
     async def _sleep(self) -> None:
@@ -96,9 +115,10 @@ class Worker:
     async def _run_job(self, conn: asyncpg.Connection, job: jobs.Job) -> None:
         try:
             result = await ingest_source(conn, Source(job.source, job.payload), fmt=job.format, year=job.year)
-        except Exception as exc:  # noqa: BLE001 - any failure is recorded on the job and retried with backoff
-            log.warning("job %s failed (attempt %d): %s", job.public_id, job.attempts, exc)
-            await jobs.fail(conn, job, f"{type(exc).__name__}: {exc}", backoff_seconds=self.backoff_seconds)
+        except CONNECTION_LOST:
+            raise  # transient: the job is retried when the worker is back (its advisory lock went with the session)
+        except Exception as exc:  # noqa: BLE001 - recorded on the job: input errors at once, the rest with retries
+            await self._failed(conn, job, exc)
             return
         if result.error is not None:
             # Input that is not a listing will not parse on retry either.
@@ -106,21 +126,34 @@ class Worker:
         else:
             await jobs.complete(conn, job, msgspec.to_builtins(result))
         log.info("job %s done: %s", job.public_id, result)
-        await self._embed(conn)
 
-    async def _embed(self, conn: asyncpg.Connection) -> None:
-        """Embed what the job added; a failure is recorded on the papers and retried after the next job."""
-        if self.embedder is not None:
-            try:
-                report = await embed_pending(conn, self.embedder)
-            except (EmbeddingError, SpaceMismatchError) as exc:
-                log.warning("embedding skipped: %s", exc)
-            else:
-                log.info("embedded %d papers (%d failed)", report.embedded, report.failed)
+    async def _failed(self, conn: asyncpg.Connection, job: jobs.Job, exc: Exception) -> None:
+        """Record a failed job: a client's error fails it at once with its message; anything else is retried."""
+        known = as_domain_error(exc)
+        if known is not None and not isinstance(known, UnavailableError):
+            log.info("job %s refused: %s", job.public_id, known.message)
+            await jobs.fail(conn, job, known.message, final=True)
+            return
+        log.warning("job %s failed (attempt %d)", job.public_id, job.attempts, exc_info=exc)
+        message = known.message if isinstance(known, DomainError) else UNEXPECTED
+        await jobs.fail(conn, job, message, backoff_seconds=self.backoff_seconds)
+
+    async def _embed_batch(self, conn: asyncpg.Connection) -> int:
+        """Embed one batch of pending papers; how many it took (failures are recorded and retried later)."""
+        if self.embedder is None:
+            return 0
+        try:
+            report = await embed_one_batch(conn, self.embedder)
+        except DomainError as exc:  # a model that cannot load, stored vectors of another model
+            log.warning("embedding skipped: %s", exc.message)
+            return 0
+        if report.embedded or report.failed:
+            log.info("embedded %d papers (%d failed)", report.embedded, report.failed)
+        return report.embedded + report.failed
 
 
 def install_signal_handlers(worker: Worker) -> None:
-    """Stop gracefully on SIGTERM and SIGINT."""
+    """Stop on SIGTERM and SIGINT."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)

@@ -134,6 +134,10 @@ class JobStatusView(msgspec.Struct, frozen=True):
     ]
     created_at: Annotated[dt.datetime | None, doc("when the job was queued", "2024-03-11T09:30:00Z")]
     finished_at: Annotated[dt.datetime | None, doc("when the job finished", "2024-03-11T09:30:02Z")]
+    papers_to_embed: Annotated[
+        int | None,
+        doc("papers of the ingested listing still waiting for their embedding (0: all embedded); null until done", 0),
+    ] = None
 
 
 SearchMode = Literal["keyword", "semantic", "hybrid"]

@@ -38,6 +38,12 @@ class NotAListingError(InvalidInputError):
         super().__init__(message, line=line)
 
 
+class QueryTooCostlyError(InvalidInputError):
+    """A request whose estimated work is past what one request may cost."""
+
+    code = "QUERY_TOO_COSTLY"
+
+
 class UnauthenticatedError(DomainError):
     """A write without the right API key."""
 
@@ -70,4 +76,4 @@ class DatabaseUnavailableError(UnavailableError):
 
 
 DATABASE_UNAVAILABLE = "the database is unavailable; retry shortly"
-UNSTORABLE = "the request contains a character that cannot be stored or searched (NUL)"
+UNSTORABLE = "the request contains a character that cannot be stored or searched (NUL, or an unpaired surrogate)"

@@ -13,6 +13,8 @@ MAX_EXAMPLES = 50  # example ids of one recommendation request
 # Nearest-neighbour searches one request may make (`similar` per paper, `recommend` per alias): nothing
 # batches them, so aliases and nesting must not multiply the work.
 MAX_NEIGHBOUR_SEARCHES = 100
+# Texts the model embeds for one request (queries, examples not embedded yet): about a second of the local model.
+MAX_EMBEDDED_TEXTS = 16
 TITLE_MATCH_CHARS = (3, 500)
 YEARS = (1990, 2100)  # a listing's year
 MAX_SOURCE_CHARS = 200  # the name an input is reported under

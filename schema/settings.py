@@ -16,6 +16,9 @@ import msgspec
 EmbedderKind = Literal["local", "openai", "none"]
 DEFAULT_DATA_DIR = ".papers"
 DEFAULT_MAX_BODY_BYTES = 2_000_000
+DEFAULT_RATE_LIMIT = "50/second;1000/minute"  # per client address; the API key's holder gets ten times as much
+_DEFAULT_LIMIT: str | None = DEFAULT_RATE_LIMIT
+_OFF = {"none", "off", "0", "false", "no"}
 _T = TypeVar("_T")
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
@@ -48,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True):
     graphql_compiled: bool = True
     pool_min: int = 1
     pool_max: int = 10
+    rate_limit: str | None = DEFAULT_RATE_LIMIT  # None: no rate limits
+    rate_limit_storage: str = "memory://"
     embedder: EmbedderSettings = EmbedderSettings()
 
     @classmethod
@@ -64,6 +69,8 @@ class Settings(msgspec.Struct, frozen=True):
             graphql_compiled=read.parsed("PAPERS_GRAPHQL_COMPILED", _bool, True),
             pool_min=read.parsed("PAPERS_POOL_MIN", _positive, 1),
             pool_max=read.parsed("PAPERS_POOL_MAX", _positive, 10),
+            rate_limit=read.parsed("PAPERS_RATE_LIMIT", _rate_limit, _DEFAULT_LIMIT),
+            rate_limit_storage=read.text("PAPERS_RATE_LIMIT_STORAGE") or "memory://",
             embedder=_embedder(read),
         )
         if settings.pool_min > settings.pool_max:
@@ -100,6 +107,19 @@ def _positive(raw: str) -> int:
     if not raw.strip().isdigit() or int(raw) < 1:
         raise ValueError("expected a positive whole number")
     return int(raw)
+
+
+def _rate_limit(raw: str) -> str | None:
+    value = raw.strip()
+    if value.lower() in _OFF:
+        return None
+    from limits import parse_many  # the library that will count them reads them here first
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ValueError("expected limits such as 50/second;1000/minute, or none") from None
+    return value
 
 
 def _size(raw: str) -> int:

@@ -44,7 +44,7 @@ def as_domain_error(exc: BaseException) -> DomainError | None:
         return exc
     if isinstance(exc, CONNECTION_LOST):
         return DatabaseUnavailableError(DATABASE_UNAVAILABLE)
-    if isinstance(exc, UNSTORABLE_TEXT):
+    if isinstance(exc, (*UNSTORABLE_TEXT, UnicodeEncodeError)):  # a NUL, or a lone surrogate asyncpg cannot encode
         return InvalidInputError(UNSTORABLE)
     return None
 

@@ -96,6 +96,18 @@ async def pending(conn: asyncpg.Connection, *, after_key: int = 0, limit: int = 
     return [Pending(r["paper_key"], r["title"], r["abstract"]) for r in rows]
 
 
+async def claim_pending(conn: asyncpg.Connection, limit: int) -> list[Pending]:
+    """Lock up to `limit` papers that need an embedding, skipping those another worker holds (in a transaction)."""
+    rows = await conn.fetch(
+        """SELECT paper_key, title, abstract FROM papers
+           WHERE embedding IS NULL AND embedding_attempts < $1
+           ORDER BY paper_key LIMIT $2 FOR UPDATE SKIP LOCKED""",
+        MAX_ATTEMPTS,
+        limit,
+    )
+    return [Pending(r["paper_key"], r["title"], r["abstract"]) for r in rows]
+
+
 async def count_pending(conn: asyncpg.Connection) -> int:
     """How many papers still need an embedding."""
     return await conn.fetchval(

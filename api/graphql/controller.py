@@ -18,7 +18,7 @@ from strawberry.litestar import make_graphql_controller
 
 from api.graphql.context import Context
 from api.graphql.schema import make_schema
-from api.http.problem import problem
+from api.http.problem import TOO_DEEP, problem
 from schema.settings import Settings
 
 _ENCODER = msgspec.json.Encoder()
@@ -54,7 +54,7 @@ async def _sub_response() -> Response[Any]:
     return Response(None)
 
 
-def graphql_controller(settings: Settings) -> type:
+def graphql_controller(settings: Settings) -> Any:
     """The controller class for these settings (debug shows unmasked errors; compiled reads on or off)."""
 
     async def context_getter(request: ASGIConnection[Any, Any, Any, Any]) -> Context:  # a Request or a WebSocket
@@ -93,6 +93,8 @@ def graphql_controller(settings: Settings) -> type:
             if _plain_json_post(request):
                 try:
                     body = _BODY.decode(await request.get_body())
+                except RecursionError:
+                    raise RequestNotReadable(400, TOO_DEEP) from None
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     pass  # a batch, a malformed body or a wrong type: Strawberry's view says exactly what is wrong
                 else:
@@ -103,7 +105,9 @@ def graphql_controller(settings: Settings) -> type:
             """Decode with msgspec; malformed JSON raises the stdlib error Strawberry turns into a 400."""
             try:
                 return _DECODER.decode(data)
-            except msgspec.DecodeError as exc:
+            except RecursionError:
+                raise RequestNotReadable(400, TOO_DEEP) from None
+            except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # malformed, or not UTF-8
                 raise json.JSONDecodeError(str(exc), data if isinstance(data, str) else "", 0) from None
 
         def encode_json(self, data: object) -> bytes:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+from graphql import ExecutionResult, GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from api.graphql import compiled, documents
+from api.graphql.cost import check_cost
 from api.graphql.errors import map_errors
+from schema.errors import QueryTooCostlyError
 
 
 class Pipeline(SchemaExtension):
@@ -37,6 +40,13 @@ class Pipeline(SchemaExtension):
         documents.keep_checked(self.execution_context, self.hit)
 
     async def on_execute(self) -> AsyncIterator[None]:
-        if self.compiled_reads:
-            await compiled.answer(self.execution_context)
+        execution = self.execution_context
+        if execution.graphql_document is not None:
+            try:
+                check_cost(execution.schema._schema, execution.graphql_document, execution.operation_name,
+                           execution.variables)  # fmt: skip
+            except QueryTooCostlyError as exc:
+                execution.result = ExecutionResult(data=None, errors=[GraphQLError(exc.message, original_error=exc)])
+        if self.compiled_reads and execution.result is None:
+            await compiled.answer(execution)
         yield

@@ -91,6 +91,7 @@ class Query:
             flt=filter_contract(filter),
             after=after,
             limit=first,
+            budget=context.budget,
         )
         return ScoredPaperConnection.of(items, next_cursor)
 

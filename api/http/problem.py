@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Response
 
 PROBLEM_JSON = "application/problem+json"
+TOO_DEEP = "the JSON body is nested too deeply to read"
 
 
 def problem(status: int, detail: str | None = None, headers: dict[str, str] | None = None, **extra: Any) -> Response:

@@ -11,7 +11,18 @@ from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
 from api.rest.papers import cached
-from api.rest.params import Conn, Cursor, JobAccepted, JobKey, Limit, ListingDetail, ListingKey, Page, route
+from api.rest.params import (
+    Conn,
+    EntriesCursor,
+    JobAccepted,
+    JobKey,
+    Limit,
+    ListingDetail,
+    ListingKey,
+    ListingsCursor,
+    Page,
+    route,
+)
 from api.services import catalog, submissions
 from schema import limits
 from schema.api import JobStatusView
@@ -26,7 +37,7 @@ def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
 
 
 @route(get, "/v1/listings", "listListings", "List listings", "listings")
-async def list_listings(conn: Conn, limit: Limit = limits.DEFAULT_PAGE, cursor: Cursor = None) -> Page:
+async def list_listings(conn: Conn, limit: Limit = limits.DEFAULT_PAGE, cursor: ListingsCursor = None) -> Page:
     """Listings, newest date first, keyset-paginated."""
     items, next_cursor = await catalog.listings_page(conn, after=cursor, limit=limit)
     return Page(items, next_cursor)
@@ -38,7 +49,7 @@ async def get_listing(
     conn: Conn,
     listing_id: ListingKey,
     limit: Limit = limits.DEFAULT_ENTRIES_PAGE,
-    cursor: Cursor = None,
+    cursor: EntriesCursor = None,
 ) -> Response[ListingDetail]:
     """A listing and one page of its entries in rank order."""
     listing = await catalog.listing(conn, listing_id)

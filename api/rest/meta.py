@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from litestar import get
+from typing import Any
+
+from litestar import Request, get
 
 from api.rest.params import Conn, Health, route
 from api.services import catalog, health
@@ -22,9 +24,9 @@ async def healthz() -> Health:
 
 
 @route(get, "/readyz", "readiness", "Readiness", "meta")
-async def readyz(conn: Conn) -> Health:
-    """The database is reachable and every migration is applied."""
-    await health.check_ready(conn)
+async def readyz(request: Request[Any, Any, Any], conn: Conn) -> Health:
+    """Ready: the database is reachable, every migration is applied and the embedding model (if any) is loaded."""
+    await health.check_ready(conn, request.app.state.queries)
     return Health("ready")
 
 

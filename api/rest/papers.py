@@ -13,7 +13,6 @@ from litestar.params import JSONBody, Parameter
 from api.rest.params import (
     BatchRequest,
     Conn,
-    Cursor,
     HasArxiv,
     InListing,
     Limit,
@@ -21,6 +20,7 @@ from api.rest.params import (
     ListedTo,
     Page,
     PaperKey,
+    PapersCursor,
     Query,
     route,
 )
@@ -71,7 +71,7 @@ async def list_papers(
         ),
     ] = "recent",
     limit: Limit = limits.DEFAULT_PAGE,
-    cursor: Cursor = None,
+    cursor: PapersCursor = None,
     fields: Fields = None,
 ) -> Page:
     """Papers matching the filters, keyset-paginated: follow `next_cursor` until it is null."""

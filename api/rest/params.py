@@ -7,13 +7,19 @@ from typing import Annotated, Any
 
 import asyncpg
 import msgspec
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Example
 from litestar.params import Parameter, PathParameter
 
 from api.rest.problems import documented
+from api.services import search
 from schema import limits
-from schema.api import Listing, ListingEntry, ScoredPaper, doc
+from schema.api import Listing, ListingEntry, PaperFilter, ScoredPaper, doc
+from schema.errors import InvalidInputError
+from sql import cursor
+from sql.queries import entries_kind
 
 Conn = NamedDependency[asyncpg.Connection]
 
@@ -33,11 +39,27 @@ def route(method: Any, url: str, operation_id: str, summary: str, tag: str, *err
     return method(url, operation_id=operation_id, summary=summary, tags=[tag], responses=documented(*errors), **options)
 
 
-EXAMPLE_CURSOR = "WyJwYXBlcnM6cmVjZW50IiwiMjAyNC0wOC0wMSIsMTg0XQ"
+# Each collection's example cursor is one its own endpoint accepts (a cursor of another query is refused).
+EXAMPLE_LISTING = "lst_vjq5i63cxesyipki"
+EXAMPLE_QUERY = "shorter chain of thought reasoning"
+PAPERS_CURSOR = cursor.encode("papers:recent", ["2024-08-01", 184])
+LISTINGS_CURSOR = cursor.encode("listings", ["2024-03-11", 3])
+ENTRIES_CURSOR = cursor.encode(entries_kind(EXAMPLE_LISTING), [50])
+SEARCH_CURSOR = cursor.encode(search.cursor_kind(EXAMPLE_QUERY, "hybrid", PaperFilter()), [20])
+
+
+def cursor_param(example: str) -> Any:
+    """A `cursor` query parameter with an example its endpoint accepts."""
+    return Annotated[str | None, query("opaque `next_cursor` of the previous page", example)]
+
+
 Limit = Annotated[int, query(f"page size, at most {limits.MAX_PAGE}", 20, ge=1, le=limits.MAX_PAGE)]
-Cursor = Annotated[str | None, query("opaque `next_cursor` of the previous page", EXAMPLE_CURSOR)]
+PapersCursor = cursor_param(PAPERS_CURSOR)
+ListingsCursor = cursor_param(LISTINGS_CURSOR)
+EntriesCursor = cursor_param(ENTRIES_CURSOR)
+SearchCursor = cursor_param(SEARCH_CURSOR)
 PaperKey = Annotated[str, path("public id or arXiv id", "pap_z77nqhjb6zugfnc4", "2403.01234")]
-ListingKey = Annotated[str, path("listing public id", "lst_vjq5i63cxesyipki")]
+ListingKey = Annotated[str, path("listing public id", EXAMPLE_LISTING)]
 JobKey = Annotated[str, path("job id from POST /v1/listings", "job_3f9c2a7b1d4e5f60a1b2")]
 Query = Annotated[
     str | None,
@@ -51,7 +73,7 @@ InListing = Annotated[
 ListedFrom = Annotated[dt.date | None, query("only papers listed on or after this date", "2024-03-01")]
 ListedTo = Annotated[dt.date | None, query("only papers listed on or before this date", "2024-03-31")]
 HasArxiv = Annotated[bool | None, query("only papers with (true) or without (false) an arXiv id", True)]
-NextCursor = Annotated[str | None, doc("cursor of the next page; null on the last page", EXAMPLE_CURSOR)]
+NextCursor = Annotated[str | None, doc("cursor of the next page; null on the last page", PAPERS_CURSOR)]
 
 
 class Page(msgspec.Struct, frozen=True):
@@ -107,3 +129,14 @@ class JobAccepted(msgspec.Struct, frozen=True):
 
     job_id: Annotated[str, doc("id of the queued ingest job", "job_3f9c2a7b1d4e5f60a1b2")]
     status_url: Annotated[str, doc("where to follow the job", "/v1/jobs/job_3f9c2a7b1d4e5f60a1b2")]
+
+
+BOOLEAN_PARAMETERS = ("arxiv",)
+
+
+def strict_booleans(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: a boolean query parameter is `true` or `false` (Litestar alone would also read 1, 0, TRUE ...)."""
+    for name in BOOLEAN_PARAMETERS:
+        value = connection.query_params.get(name)
+        if value is not None and value not in ("true", "false"):
+            raise InvalidInputError(f"`{name}` must be true or false, got {value!r}")

@@ -12,7 +12,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
-from api.http.problem import PROBLEM_JSON, problem
+from api.http.problem import PROBLEM_JSON, TOO_DEEP, problem
 from schema.api import doc
 from schema.errors import DomainError
 from sql.db import as_domain_error
@@ -41,6 +41,8 @@ def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response:
 
 
 def _other(request: Request[Any, Any, Any], exc: Exception) -> Response:
+    if isinstance(exc, RecursionError):  # msgspec's answer to a body nested thousands of levels deep
+        return problem(400, TOO_DEEP)
     known = as_domain_error(exc)
     if known is not None:
         if known.status >= 500:

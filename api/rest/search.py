@@ -39,7 +39,7 @@ async def search_papers(
     listed_to: params.ListedTo = None,
     arxiv: params.HasArxiv = None,
     limit: params.Limit = limits.DEFAULT_PAGE,
-    cursor: params.Cursor = None,
+    cursor: params.SearchCursor = None,
 ) -> params.ScoredPage:
     """Papers for a query, best first; keyword hits carry highlighted snippets."""
     flt = PaperFilter(listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)

@@ -18,26 +18,48 @@ from api.services.catalog import check_filter, page_size
 from ingest.embedder import Embedder, embedding_text
 from schema import limits
 from schema.api import PaperFilter, RecommendRequest, ScoredPaper, SearchMode
-from schema.errors import InvalidCursorError, InvalidInputError, NotFoundError, SpaceMismatchError, UnavailableError
+from schema.errors import (
+    InvalidCursorError,
+    InvalidInputError,
+    NotFoundError,
+    QueryTooCostlyError,
+    SpaceMismatchError,
+    UnavailableError,
+)
 from sql import cursor, search
 from sql.embeddings import Space, current_space
 from sql.search import PaperVector
 
+NOT_CONFIGURED = "semantic search is not configured on this server (PAPERS_EMBEDDER=none)"
 RRF_K = 60  # the constant of Cormack et al. (2009)
 NEGATIVE_WEIGHT = 0.5  # Rocchio's beta: negatives pull half as hard as positives push
 
 
 class Budget:
-    """What one request may still spend: nearest-neighbour searches (nothing batches them across fields)."""
+    """What one request may still spend: nearest-neighbour searches and texts for the model to embed.
 
-    def __init__(self, neighbour_searches: int = limits.MAX_NEIGHBOUR_SEARCHES) -> None:
-        self.neighbour_searches = neighbour_searches
+    A GraphQL request shares one budget across all its fields (aliases and nesting cannot multiply the
+    work); a REST request has one of its own.
+    """
+
+    def __init__(self, texts: int = limits.MAX_EMBEDDED_TEXTS) -> None:
+        self.neighbour_searches = limits.MAX_NEIGHBOUR_SEARCHES
+        self.texts = self.allowed = texts
 
     def spend_search(self) -> None:
         """Count one nearest-neighbour search, refusing the request's one too many."""
         if self.neighbour_searches <= 0:
             raise InvalidInputError(f"at most {limits.MAX_NEIGHBOUR_SEARCHES} similar/recommend lookups per request")
         self.neighbour_searches -= 1
+
+    def spend_texts(self, count: int) -> None:
+        """Count texts the model must embed (the query cache's misses), refusing past the request's share."""
+        if count > self.texts:
+            raise QueryTooCostlyError(
+                f"this request needs {self.allowed - self.texts + count} texts embedded by the model"
+                f" (queries, and example papers not embedded yet); at most {self.allowed} are allowed"
+            )
+        self.texts -= count
 
 
 class QueryEmbeddings:
@@ -58,9 +80,16 @@ class QueryEmbeddings:
             raise UnavailableError("the embedding model is still loading; retry shortly", retry_after=10)
         return self.embedder
 
+    @property
+    def loading(self) -> bool:
+        """Whether an embedder is configured but cannot embed yet (its model is loading)."""
+        return self.embedder is not None and not self.embedder.ready
+
     async def check_space(self, conn: asyncpg.Connection) -> None:
-        """Refuse to compare a query vector with stored vectors of another model."""
-        embedder = self._ready()
+        """Refuse to compare vectors with stored vectors of another model (the model need not be loaded)."""
+        embedder = self.embedder
+        if embedder is None:
+            raise UnavailableError(NOT_CONFIGURED, retry_after=3600)
         stored = await current_space(conn)
         if stored is not None and stored != Space(embedder.model, embedder.dim):
             raise SpaceMismatchError(
@@ -68,11 +97,12 @@ class QueryEmbeddings:
                 f" {embedder.model} ({embedder.dim}-d); run `papers embed --all`"
             )
 
-    async def vectors(self, texts: Sequence[str]) -> list[np.ndarray]:
-        """The vectors of texts, the ones not cached computed in one model call."""
+    async def vectors(self, texts: Sequence[str], budget: Budget) -> list[np.ndarray]:
+        """The vectors of texts, the ones not cached computed in one model call (counted against the budget)."""
         embedder = self._ready()
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
+            budget.spend_texts(len(missing))
             self.misses += len(missing)
             for text, vector in zip(missing, await embedder.embed(missing), strict=True):
                 self._cache[text] = vector
@@ -83,9 +113,9 @@ class QueryEmbeddings:
             self._cache.popitem(last=False)
         return found
 
-    async def vector(self, text: str) -> np.ndarray:
+    async def vector(self, text: str, budget: Budget) -> np.ndarray:
         """The vector of one query text (cached)."""
-        [vector] = await self.vectors([text])
+        [vector] = await self.vectors([text], budget)
         return vector
 
 
@@ -101,8 +131,9 @@ def rrf(rankings: Sequence[Sequence[ScoredPaper]], k: int = RRF_K) -> list[Score
     return [msgspec.structs.replace(first[i], score=round(scores[i], 6)) for i in order]
 
 
-def _fingerprint(*parts: object) -> str:
-    return hashlib.sha256(msgspec.json.encode(parts)).hexdigest()[:12]
+def cursor_kind(q: str, mode: SearchMode, flt: PaperFilter) -> str:
+    """The kind of a search's cursors: a cursor pages only the search (text, mode, filters) that issued it."""
+    return f"search:{mode}:{hashlib.sha256(msgspec.json.encode((q, msgspec.to_builtins(flt)))).hexdigest()[:12]}"
 
 
 def _query_text(q: str) -> str:
@@ -136,11 +167,12 @@ async def search_papers(
     flt: PaperFilter = PaperFilter(),
     after: str | None = None,
     limit: int = limits.DEFAULT_PAGE,
+    budget: Budget | None = None,
 ) -> tuple[list[ScoredPaper], str | None]:
     """Keyword, semantic or hybrid search with filters and an opaque offset cursor."""
     q = _query_text(q)
     check_filter(flt)
-    kind = f"search:{mode}:{_fingerprint(q, msgspec.to_builtins(flt))}"
+    kind = cursor_kind(q, mode, flt)
     offset = _page_window(kind, after, limit)
     want = offset + limit + 1
     matched: list[ScoredPaper] = []
@@ -148,7 +180,7 @@ async def search_papers(
         hits = matched = await search.keyword(conn, q, flt, limit=want)
     else:
         await queries.check_space(conn)
-        vector = await queries.vector(q)
+        vector = await queries.vector(q, budget or Budget())
         semantic = await search.nearest(conn, vector, flt, limit=max(want, 50) if mode == "hybrid" else want)
         if mode == "hybrid":
             matched = await search.keyword(conn, q, flt, limit=max(want, 50))
@@ -170,11 +202,14 @@ async def _with_snippets(
     return [msgspec.structs.replace(hit, snippet=found.get(hit.id)) if hit.id in matched else hit for hit in page]
 
 
-async def _paper_vectors(queries: QueryEmbeddings, papers: Sequence[PaperVector]) -> list[np.ndarray]:
-    """Each paper's stored vector; papers not embedded yet are embedded together, in one model call."""
-    texts = [embedding_text(p.title, p.abstract) for p in papers if p.vector is None]
-    computed = iter(await queries.vectors(texts) if texts else [])
-    return [p.vector if p.vector is not None else next(computed) for p in papers]
+async def _paper_vectors(
+    queries: QueryEmbeddings, papers: Sequence[PaperVector], budget: Budget, text: str | None = None
+) -> list[np.ndarray]:
+    """Each paper's stored vector, then the text's; papers not embedded yet and the text in one model call."""
+    texts = [embedding_text(p.title, p.abstract) for p in papers if p.vector is None] + ([text] if text else [])
+    computed = iter(await queries.vectors(texts, budget) if texts else [])
+    vectors = [p.vector if p.vector is not None else next(computed) for p in papers]
+    return [*vectors, *computed]
 
 
 async def similar_papers(
@@ -188,13 +223,13 @@ async def similar_papers(
 ) -> list[ScoredPaper]:
     """The papers nearest to one paper, never the paper itself."""
     page_size(limit)
-    if budget is not None:
-        budget.spend_search()
+    budget = budget or Budget()
+    budget.spend_search()
     [paper] = await search.papers_with_vectors(conn, [paper_id])
     if paper is None:
         raise NotFoundError(f"no paper with id {paper_id!r}")
     await queries.check_space(conn)
-    [vector] = await _paper_vectors(queries, [paper])
+    [vector] = await _paper_vectors(queries, [paper], budget)
     return await search.nearest(conn, vector, flt, limit=limit, exclude=[paper.key])
 
 
@@ -217,8 +252,8 @@ async def recommend(
 ) -> list[ScoredPaper]:
     """Papers like the positives and the text, unlike the negatives (Rocchio), leaving out the examples."""
     text = _check_recommend(request)
-    if budget is not None:
-        budget.spend_search()
+    budget = budget or Budget()
+    budget.spend_search()
     await queries.check_space(conn)
     ids = [*request.positive, *request.negative]
     found = await search.papers_with_vectors(conn, ids)
@@ -226,10 +261,10 @@ async def recommend(
     if unknown:
         raise NotFoundError(f"unknown paper ids: {', '.join(unknown)}")
     papers = [p for p in found if p is not None]
-    vectors = await _paper_vectors(queries, papers)
-    positives = vectors[: len(request.positive)] + ([await queries.vector(text)] if text else [])
+    vectors = await _paper_vectors(queries, papers, budget, text)
+    positives = vectors[: len(request.positive)] + vectors[len(papers) :]  # the examples, then the text
     target = np.mean(positives, axis=0)
-    negatives = vectors[len(request.positive) :]
+    negatives = vectors[len(request.positive) : len(papers)]
     if negatives:
         target = target - NEGATIVE_WEIGHT * np.mean(negatives, axis=0)
     norm = float(np.linalg.norm(target))

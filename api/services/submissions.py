@@ -64,6 +64,8 @@ def _check_json(body: bytes) -> None:
                 msgspec.json.decode(line)
     except msgspec.DecodeError as exc:
         raise InvalidInputError(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInputError("the JSON is nested too deeply to read") from None
 
 
 async def submit(conn: asyncpg.Connection, submission: Submission) -> str:
@@ -77,6 +79,8 @@ async def job_status(conn: asyncpg.Connection, job_id: str) -> JobStatusView:
     job = await jobs.get(conn, job_id)
     if job is None:
         raise NotFoundError(f"no job with id {job_id!r}")
+    listing_id = (job.result or {}).get("listing_id") if job.status == "done" else None
+    to_embed = await jobs.papers_to_embed(conn, listing_id) if listing_id else None
     return JobStatusView(
-        job.public_id, job.status, job.attempts, job.last_error, job.result, job.created_at, job.finished_at
+        job.public_id, job.status, job.attempts, job.last_error, job.result, job.created_at, job.finished_at, to_embed
     )

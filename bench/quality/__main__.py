@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 
 import bench.quality
-from api.services.search import QueryEmbeddings
+from api.services.search import Budget, QueryEmbeddings
 from bench.harness.postgres import TempPostgres, temp_postgres
 from bench.harness.report import ROOT, now
 from bench.harness.tools import log
@@ -131,7 +131,7 @@ async def _sections(
         sizes = index.Sizes(
             args.synthetic, args.large, args.synthetic_queries, args.clustered, args.maintenance_work_mem, args.seed
         )
-        vectors = await embeddings.vectors(queries.texts())
+        vectors = await embeddings.vectors(queries.texts(), Budget(texts=1_000_000_000))
         hnsw = await index.measure(conn, pg, seeds.vectors, vectors, sizes)
         out.append(Section(index_report.conclusion(hnsw), index_report.render(hnsw)))
         phases.done("HNSW")

@@ -143,6 +143,7 @@ async def _floor_script(url: str, ids: list[str]) -> str:
 
     sent: list[str] = []
     async with db.connection(url) as conn:
+        await queries.paper_detail(conn, ids[0])  # asyncpg introspects the row type on first use: not the statement
         conn.add_query_logger(lambda record: sent.append(record.query))
         await queries.paper_detail(conn, ids[0])
     [statement] = sent

@@ -7,6 +7,7 @@ and one field per line with no blank lines at all. Page chrome ("new", "Subscrib
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from ingest import dates
@@ -38,6 +39,28 @@ class _Header(NamedTuple):
     first_line: str | None
     date_label: str | None
     heading: str | None
+
+
+# Lines no paper title or abstract starts with: Markdown, tables, code, config and `key_name: value` lines.
+_MARKUP = re.compile(r"^(?:#|[-*+>] |\||```|<|\{|\[[^\]]*\]\(|\$ |//|/\*|[A-Za-z]+_\w*\s*[:=])")
+MOSTLY_NOT_PAIRS = 2  # rejects per entry past which an input is not a listing (damaged seeds-like pages: < 1)
+_KEY_VALUE = re.compile(r"^\s*[\w.-]+:(?:\s+\S+)?\s*$")
+PROSE_LETTERS = 0.8  # least share of letters among the non-space characters of an abstract (seeds: 0.89 and up)
+
+
+def looks_like_markup(field: Field) -> bool:
+    """Tell Markdown, code, config and key-value lines (which are not listings) from titles and abstracts."""
+    lines = field.raw.split("\n")
+    # Several lines that mostly read `key: value` (YAML, headers, /proc files); one such line is a title's shape.
+    config = len(lines) > 1 and sum(bool(_KEY_VALUE.match(line)) for line in lines) * 2 >= len(lines)
+    code = any(line.startswith(("\t", "    ")) for line in lines)  # indented blocks: code and nested config
+    return config or code or bool(_MARKUP.match(field.text))
+
+
+def reads_as_prose(text: str) -> bool:
+    """An abstract is mostly letters; code and tables are not."""
+    visible = [ch for ch in text if not ch.isspace()]
+    return bool(visible) and sum(ch.isalpha() for ch in visible) >= PROSE_LETTERS * len(visible)
 
 
 def looks_like_abstract(text: str) -> bool:
@@ -103,6 +126,12 @@ def pair_fields(fields: list[Field]) -> tuple[list[ParsedEntry], list[Reject]]:
     rejects: list[Reject] = []
     title: Field | None = None
     for index, field in enumerate(fields):
+        if looks_like_markup(field):
+            if title is not None:
+                rejects.append(_reject(title, "title with no abstract after it"))
+                title = None
+            rejects.append(_reject(field, "markup, code or a key-value line, not a title or an abstract"))
+            continue
         if title is None:
             if looks_like_abstract(field.text):
                 rejects.append(_reject(field, "abstract-like text with no title before it"))
@@ -112,8 +141,9 @@ def pair_fields(fields: list[Field]) -> tuple[list[ParsedEntry], list[Reject]]:
                 title = field
             continue
         following = fields[index + 1] if index + 1 < len(fields) else None
-        if not looks_like_abstract(field.text) and (
-            (following and looks_like_abstract(following.text)) or not could_be_short_abstract(field.text)
+        if not reads_as_prose(field.text) or (
+            not looks_like_abstract(field.text)
+            and ((following and looks_like_abstract(following.text)) or not could_be_short_abstract(field.text))
         ):
             rejects.append(_reject(title, "title with no abstract after it"))
             title = field if title_fingerprint(field.text) else None
@@ -141,4 +171,11 @@ def parse_page(text: str) -> ParsedListing:
     if not any(looks_like_abstract(entry.abstract) for entry in entries):
         line = fields[0].line_start if fields else None
         raise NotAListingError("no title and abstract pairs found", line)
+    # A damaged listing keeps its unreadable blocks as rejects; text that is mostly not title and abstract
+    # pairs (a README, a log, a config file) is not a listing at all.
+    if len(rejects) > MOSTLY_NOT_PAIRS * len(entries):
+        raise NotAListingError(
+            f"not a listing: {len(rejects)} blocks are not title and abstract pairs against {len(entries)} that are",
+            rejects[0].line_start,
+        )
     return ParsedListing("page", entries, rejects, header.date_label, None, header.heading)

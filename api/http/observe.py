@@ -1,0 +1,111 @@
+"""Every request's id, its access-log line, HEAD answered like GET, and one `Allow` for 405 and OPTIONS.
+
+One ASGI middleware around the whole app (REST and GraphQL alike):
+
+- `X-Request-ID`: the client's, when it is a sane token, else a new one; echoed on the response and
+  attached to every log record made while the request runs (`RequestIdFilter`).
+- One access-log line per request on the `papers.access` logger: a JSON object with method, path,
+  status, duration in ms, response bytes, request id and client address.
+- HEAD runs the GET route and sends its headers without the body (Litestar routes only the methods
+  a handler declares).
+- A 405's `Allow` and an OPTIONS answer's `Allow` list the same methods, HEAD wherever GET is.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import time
+import uuid
+from typing import Any, cast
+
+import msgspec
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+
+access_log = logging.getLogger("papers.access")
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_ENCODER = msgspec.json.Encoder()
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` to every record (`-` outside a request), for the log format."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Attach the current request's id."""
+        record.request_id = REQUEST_ID.get()
+        return True
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _allow(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers with `Allow` completed: OPTIONS always, HEAD wherever GET is."""
+    out, methods = [], set()
+    for key, value in headers:
+        if key.lower() == b"allow":
+            methods |= {m.strip().upper() for m in value.decode("latin-1").split(",") if m.strip()}
+        else:
+            out.append((key, value))
+    if not methods:
+        return headers
+    methods |= {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set())
+    return [*out, (b"allow", ", ".join(sorted(methods)).encode())]
+
+
+def observe(app: ASGIApp) -> ASGIApp:
+    """Wrap the app: request ids, access log, HEAD and Allow (see the module docstring)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        scope = cast("HTTPScope", scope)
+        given = _header(scope, b"x-request-id")
+        request_id = given if given and _SANE_ID.match(given) else uuid.uuid4().hex
+        token = REQUEST_ID.set(request_id)
+        head = scope["method"] == "HEAD"
+        started, sent = time.perf_counter(), {"status": 0, "bytes": 0}
+
+        async def send_wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                sent["status"] = message["status"]
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+                if message["status"] == 405 or scope["method"] == "OPTIONS":
+                    headers = _allow(headers)
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body":
+                sent["bytes"] += len(message.get("body", b""))
+                if head:
+                    message = {**message, "body": b""}
+            await send(message)
+
+        try:
+            await app({**scope, "method": "GET"} if head else scope, receive, send_wrapped)
+        finally:
+            _log_access(scope, request_id, sent, started)
+            REQUEST_ID.reset(token)
+
+    return middleware
+
+
+def _log_access(scope: HTTPScope, request_id: str, sent: dict[str, int], started: float) -> None:
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    client = scope.get("client")
+    line: dict[str, Any] = {
+        "method": scope["method"],
+        "path": scope["path"],
+        "status": sent["status"],
+        "ms": round((time.perf_counter() - started) * 1000, 2),
+        "bytes": sent["bytes"],
+        "request_id": request_id,
+        "client": client[0] if client else None,
+    }
+    access_log.info(_ENCODER.encode(line).decode())

@@ -1,0 +1,96 @@
+"""What every request gets whatever it asks: an id, an access-log line, HEAD like GET, one Allow, rate limits,
+and readiness that tells the truth about the model."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from tests.apps import settings
+from tests.embedders import HashEmbedder, LoadingEmbedder
+from tests.integration.test_rest import CORPUS, KEY, assert_problem, load
+
+
+@pytest.fixture
+async def client(fresh_db):
+    await load(fresh_db, CORPUS)
+    async with AsyncTestClient(create_app(settings(api_key=KEY), database_url=fresh_db)) as c:
+        yield c
+
+
+async def test_request_ids_are_echoed_or_made(client):
+    given = await client.get("/v1/stats", headers={"X-Request-ID": "trace-42.a"})
+    assert given.headers["x-request-id"] == "trace-42.a"
+    made = (await client.get("/v1/stats")).headers["x-request-id"]
+    forged = (await client.get("/v1/stats", headers={"X-Request-ID": "bad id\nwith newline"})).headers["x-request-id"]
+    assert len(made) == 32
+    assert forged != "bad id\nwith newline"
+
+
+async def test_one_access_log_line_per_request_even_for_404_and_405(client, caplog):
+    with caplog.at_level(logging.INFO, logger="papers.access"):
+        await client.get("/v1/stats", headers={"X-Request-ID": "r1"})
+        await client.get("/nowhere", headers={"X-Request-ID": "r2"})
+        await client.delete("/v1/papers", headers={"X-Request-ID": "r3"})
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "papers.access"]
+    assert [(line["request_id"], line["method"], line["path"], line["status"]) for line in lines] == [
+        ("r1", "GET", "/v1/stats", 200),
+        ("r2", "GET", "/nowhere", 404),
+        ("r3", "DELETE", "/v1/papers", 405),
+    ]
+    assert all(line["ms"] >= 0 and line["bytes"] > 0 for line in lines)
+
+
+async def test_head_answers_like_get_without_a_body(client):
+    get, head = await client.get("/v1/papers?limit=2"), await client.head("/v1/papers?limit=2")
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+    assert (await client.head("/v1/papers/nope")).status_code == 404
+
+
+async def test_405_and_options_name_the_same_methods(client):
+    refused = await client.delete("/v1/papers")
+    options = await client.options("/v1/papers")
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == options.headers["allow"] == "GET, HEAD, OPTIONS"
+
+
+async def test_rate_limits_answer_429_with_retry_after_and_spare_the_probes(fresh_db):
+    app = create_app(settings(api_key=KEY, rate_limit="5/minute"), database_url=fresh_db)
+    async with AsyncTestClient(app) as client:
+        answers = [await client.get("/v1/stats") for _ in range(6)]
+        assert [a.status_code for a in answers] == [200] * 5 + [429]
+        assert answers[0].headers["ratelimit-policy"] == '"60s";q=5;w=60'
+        assert answers[0].headers["ratelimit"].startswith('"limit";r=4;t=')
+        refused = assert_problem(answers[-1], 429)
+        assert int(answers[-1].headers["retry-after"]) >= 1
+        assert "too many requests" in refused["detail"]
+        assert (await client.get("/healthz")).status_code == 200  # probes are never limited
+        # The API key's holder has a budget of its own, ten times as large.
+        keyed = await client.get("/v1/stats", headers={"Authorization": f"Bearer {KEY}"})
+        assert keyed.status_code == 200
+        assert keyed.headers["ratelimit-policy"] == '"60s";q=50;w=60'
+
+
+async def test_not_ready_until_the_model_is_loaded_but_stored_vectors_work_meanwhile(fresh_db):
+    await load(fresh_db, CORPUS)
+    from ingest.embed import embed_pending
+    from sql import db
+
+    async with db.connection(fresh_db) as conn:
+        await embed_pending(conn, HashEmbedder())
+    loading = LoadingEmbedder()
+    async with AsyncTestClient(create_app(settings(), database_url=fresh_db, embedder=loading)) as client:
+        body = assert_problem(await client.get("/readyz"), 503)
+        assert "loading" in body["detail"]
+        paper = (await client.get("/v1/papers?limit=1")).json()["items"][0]["id"]
+        assert (await client.get(f"/v1/papers/{paper}/similar?limit=3")).status_code == 200  # a stored vector
+        assert (await client.get("/v1/search", params={"q": "paper", "mode": "keyword"})).status_code == 200
+        assert_problem(await client.get("/v1/search", params={"q": "paper", "mode": "semantic"}), 503)
+        loading.ready = True
+        assert (await client.get("/readyz")).status_code == 200

@@ -104,10 +104,11 @@ class Service:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without this project's settings (nor proxies), plus extra."""
+    """The environment without this project's settings (nor proxies) and without rate limits, plus extra."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAPERS_", "GRANIAN_", "DATABASE_URL"))}
     env = {k: v for k, v in env.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-    return {**env, "PATH": f"{VENV_BIN}:{env.get('PATH', '')}", **extra}
+    # A load generator is one client address: rate limits would measure themselves.
+    return {**env, "PATH": f"{VENV_BIN}:{env.get('PATH', '')}", "PAPERS_RATE_LIMIT": "none", **extra}
 
 
 @contextlib.contextmanager

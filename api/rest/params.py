@@ -134,8 +134,12 @@ class JobAccepted(msgspec.Struct, frozen=True):
 BOOLEAN_PARAMETERS = ("arxiv",)
 
 
-def strict_booleans(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: a boolean query parameter is `true` or `false` (Litestar alone would also read 1, 0, TRUE ...)."""
+async def strict_booleans(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: a boolean query parameter is `true` or `false` (Litestar alone would also read 1, 0, TRUE ...).
+
+    Async and only on the routes that take one: Litestar runs a sync guard in a worker thread, and copies the
+    handler for every guard call, on every request the guard covers.
+    """
     for name in BOOLEAN_PARAMETERS:
         value = connection.query_params.get(name)
         if value is not None and value not in ("true", "false"):

@@ -18,7 +18,15 @@ def _queries(request: Request[Any, Any, Any]) -> search.QueryEmbeddings:
     return request.app.state.queries
 
 
-@params.route(get, "/v1/search", "searchPapers", "Keyword, semantic or hybrid search", "search", 409)
+@params.route(
+    get,
+    "/v1/search",
+    "searchPapers",
+    "Keyword, semantic or hybrid search",
+    "search",
+    409,
+    guards=[params.strict_booleans],
+)
 async def search_papers(
     request: Request[Any, Any, Any],
     conn: params.Conn,

@@ -82,6 +82,22 @@ async def test_boolean_filters_take_only_true_or_false(client, value):
     assert (await client.get("/v1/papers", params={"arxiv": "true"})).status_code == 200
 
 
+async def test_every_boolean_query_parameter_is_strict(client):
+    """The guard sits on each route that takes a boolean; the OpenAPI document says which those are."""
+    spec = (await client.get("/schema/openapi.json")).json()
+    checked = []
+    for url, operations in spec["paths"].items():
+        for parameter in operations.get("get", {}).get("parameters", []):
+            schema = parameter["schema"]
+            types = {schema.get("type")} | {alt.get("type") for alt in schema.get("oneOf", [])}
+            if parameter["in"] == "query" and "boolean" in types:
+                params = {parameter["name"]: "1", "q": "reasoning"}
+                response = await client.get(url.replace("{paper_id}", "x"), params=params)
+                assert_problem(response, 400)
+                checked.append(url)
+    assert sorted(checked) == ["/v1/papers", "/v1/search"]
+
+
 DEEP = b"[" * 3000 + b"]" * 3000
 
 

@@ -3,6 +3,7 @@ and readiness that tells the truth about the model."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 
@@ -10,6 +11,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
+from api.http.observe import RequestIdFilter
+from api.process import configure
 from tests.apps import settings
 from tests.embedders import HashEmbedder, LoadingEmbedder
 from tests.integration.test_rest import CORPUS, KEY, assert_problem, load
@@ -43,6 +46,33 @@ async def test_one_access_log_line_per_request_even_for_404_and_405(client, capl
         ("r3", "DELETE", "/v1/papers", 405),
     ]
     assert all(line["ms"] >= 0 and line["bytes"] > 0 for line in lines)
+
+
+@pytest.fixture
+def server_log():
+    """The server process's logging set-up for one test, written to a buffer; the runner's restored after."""
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    papers_level = logging.getLogger("papers").level
+    configure(request_ids=RequestIdFilter())
+    buffer = io.StringIO()
+    for handler in root.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(buffer)
+    yield buffer
+    root.handlers[:] = saved
+    root.setLevel(level)
+    logging.getLogger("papers").setLevel(papers_level)
+
+
+async def test_server_log_lines_carry_the_request_id(fresh_db, server_log):
+    """The app leaves the process's logging alone (Litestar's default config would swap in its own format)."""
+    async with AsyncTestClient(create_app(settings(), database_url=fresh_db)) as c:
+        await c.get("/v1/papers/nope", headers={"X-Request-ID": "trace-77"})
+    lines = [line for line in server_log.getvalue().splitlines() if "papers.access" in line]
+    assert len(lines) == 1
+    assert " INFO papers.access [trace-77] {" in lines[0]
+    assert json.loads(lines[0].partition("] ")[2])["status"] == 404
 
 
 async def test_head_answers_like_get_without_a_body(client):

@@ -22,6 +22,7 @@ import functools
 import json
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -199,7 +200,7 @@ def run(full: bool, papers: int | None = None) -> dict[str, Any]:
         texts = [" ".join(re.findall(r"[a-z]{4,}", p.title.lower())[:2]) for p in generated.papers[:20]]
         floor_file = pg.workdir / "floor.sql"
         floor_file.write_text(asyncio.run(_floor_script(url, loaded.paper_ids)))
-        database = url.rsplit("/", 1)[-1].split("?")[0]
+        database = urllib.parse.urlsplit(url).path.lstrip("/")
         with _servers(pg, url) as (ours, theirs):
             if not _same_data(ours, theirs, loaded.paper_ids, loaded.listing_ids):
                 raise SystemExit("ours and PostGraphile answer differently")

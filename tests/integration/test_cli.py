@@ -70,6 +70,26 @@ def test_not_a_listing_exits_nonzero_naming_file_and_line(env, tmp_path):
     assert json.loads(counts)["listings"] == 0
 
 
+def test_one_bad_file_never_stops_the_others(env, tmp_path):
+    """Errors are printed as FILE:LINE as they come; good files before and after are stored; exit 1 at the end."""
+    paper = {"id": "2403.00003", "title": "A Good Title", "summary": "An abstract about the title. " * 10}
+    good = {"paper": paper, "publishedAt": "2024-03-11T00:00:00Z"}
+    broken = {**good, "paper": {**paper, "id": "2403.00001", "title": "Broken \ud800 Title"}}
+    (tmp_path / "1-first.txt").write_text(factories.page([factories.paper(i) for i in range(3)], label="Mar 11"))
+    (tmp_path / "2-readme.md").write_text("# Project\n\nInstall it with pip.\n\n## Usage\n\nRun the tool.\n")
+    (tmp_path / "3-partly.json").write_text(json.dumps([broken, good]))
+    (tmp_path / "4-bytes.txt").write_bytes(b"Mar 12\n\xff\xfe broken bytes\n")
+    (tmp_path / "5-last.txt").write_text(factories.page([factories.paper(i) for i in range(4, 6)], label="Mar 13"))
+    result = papers("ingest", "--json", str(tmp_path), env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{tmp_path / '2-readme.md'}:1: no title and abstract pairs found" in result.stderr
+    assert f"{tmp_path / '4-bytes.txt'}:2: input is not valid UTF-8" in result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["listings"], summary["papers_new"], len(summary["errors"])) == (3, 6, 2)
+    assert summary["rejected"] == 1  # the surrogate item, kept with its reason
+
+
 def test_missing_file_is_reported(env, tmp_path):
     result = papers("ingest", str(tmp_path / "nope.txt"), env=env)
     assert result.returncode == 1

@@ -3,9 +3,13 @@ and readiness that tells the truth about the model."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import io
 import json
 import logging
+import threading
+from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -13,6 +17,7 @@ from litestar.testing import AsyncTestClient
 from api.app import create_app
 from api.http.observe import RequestIdFilter
 from api.process import configure
+from ingest.embedder import LocalEmbedder
 from tests.apps import settings
 from tests.embedders import HashEmbedder, LoadingEmbedder
 from tests.integration.test_rest import CORPUS, KEY, assert_problem, load
@@ -124,3 +129,38 @@ async def test_not_ready_until_the_model_is_loaded_but_stored_vectors_work_meanw
         assert_problem(await client.get("/v1/search", params={"q": "paper", "mode": "semantic"}), 503)
         loading.ready = True
         assert (await client.get("/readyz")).status_code == 200
+
+
+class HeldModel(LocalEmbedder):
+    """The local embedder's type (so the app loads it in the background); loading ends when the test says."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release, self.loaded = threading.Event(), threading.Event()
+
+    def load(self) -> Any:
+        """No model: the test is about what happens once loading ends."""
+        self.release.wait(10)
+        self.loaded.set()
+        return object()
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+async def test_a_server_process_freezes_its_start_up_heap_and_the_model(fresh_db, freeze):
+    """Objects that live as long as the process leave the collector's reach (full collections paused ~300 ms)."""
+    gc.unfreeze()
+    model = HeldModel()
+    try:
+        app = create_app(settings(), database_url=fresh_db, embedder=model, freeze_heap=freeze)
+        async with AsyncTestClient(app):
+            frozen_at_start = gc.get_freeze_count()
+            made_while_loading = [[i] for i in range(10_000)]
+            model.release.set()
+            assert await asyncio.to_thread(model.loaded.wait, 10)
+            await asyncio.sleep(0.1)  # the loading task's callback runs on the loop
+            frozen_after_load = gc.get_freeze_count()
+        assert (frozen_at_start > 0) is freeze
+        assert (frozen_after_load >= frozen_at_start + len(made_while_loading)) is freeze
+    finally:
+        model.release.set()
+        gc.unfreeze()

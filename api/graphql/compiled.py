@@ -5,7 +5,9 @@ the document was parsed and validated (token limit, depth, aliases, every rule) 
 context was built, under the same error mapping and logging. In `on_execute` it answers the operation when every field
 it selects is one sql/graph.py builds (PostgreSQL then writes the response JSON itself, as
 PostGraphile does); otherwise it leaves the operation to Strawberry's executor. That choice is made
-before anything runs: an answer that fails is reported as an error, never run a second time.
+before anything runs: an answer that fails is reported as an error, never run a second time. A POST
+whose document is already known valid takes the same steps without Strawberry's per-request
+machinery (`pipeline.answer_known`).
 
 Strawberry internals this relies on, each pinned by tests/integration/test_graphql_compiled.py:
 `ExecutionContext.result` set in `on_execute` replaces execution (the documented caching hook), and
@@ -38,7 +40,6 @@ from graphql import (
     is_abstract_type,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
-from strawberry.types import ExecutionContext
 
 from api.graphql.context import Context
 from api.graphql.documents import TextLRU, cache_key
@@ -68,13 +69,17 @@ class _Field(NamedTuple):
     children: tuple[_Field, ...]
     typename: str | None
     static: Selection | None = None  # the field's selection when neither it nor any field under it takes arguments
+    static_children: tuple[Selection, ...] | None = None  # its children's, when none of them takes arguments
 
 
 def _with_static(field: _Field) -> _Field:
-    """The field, its selection made once when nothing under it varies by request."""
-    if (field.definition is not None and field.definition.args) or any(c.static is None for c in field.children):
+    """The field, with what does not vary by request made once: its children's selections, and its own."""
+    if any(c.static is None for c in field.children):
         return field
     children = tuple(c.static for c in field.children if c.static is not None)
+    field = field._replace(static_children=children)
+    if field.definition is not None and field.definition.args:
+        return field
     return field._replace(static=Selection(field.key, field.name, {}, children, field.typename))
 
 
@@ -89,16 +94,17 @@ class _Plan(NamedTuple):
 _PLANS: TextLRU[tuple[_Plan | None]] = TextLRU()
 
 
-async def answer(execution: ExecutionContext) -> None:
-    """Set the operation's result when it is a compilable read; leave it unset for the executor otherwise."""
-    if not isinstance(execution.context, Context) or execution.graphql_document is None:
-        return
-    core = execution.schema._schema
-    plan = _plan(core, execution.query or "", execution.operation_name, execution.graphql_document)
-    if plan is not None:
-        statement = _statement(core, plan, execution.variables or {})
-        if statement is not None:
-            execution.result = await _run(execution.context, plan, statement)
+async def answer(
+    schema: GraphQLSchema, context: Any, query: str, operation_name: str | None, document: Any, variables: Any
+) -> ExecutionResult | None:
+    """The operation's result when it is a compilable read (None: the executor's to run)."""
+    if not isinstance(context, Context):
+        return None
+    plan = _plan(schema, query, operation_name, document)
+    if plan is None:
+        return None
+    statement = _statement(schema, plan, variables or {})
+    return None if statement is None else await _run(context, plan, statement)
 
 
 def _plan(schema: GraphQLSchema, query: str, operation_name: str | None, document: Any) -> _Plan | None:
@@ -186,7 +192,7 @@ def _tree(fields: Sequence[_Field], arguments: Any) -> tuple[Selection, ...]:
             f.key,
             f.name,
             arguments(f) if f.definition is not None and f.definition.args else {},
-            _tree(f.children, arguments),
+            f.static_children if f.static_children is not None else _tree(f.children, arguments),
             f.typename,
         )
         for f in fields

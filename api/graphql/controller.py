@@ -17,6 +17,7 @@ from strawberry.http import GraphQLRequestData
 from strawberry.litestar import make_graphql_controller
 
 from api.graphql.context import Context
+from api.graphql.pipeline import answer_known
 from api.graphql.schema import make_schema
 from api.http.problem import TOO_DEEP, problem
 from schema.settings import Settings
@@ -47,6 +48,19 @@ def _plain_json_post(request: AsyncHTTPRequestAdapter) -> bool:
         and "multipart/mixed" not in accept
         and "text/event-stream" not in accept
     )
+
+
+async def _known_read_body(request: Request[Any, Any, Any]) -> _Body | None:
+    """The body of a plain JSON POST without protocol extensions, else None (Strawberry's view reads it)."""
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    accept = request.headers.get("accept", "")
+    if content_type != "application/json" or "multipart/mixed" in accept or "text/event-stream" in accept:
+        return None
+    try:
+        body = _BODY.decode(await request.body())
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    return body if not body.extensions else None
 
 
 async def _sub_response() -> Response[Any]:
@@ -84,6 +98,13 @@ def graphql_controller(settings: Settings) -> Any:
             self.temporal_response = sub_response = await _sub_response()
             context = await context_getter(request)
             context.request, context.response = request, sub_response
+            body = await _known_read_body(request) if settings.graphql_compiled else None
+            if body is not None and body.query is not None:
+                result = await answer_known(
+                    schema, context, body.query, body.variables, body.operationName, debug=settings.debug
+                )
+                if result is not None:
+                    return self.create_response(await self.process_result(request, result), sub_response)
             return await self.execute_request(request, context, None)
 
         async def parse_http_body(

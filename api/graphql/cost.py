@@ -25,8 +25,12 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    ValueNode,
+    VariableNode,
     Visitor,
     get_named_type,
     is_list_type,
@@ -43,6 +47,11 @@ MAX_REPEATS = 10
 MAX_OBJECTS = 10_000
 MAX_MODEL_CALLS = 10
 LISTINGS_PER_PAPER = 10  # a paper's listings are not paged; few papers appear in more
+COST_ARGUMENTS = frozenset({"first", "mode", "text"})  # the arguments an estimate reads
+# The cost of an operation no variable changes, by the document's identity (the schema's document store hands
+# out one object per text), so a repeated read is not walked again; held, so an id is never reused meanwhile.
+_FIXED: collections.OrderedDict[tuple[int, int, str | None], tuple[DocumentNode, Cost]] = collections.OrderedDict()
+MAX_FIXED = 512
 
 
 class _Size(Visitor):
@@ -80,12 +89,28 @@ class Cost(NamedTuple):
 
 def check_cost(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None, variables: Any) -> Cost:
     """Estimate an operation's cost with its variables; refuse it past the limits (QueryTooCostlyError)."""
+    key = (id(schema), id(document), operation_name)
+    fixed = _FIXED.get(key)
+    if fixed is not None and fixed[0] is document:
+        return fixed[1]
+    cost, varies = _estimate(schema, document, operation_name, variables)
+    if not varies:
+        _FIXED[key] = (document, cost)
+        while len(_FIXED) > MAX_FIXED:
+            _FIXED.popitem(last=False)
+    return cost
+
+
+def _estimate(
+    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None, variables: Any
+) -> tuple[Cost, bool]:
+    """The cost (refused past the limits) and whether a variable could change it."""
     operation = _operation(document, operation_name)
     if operation is None:
-        return Cost(0, 0)  # the executor reports the missing operation
+        return Cost(0, 0), True  # the executor reports the missing operation
     coerced = get_variable_values(schema, operation.variable_definitions or (), variables or {})
     if isinstance(coerced, list):
-        return Cost(0, 0)  # variables that do not coerce: the executor reports them
+        return Cost(0, 0), True  # variables that do not coerce: the executor reports them
     root = schema.query_type if operation.operation.value == "query" else schema.mutation_type
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     walk = _Walk(fragments, coerced)
@@ -100,7 +125,7 @@ def check_cost(schema: GraphQLSchema, document: DocumentNode, operation_name: st
             f"the operation needs {walk.model_calls} texts embedded (semantic or hybrid searches, recommendation"
             f" texts); at most {MAX_MODEL_CALLS} are allowed per request"
         )
-    return Cost(objects, walk.model_calls)
+    return Cost(objects, walk.model_calls), walk.varies
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
@@ -109,12 +134,23 @@ def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionN
     return named[0] if named else None
 
 
+def _has_variable(value: ValueNode) -> bool:
+    if isinstance(value, VariableNode):
+        return True
+    if isinstance(value, ListValueNode):
+        return any(_has_variable(v) for v in value.values)
+    if isinstance(value, ObjectValueNode):
+        return any(_has_variable(f.value) for f in value.fields)
+    return False
+
+
 class _Walk:
     """Sums estimated objects over a selection, page sizes multiplied through the nesting."""
 
     def __init__(self, fragments: dict[str, FragmentDefinitionNode], variables: VariableValues) -> None:
         self.fragments, self.variables = fragments, variables
         self.model_calls = 0
+        self.varies = False  # whether a variable gives an argument the estimate reads
         self.spreading: set[str] = set()  # fragment cycles are a validation error, not an infinite loop here
 
     def selection(self, parent: GraphQLObjectType, selection_set: SelectionSetNode) -> int:
@@ -146,6 +182,8 @@ class _Walk:
                     self.spreading.discard(name)
 
     def _arguments(self, definition: Any, node: FieldNode) -> dict[str, Any]:
+        if not self.varies:
+            self.varies = any(a.name.value in COST_ARGUMENTS and _has_variable(a.value) for a in node.arguments or ())
         try:
             return dict(get_argument_values(definition, node, self.variables))
         except Exception:  # noqa: BLE001 - arguments that do not coerce are the executor's to report

@@ -7,6 +7,7 @@ request, and that bookkeeping cost more than the checks themselves.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any, cast
 
 from graphql import ExecutionResult, GraphQLError
 from strawberry.extensions import SchemaExtension
@@ -41,12 +42,38 @@ class Pipeline(SchemaExtension):
 
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
-        if execution.graphql_document is not None:
+        document, core = execution.graphql_document, execution.schema._schema
+        if document is not None:
             try:
-                check_cost(execution.schema._schema, execution.graphql_document, execution.operation_name,
-                           execution.variables)  # fmt: skip
+                check_cost(core, document, execution.operation_name, execution.variables)
             except QueryTooCostlyError as exc:
                 execution.result = ExecutionResult(data=None, errors=[GraphQLError(exc.message, original_error=exc)])
-        if self.compiled_reads and execution.result is None:
-            await compiled.answer(execution)
+        if self.compiled_reads and execution.result is None and document is not None:
+            execution.result = await compiled.answer(
+                core, execution.context, execution.query or "", execution.operation_name, document, execution.variables
+            )
         yield
+
+
+async def answer_known(
+    schema: Any, context: Any, query: str, variables: Any, operation_name: str | None, *, debug: bool
+) -> ExecutionResult | None:
+    """Pipeline's steps for a read whose document was checked before: its cost, its compiled answer, its errors.
+
+    None when the document is new or invalid, too costly, or not compiled: Strawberry's pipeline then runs
+    it (and reports what is wrong). Strawberry's per-request machinery around the one extension (finding
+    and entering every hook, preparing the operation) cost more CPU than the compiled read itself.
+    """
+    hit = cast(documents.WithDocuments, schema).documents.get(documents.cache_key(query))
+    if hit is None or hit.errors:
+        return None
+    core = schema._schema
+    try:
+        check_cost(core, hit.document, operation_name, variables)
+    except QueryTooCostlyError:
+        return None
+    result = await compiled.answer(core, context, query, operation_name, hit.document, variables)
+    if result is not None and result.errors:
+        schema.process_errors(result.errors)  # as Strawberry does, before the mapping masks them
+        map_errors(result, debug=debug)
+    return result

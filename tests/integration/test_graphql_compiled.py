@@ -11,6 +11,8 @@ from litestar.testing import AsyncTestClient
 from strawberry.extensions import SchemaExtension
 
 from api.app import create_app
+from api.graphql.pipeline import Pipeline
+from api.graphql.schema import make_schema
 from api.graphql.schema import schema as papers_schema
 from api.services import catalog
 from tests.apps import settings
@@ -129,12 +131,18 @@ def _cursor(kind: str, rank: int) -> str:
 
 
 async def _both(clients, query, variables, operation=None):
+    """Both apps' answers; the compiled app is asked twice, the second time with the document known."""
     compiled, strawberry, listings, answered = clients
     body = _body(query, variables, listings, operation)
-    answered.append(False)
-    ours = await compiled.post("/graphql", json=body)
+    answers = []
+    for _ in range(2):
+        answered.append(False)
+        response = await compiled.post("/graphql", json=body)
+        answers.append((response, answered.pop()))
+    (ours, first), (again, second) = answers
+    assert (again.status_code, again.content, second) == (ours.status_code, ours.content, first)
     theirs = await strawberry.post("/graphql", json=body)
-    return ours, theirs, answered.pop()
+    return ours, theirs, first
 
 
 @pytest.mark.parametrize(("query", "variables"), COMPILED)
@@ -206,6 +214,32 @@ async def test_a_paper_with_its_listings_is_one_statement(fresh_db, monkeypatch)
         response = await client.post("/graphql", json=query)
     assert response.json()["data"]["paper"]["listings"]
     assert len(statements) == 1, statements
+
+
+async def test_a_known_read_skips_strawberrys_per_request_machinery(clients, monkeypatch):
+    compiled, _, _, answered = clients
+    schema = compiled.app.state.graphql_schema
+    executed: list[int] = []
+    real = schema.execute
+
+    async def counting(*args, **kwargs):
+        executed.append(1)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(schema, "execute", counting)
+    body = {"query": "query($id: String!) { paper(id: $id) { title } }", "variables": {"id": "pap_nope"}}
+    for _ in range(3):
+        answered.append(False)
+        assert (await compiled.post("/graphql", json=body)).json() == {"data": {"paper": None}}
+        assert answered.pop()
+    assert len(executed) == 1  # the first time only: then the document was known, valid and compiled
+
+
+def test_the_known_read_lane_repeats_the_schemas_only_extension():
+    """answer_known runs Pipeline's steps itself: a second extension would be skipped for known reads."""
+    extensions = make_schema().extensions
+    assert len(extensions) == 1
+    assert isinstance(extensions[0](), Pipeline)
 
 
 def test_strawberry_keeps_the_graphql_core_schema_it_validates_with():

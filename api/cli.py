@@ -19,7 +19,7 @@ from ingest.embed import EmbedReport, embed_pending, reembed_all
 from ingest.embedder import from_settings
 from ingest.worker import Worker, install_signal_handlers
 from schema.errors import DomainError, UnavailableError
-from schema.ingest import FORMATS, IngestError, IngestSummary
+from schema.ingest import FORMATS, FieldMap, IngestError, IngestSummary
 from schema.settings import Settings, SettingsError
 from sql import db, queries
 from sql.embedded import EmbeddedPostgres, database_url
@@ -79,16 +79,35 @@ def _print_summary(summary: IngestSummary, as_json: bool) -> None:
 
 
 async def _ingest(
-    settings: Settings, paths: Sequence[str], *, fmt: str | None, year: int | None, embed: bool
+    settings: Settings,
+    paths: Sequence[str],
+    *,
+    fmt: str | None,
+    year: int | None,
+    embed: bool,
+    fields: FieldMap | None = None,
 ) -> IngestSummary:
     embedder = from_settings(settings.embedder) if embed else None
     async with db.connection(await db.migrated_url(settings)) as conn:
-        return await ingest_paths(conn, paths, fmt=fmt, year=year, embedder=embedder, progress=True)
+        return await ingest_paths(conn, paths, fmt=fmt, year=year, embedder=embedder, progress=True, fields=fields)
+
+
+def _field_map(spec: str) -> FieldMap:
+    """argparse type of --map: a ValueError becomes a usage error naming the option."""
+    try:
+        return FieldMap.parse(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Ingest listing files, directories or stdin (or, with --queue, queue them for the workers)."""
     if args.queue:
+        if args.map is not None:
+            print(
+                "papers: --map cannot be queued (a job keeps only --format and --year); ingest inline", file=sys.stderr
+            )
+            return 2
 
         async def enqueue() -> tuple[list[str], list[IngestError]]:
             async with db.connection(await db.migrated_url(settings)) as conn:
@@ -99,7 +118,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         for error in errors:
             print(format_error(error), file=sys.stderr)
         return 1 if errors else 0
-    summary = asyncio.run(_ingest(settings, args.paths, fmt=args.format, year=args.year, embed=not args.no_embed))
+    summary = asyncio.run(
+        _ingest(settings, args.paths, fmt=args.format, year=args.year, embed=not args.no_embed, fields=args.map)
+    )
     _print_summary(summary, args.json)
     return 1 if summary.errors else 0
 
@@ -205,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--format", choices=FORMATS, help="skip detection and parse as this format")
     p.add_argument("--year", type=int, help="year of the listings' date labels (`Mar 11`)")
+    p.add_argument(
+        "--map",
+        type=_field_map,
+        metavar="NAME=PATH,...",
+        help="where a JSON layout keeps its fields: items, title, abstract, arxiv_id, date (dotted paths)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON summary on the last line")
     p.add_argument("--queue", action="store_true", help="enqueue for `papers worker` instead of ingesting")
     p.add_argument("--no-embed", action="store_true", help="skip embedding new papers (`papers embed` does it later)")

@@ -7,6 +7,8 @@ import hmac
 import asyncpg
 import msgspec
 
+from ingest.parsers.detect import detect_json
+from ingest.text import decode
 from schema import limits
 from schema.api import JobStatusView
 from schema.errors import InvalidInputError, NotFoundError, UnauthenticatedError
@@ -55,17 +57,14 @@ def check(submission: Submission) -> Submission:
 
 
 def _check_json(body: bytes) -> None:
-    """Refuse malformed JSON at submission time instead of failing later in the worker."""
-    try:
-        if body.lstrip().startswith(b"["):
-            msgspec.json.decode(body)
-        else:
-            for line in filter(bytes.strip, body.splitlines()):
-                msgspec.json.decode(line)
-    except msgspec.DecodeError as exc:
-        raise InvalidInputError(f"malformed JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidInputError("the JSON is nested too deeply to read") from None
+    """Refuse what is neither one JSON document nor JSON Lines at submission time, as the CLI would.
+
+    The same detection as ingest: a document over many lines is one document, never JSON Lines.
+    """
+    text = decode(body)
+    if text.lstrip()[:1] not in ("[", "{"):
+        raise InvalidInputError("declared as JSON, but the body is not a JSON array or object")
+    detect_json(text)
 
 
 async def submit(conn: asyncpg.Connection, submission: Submission) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -215,6 +217,20 @@ async def test_submit_listing_needs_key_and_is_processed(client, fresh_db):
     assert job["status"] == "done"
     assert job["result"]["papers_new"] == 2
     assert_problem(await client.get("/v1/jobs/job_nope"), 404)
+
+
+async def test_submitted_pretty_printed_json_is_one_document(client, fresh_db):
+    pairs = [factories.paper(60), factories.paper(61)]
+    doc = {"date": "2024-04-02", "papers": [{"title": t, "abstract": a, "upvotes": 3} for t, a in pairs]}
+    auth = {"Authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    accepted = await client.post("/v1/listings", content=json.dumps(doc, indent=2), headers=auth)
+    assert accepted.status_code == 202, accepted.text
+    await Worker(fresh_db).run(once=True)
+    job = (await client.get(accepted.json()["status_url"])).json()
+    assert (job["status"], job["result"]["entries"]) == ("done", 2)
+    broken = "\n".join([json.dumps({"title": "a", "abstract": "b"}), "{oops", json.dumps({"title": "c"})])
+    body = assert_problem(await client.post("/v1/listings", content=broken, headers=auth), 400)
+    assert "line 2 is not a JSON value" in body["detail"]
 
 
 async def test_writes_disabled_without_configured_key(fresh_db):

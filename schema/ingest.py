@@ -8,7 +8,7 @@ from typing import Literal, NamedTuple, get_args
 
 import msgspec
 
-ListingKind = Literal["page", "hf_daily", "jsonl", "json"]
+ListingKind = Literal["page", "hf_daily", "jsonl", "json", "atom", "rss"]
 FORMATS: tuple[str, ...] = get_args(ListingKind)
 
 

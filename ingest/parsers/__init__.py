@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ingest.parsers.detect import detect_format
+from ingest.parsers.feeds import parse_atom, parse_rss
 from ingest.parsers.generic import NO_MAP, parse_json, parse_jsonl
 from ingest.parsers.jsonish import parse_hf_daily
 from ingest.parsers.page import parse_page
@@ -17,6 +18,8 @@ PARSERS: dict[str, Callable[[str], ParsedListing]] = {
     "hf_daily": parse_hf_daily,
     "jsonl": parse_jsonl,
     "json": parse_json,
+    "atom": parse_atom,
+    "rss": parse_rss,
 }
 MAPPED: dict[str, Callable[[str, FieldMap], ParsedListing]] = {"jsonl": parse_jsonl, "json": parse_json}
 

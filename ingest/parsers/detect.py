@@ -8,6 +8,7 @@ with the error of a parser that was never the right one.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ingest.parsers.generic import has_title
@@ -64,9 +65,29 @@ def detect_json(text: str) -> str:
     )
 
 
+# The first element of a markup document, past declarations, comments and doctypes.
+_ROOT = re.compile(r"<(?![?!])([A-Za-z][\w:.-]*)")
+_DOCTYPE_HTML = re.compile(r"<!doctype\s+html", re.IGNORECASE)
+FEEDS = {"feed": "atom", "rss": "rss", "rdf:RDF": "rss"}
+
+
+def detect_markup(text: str) -> str:
+    """`atom`, `rss` or `html` for text that starts with `<`; NotAListingError naming any other root."""
+    head = text[:4096]
+    root = _ROOT.search(head)
+    name = root.group(1) if root else ""
+    if name in FEEDS:
+        return FEEDS[name]
+    if name.lower() == "html" or _DOCTYPE_HTML.search(head):
+        return "html"
+    raise NotAListingError(f"markup whose first element is <{name}>, not an Atom or RSS feed or an HTML page", 1)
+
+
 def detect_format(text: str) -> str:
-    """Tell the format from the content; NotAListingError when it starts like JSON but is neither JSON form."""
+    """Tell the format from the content; NotAListingError when it starts like JSON or markup but is neither."""
     head = text.lstrip()[:1]
     if head in ("[", "{"):
         return detect_json(text)
+    if head == "<":
+        return detect_markup(text)
     return "page"

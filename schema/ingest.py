@@ -8,7 +8,7 @@ from typing import Literal, NamedTuple, get_args
 
 import msgspec
 
-ListingKind = Literal["page", "hf_daily", "jsonl", "json", "atom", "rss"]
+ListingKind = Literal["page", "hf_daily", "jsonl", "json", "atom", "rss", "html"]
 FORMATS: tuple[str, ...] = get_args(ListingKind)
 
 

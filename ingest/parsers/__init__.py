@@ -7,6 +7,7 @@ from collections.abc import Callable
 from ingest.parsers.detect import detect_format
 from ingest.parsers.feeds import parse_atom, parse_rss
 from ingest.parsers.generic import NO_MAP, parse_json, parse_jsonl
+from ingest.parsers.html_pages import parse_html
 from ingest.parsers.jsonish import parse_hf_daily
 from ingest.parsers.page import parse_page
 from ingest.parsers.split import split_by_day
@@ -20,6 +21,7 @@ PARSERS: dict[str, Callable[[str], ParsedListing]] = {
     "json": parse_json,
     "atom": parse_atom,
     "rss": parse_rss,
+    "html": parse_html,
 }
 MAPPED: dict[str, Callable[[str, FieldMap], ParsedListing]] = {"jsonl": parse_jsonl, "json": parse_json}
 

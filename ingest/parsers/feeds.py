@@ -57,7 +57,7 @@ def arxiv_in(*values: str) -> str | None:
     return None
 
 
-def _span(element: etree._Element) -> tuple[int, int]:
+def span(element: etree._Element) -> tuple[int, int]:
     """The lines from an element's start tag to its end tag (lxml records only where each element starts)."""
     *_, last = element.iter()  # the last element in document order: a leaf
     start, end = element.sourceline or 1, (last.sourceline or 1) + (last.text or "").count("\n")
@@ -77,7 +77,7 @@ def _entry(rank: int, element: etree._Element, fields: tuple[str, str, str | Non
     title = field_text(title, "title")
     if not title_fingerprint(title):
         raise BadItemError("title has no letters or digits")
-    return ParsedEntry(rank, title, field_text(abstract, ABSTRACT_ELEMENT[kind]), *_span(element), arxiv_id)
+    return ParsedEntry(rank, title, field_text(abstract, ABSTRACT_ELEMENT[kind]), *span(element), arxiv_id)
 
 
 def _listing(kind: ListingKind, items: Iterator[Item], text: str) -> ParsedListing:
@@ -89,7 +89,7 @@ def _listing(kind: ListingKind, items: Iterator[Item], text: str) -> ParsedListi
         try:
             entries.append(_entry(len(entries) + 1, element, fields, kind))
         except BadItemError as exc:
-            start, end = _span(element)
+            start, end = span(element)
             rejects.append(Reject(start, end, str(exc), "\n".join(lines[start - 1 : end])))
     if not entries and not rejects:
         raise NotAListingError(f"an {kind} feed with no entries", 1)

@@ -151,7 +151,7 @@ def arxiv(value: Any, key: str) -> str | None:
 
 
 def _entry(
-    rank: int, lines: tuple[int, int], fields: dict, item: dict, names: tuple[str, ...], raw: str
+    rank: int, lines: tuple[int, int], fields: dict, item: dict, names: tuple[str, ...], raw: str | None
 ) -> ParsedEntry:
     """An entry from `fields` (title, abstract and arXiv id under names[:3]) and `item` (the day under names[3])."""
     title_key, abstract_key, arxiv_key, day_key = names
@@ -164,7 +164,8 @@ def _entry(
     )
 
 
-def _hf_entry(item: Any, rank: int, lines: tuple[int, int], raw: str) -> ParsedEntry:
+def hf_entry(item: Any, rank: int, lines: tuple[int, int], raw: str | None) -> ParsedEntry:
+    """One daily-papers item ({paper: {id, title, summary}, publishedAt}) as an entry; BadItemError why not."""
     if not isinstance(item, dict) or not isinstance(item.get("paper"), dict):
         raise BadItemError("item is not an object with a 'paper' object")
     return _entry(rank, lines, item["paper"], item, ("title", "summary", "id", "publishedAt"), raw)
@@ -199,7 +200,7 @@ def parse_hf_daily(text: str) -> ParsedListing:
     for item, start, end in iter_array(text):
         lines = (index.of(start), index.of(end))
         try:
-            entries.append(_hf_entry(item, len(entries) + 1, lines, text[start:end]))
+            entries.append(hf_entry(item, len(entries) + 1, lines, text[start:end]))
         except BadItemError as exc:
             rejects.append(Reject(lines[0], lines[1], str(exc), text[start:end]))
     return finish("hf_daily", entries, rejects, 1)

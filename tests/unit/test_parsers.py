@@ -969,7 +969,7 @@ class TestJsonl:
 
 class TestDispatch:
     def test_formats(self):
-        assert set(FORMATS) == {"page", "hf_daily", "jsonl", "json", "atom", "rss"}
+        assert set(FORMATS) == {"page", "hf_daily", "jsonl", "json", "atom", "rss", "html"}
 
     @pytest.mark.parametrize(
         ("text", "fmt"),

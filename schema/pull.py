@@ -36,7 +36,10 @@ class PullTarget(msgspec.Struct, frozen=True):
         """Read `hf`, `hf:2024-03-11`, `arxiv:cs.LG` or `arxiv-query:QUERY`; ValueError says what is wrong."""
         site, _, arg = spec.strip().partition(":")
         if site == "hf":
-            return cls("hf", dt.date.fromisoformat(arg) if arg and arg != "today" else None)
+            try:
+                return cls("hf", dt.date.fromisoformat(arg) if arg and arg != "today" else None)
+            except ValueError:
+                raise ValueError(f"expected hf:YYYY-MM-DD, got {spec!r}") from None
         if site == "arxiv" and _CATEGORY.match(arg):
             return cls("arxiv", category=arg)
         if site == "arxiv-query" and arg.strip():

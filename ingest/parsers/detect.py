@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from ingest.parsers.generic import has_title
+from ingest.parsers.generic import TOO_DEEP, has_title
 from schema.errors import NotAListingError
 
 
@@ -41,8 +41,10 @@ def detect_json(text: str) -> str:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         whole: tuple[int, str] = (exc.lineno, exc.msg)
-    except (ValueError, RecursionError) as exc:
-        whole = (1, type(exc).__name__)
+    except RecursionError:
+        raise NotAListingError(TOO_DEEP, 1) from None
+    except ValueError as exc:  # a number too long to convert
+        whole = (1, f"unreadable ({exc})")
     else:
         if isinstance(doc, list) and _is_hf_daily(doc):
             return "hf_daily"

@@ -35,6 +35,7 @@ ARXIV_NAMES = ("arxiv_id", "arxivId")  # named as arXiv ids: a value that is not
 ARXIV_IF_ID = ("paper_id", "id")  # used only when the value is an arXiv id
 DATE_NAMES = ("date", "listed_on", "publishedAt", "published")
 _MISSING = object()
+TOO_DEEP = "the JSON is nested too deeply to read"
 NO_MAP = FieldMap()
 
 
@@ -46,8 +47,10 @@ def load(text: str) -> Any:
         if exc.msg == "Extra data":
             raise NotAListingError("text after the JSON document (JSON Lines? --format jsonl)", exc.lineno) from None
         raise NotAListingError(f"malformed JSON document: {exc.msg}", exc.lineno) from None
-    except (ValueError, RecursionError) as exc:  # over-long numbers, absurd nesting
-        raise NotAListingError(f"unreadable JSON: {type(exc).__name__}", 1) from None
+    except RecursionError:
+        raise NotAListingError(TOO_DEEP, 1) from None
+    except ValueError as exc:  # a number too long to convert
+        raise NotAListingError(f"unreadable JSON: {exc}", 1) from None
 
 
 def _dig(obj: Any, path: tuple[str, ...]) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -17,15 +18,18 @@ from api.process import configure
 from ingest.batch import enqueue_paths, ingest_paths
 from ingest.embed import EmbedReport, embed_pending, reembed_all
 from ingest.embedder import from_settings
+from ingest.pull import Fetcher, PullResult, days, pull_all
 from ingest.worker import Worker, install_signal_handlers
-from schema.errors import DomainError, UnavailableError
-from schema.ingest import FORMATS, IngestError, IngestSummary
+from schema.errors import DomainError, InvalidInputError, UnavailableError
+from schema.ingest import FORMATS, FieldMap, IngestError, IngestSummary
+from schema.pull import PullTarget
 from schema.settings import Settings, SettingsError
 from sql import db, queries
 from sql.embedded import EmbeddedPostgres, database_url
 from sql.migrate import MigrationError, migrate
 
 SEEDS = Path("../shared/seeds")
+MAX_PULL_DAYS = 366
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -79,16 +83,35 @@ def _print_summary(summary: IngestSummary, as_json: bool) -> None:
 
 
 async def _ingest(
-    settings: Settings, paths: Sequence[str], *, fmt: str | None, year: int | None, embed: bool
+    settings: Settings,
+    paths: Sequence[str],
+    *,
+    fmt: str | None,
+    year: int | None,
+    embed: bool,
+    fields: FieldMap | None = None,
 ) -> IngestSummary:
     embedder = from_settings(settings.embedder) if embed else None
     async with db.connection(await db.migrated_url(settings)) as conn:
-        return await ingest_paths(conn, paths, fmt=fmt, year=year, embedder=embedder, progress=True)
+        return await ingest_paths(conn, paths, fmt=fmt, year=year, embedder=embedder, progress=True, fields=fields)
+
+
+def _field_map(spec: str) -> FieldMap:
+    """argparse type of --map: a ValueError becomes a usage error naming the option."""
+    try:
+        return FieldMap.parse(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Ingest listing files, directories or stdin (or, with --queue, queue them for the workers)."""
     if args.queue:
+        if args.map is not None:
+            print(
+                "papers: --map cannot be queued (a job keeps only --format and --year); ingest inline", file=sys.stderr
+            )
+            return 2
 
         async def enqueue() -> tuple[list[str], list[IngestError]]:
             async with db.connection(await db.migrated_url(settings)) as conn:
@@ -99,9 +122,52 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         for error in errors:
             print(format_error(error), file=sys.stderr)
         return 1 if errors else 0
-    summary = asyncio.run(_ingest(settings, args.paths, fmt=args.format, year=args.year, embed=not args.no_embed))
+    summary = asyncio.run(
+        _ingest(settings, args.paths, fmt=args.format, year=args.year, embed=not args.no_embed, fields=args.map)
+    )
     _print_summary(summary, args.json)
     return 1 if summary.errors else 0
+
+
+def _pull_targets(args: argparse.Namespace) -> list[PullTarget]:
+    if args.site == "hf":
+        if args.date and (args.start or args.end):
+            raise InvalidInputError("give --date or --from/--to, not both")
+        first, last = (args.date, args.date) if args.date else (args.start, args.end or args.start)
+        if first is None:
+            return [PullTarget("hf")]  # today
+        if last < first or (last - first).days > MAX_PULL_DAYS:
+            raise InvalidInputError(f"--from must not be after --to, and a range is at most {MAX_PULL_DAYS} days")
+        return [PullTarget("hf", day) for day in days(first, last)]
+    if bool(args.category) == bool(args.query):
+        raise InvalidInputError("give --category CATEGORY or --query QUERY")
+    if args.category:
+        return [PullTarget.parse(f"arxiv:{args.category}")]
+    return [PullTarget("arxiv", query=args.query, max_results=args.max_results)]
+
+
+def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
+    """Pull listings from Hugging Face or arXiv and ingest them (then embed the new papers)."""
+    targets = _pull_targets(args)
+    embedder = None if args.no_embed else from_settings(settings.embedder)
+
+    async def run() -> list[PullResult]:
+        fetcher = Fetcher(settings.pull)
+        try:
+            async with db.connection(await db.migrated_url(settings)) as conn:
+                results = await pull_all(conn, fetcher, targets)
+                if embedder is not None:
+                    await embed_pending(conn, embedder, progress=True)
+                return results
+        finally:
+            await fetcher.aclose()
+
+    results = asyncio.run(run())
+    for result in results:
+        print(result.describe(), file=sys.stderr if result.failed else sys.stdout)
+    if args.json:
+        print(msgspec.json.encode(results).decode())
+    return 1 if any(r.failed for r in results) else 0
 
 
 def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
@@ -126,7 +192,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run() -> int:
         worker = Worker(
-            await db.migrated_url(settings), poll_seconds=args.poll, embedder=from_settings(settings.embedder)
+            await db.migrated_url(settings),
+            poll_seconds=args.poll,
+            embedder=from_settings(settings.embedder),
+            pulls=settings.pull,
         )
         install_signal_handlers(worker)
         return await worker.run(once=args.once)
@@ -205,9 +274,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--format", choices=FORMATS, help="skip detection and parse as this format")
     p.add_argument("--year", type=int, help="year of the listings' date labels (`Mar 11`)")
+    p.add_argument(
+        "--map",
+        type=_field_map,
+        metavar="NAME=PATH,...",
+        help="where a JSON layout keeps its fields: items, title, abstract, arxiv_id, date (dotted paths)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON summary on the last line")
     p.add_argument("--queue", action="store_true", help="enqueue for `papers worker` instead of ingesting")
     p.add_argument("--no-embed", action="store_true", help="skip embedding new papers (`papers embed` does it later)")
+
+    p = command("pull", cmd_pull, "pull listings from Hugging Face or arXiv and ingest them")
+    p.add_argument("site", choices=["hf", "arxiv"])
+    p.add_argument("--date", type=dt.date.fromisoformat, help="hf: the day (default today, UTC)")
+    p.add_argument("--from", dest="start", type=dt.date.fromisoformat, help="hf: first day of a range")
+    p.add_argument("--to", dest="end", type=dt.date.fromisoformat, help="hf: last day of a range")
+    p.add_argument("--category", help="arxiv: the daily RSS feed of this category (cs.LG)")
+    p.add_argument("--query", help="arxiv: an API search query (cat:cs.LG AND ti:transformer)")
+    p.add_argument("--max-results", type=int, default=100, choices=range(1, 2001), metavar="N", help="arxiv --query")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON array on the last line")
+    p.add_argument("--no-embed", action="store_true", help="skip embedding new papers")
 
     p = command("embed", cmd_embed, "embed papers that lack a vector")
     p.add_argument("--all", action="store_true", help="switch to the configured model and re-embed every paper")

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from ingest.embed import embed_pending
 from ingest.embedder import Embedder
 from ingest.pipeline import ingest_source, read_sources
-from schema.ingest import IngestError, IngestSummary
+from schema.ingest import FieldMap, IngestError, IngestSummary
 from sql import jobs
 from sql.db import CONNECTION_LOST, as_domain_error
 
@@ -27,6 +27,7 @@ async def ingest_paths(
     year: int | None = None,
     embedder: Embedder | None = None,
     progress: bool = False,
+    fields: FieldMap | None = None,
 ) -> IngestSummary:
     """Ingest every input under paths, then embed the new and changed papers; errors are collected, not raised."""
     summary = IngestSummary()
@@ -36,7 +37,7 @@ async def ingest_paths(
             summary.errors.append(source)
             continue
         try:
-            summary.add(await ingest_source(conn, source, fmt=fmt, year=year))
+            summary.add(await ingest_source(conn, source, fmt=fmt, year=year, fields=fields))
         except CONNECTION_LOST:
             raise  # nothing after it could be stored either
         except Exception as exc:  # noqa: BLE001 - one bad input never stops the others; it is reported by name

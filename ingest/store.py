@@ -29,7 +29,7 @@ async def _store(conn: asyncpg.Connection, item: ListingInput) -> ListingResult:
     parsed, public_id = item.parsed, listing_public_id(item.sha256)
     listing_key = await store.insert_listing(conn, item, public_id)
     if listing_key is None:
-        return ListingResult(item.source, public_id, unchanged=True)
+        return ListingResult(item.source, public_id, unchanged=True, listing_ids=[public_id], listings_unchanged=1)
     found, owners = candidates(parsed.entries, item.listed_on)
     stored = await store.lock_papers(conn, list(found), [c.arxiv_id for c in found.values() if c.arxiv_id])
     papers, new = _resolve(found, stored)
@@ -49,6 +49,8 @@ async def _store(conn: asyncpg.Connection, item: ListingInput) -> ListingResult:
         papers_new=len(new),
         papers_updated=sum(p.changed for p in stored),
         rejected=len(parsed.rejects),
+        listing_ids=[public_id],
+        listings_new=1,
     )
 
 

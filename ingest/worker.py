@@ -15,6 +15,8 @@ import logging
 import os
 import signal
 import socket
+import time
+from collections.abc import Callable
 
 import asyncpg
 import msgspec
@@ -22,13 +24,17 @@ import msgspec
 from ingest.embed import embed_one_batch
 from ingest.embedder import Embedder
 from ingest.pipeline import Source, ingest_source
+from ingest.pull import Fetcher, pull
 from schema.errors import DatabaseUnavailableError, DomainError, UnavailableError
+from schema.pull import PullSettings, PullTarget
 from sql import jobs
+from sql import pulls as sql_pulls
 from sql.db import CONNECTION_LOST, as_domain_error, connect
 
 log = logging.getLogger("papers.worker")
 STOP_GRACE_SECONDS = 3.0
 UNEXPECTED = "ingest failed unexpectedly; the worker's log has the details"
+PULL_FORMAT = "pull"  # a job whose payload names a pull target instead of holding a listing
 
 
 async def _close_quietly(conn: asyncpg.Connection) -> None:
@@ -49,9 +55,15 @@ class Worker:
         backoff_seconds: float = 2.0,
         name: str | None = None,
         embedder: Embedder | None = None,
+        pulls: PullSettings | None = None,
+        fetcher: Fetcher | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
         self.embedder = embedder
+        self.pulls = pulls or PullSettings()
+        self._fetcher = fetcher
+        self.clock = clock  # the wall clock that places a scheduled pull in its interval
         self.poll_seconds = poll_seconds
         self.backoff_seconds = backoff_seconds
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
@@ -92,11 +104,16 @@ class Worker:
             if not self._stop.is_set():
                 raise
             log.warning("stopped in the middle of a step; its work was rolled back")
+        finally:
+            if self._fetcher is not None:
+                await self._fetcher.aclose()
+                self._fetcher = None
         return done
 
     async def _drain(self, conn: asyncpg.Connection, once: bool) -> int:
         done = 0
         while not self._stop.is_set():
+            await self.schedule_pulls(conn)
             job = await jobs.claim(conn, self.name)
             if job is not None:
                 await self._run_job(conn, job)
@@ -112,8 +129,36 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=self.poll_seconds)
 
+    async def schedule_pulls(self, conn: asyncpg.Connection, now: float | None = None) -> list[str]:
+        """Queue each scheduled pull whose current interval no worker has claimed yet; the job ids queued.
+
+        The claim (one row per pull and interval) and the job commit together, so among any number of
+        workers exactly one queues each interval's pull, and a crash in between queues nothing twice.
+        """
+        queued = []
+        for scheduled in self.pulls.schedule:
+            slot = int((self.clock() if now is None else now) // scheduled.every_seconds)
+            name = scheduled.target.name
+            async with conn.transaction():
+                if await sql_pulls.claim_slot(conn, name, slot):
+                    job_id = await jobs.enqueue(conn, f"pull {name}", name.encode(), fmt=PULL_FORMAT)
+                    await sql_pulls.note_job(conn, name, slot, job_id)
+                    queued.append(job_id)
+        return queued
+
+    async def _run_pull(self, conn: asyncpg.Connection, job: jobs.Job) -> None:
+        """Run a queued pull; a site that does not answer makes the job retry with backoff."""
+        if self._fetcher is None:
+            self._fetcher = Fetcher(self.pulls)
+        result = await pull(conn, self._fetcher, PullTarget.parse(job.payload.decode()))
+        await jobs.complete(conn, job, msgspec.to_builtins(result))
+        log.info("pull %s: %s", job.public_id, result.describe())
+
     async def _run_job(self, conn: asyncpg.Connection, job: jobs.Job) -> None:
         try:
+            if job.format == PULL_FORMAT:
+                await self._run_pull(conn, job)
+                return
             result = await ingest_source(conn, Source(job.source, job.payload), fmt=job.format, year=job.year)
         except CONNECTION_LOST:
             raise  # transient: the job is retried when the worker is back (its advisory lock went with the session)

@@ -81,7 +81,7 @@ class Listing(msgspec.Struct, frozen=True):
     source: Annotated[
         str, doc("the name the input was ingested under (file name, api, graphql)", "daily-2024-03-11.txt")
     ]
-    kind: Annotated[str, doc("input format: page, hf_daily or jsonl", "page")]
+    kind: Annotated[str, doc("input format: page, hf_daily, jsonl, json, atom, rss or html", "page")]
     date_label: DateLabel
     date: ResolvedDate
     heading: Annotated[str | None, doc("page heading, when printed", "Daily Papers")]

@@ -8,7 +8,7 @@ from typing import Literal, NamedTuple, get_args
 
 import msgspec
 
-ListingKind = Literal["page", "hf_daily", "jsonl"]
+ListingKind = Literal["page", "hf_daily", "jsonl", "json", "atom", "rss", "html"]
 FORMATS: tuple[str, ...] = get_args(ListingKind)
 
 
@@ -22,6 +22,7 @@ class ParsedEntry(msgspec.Struct, frozen=True):
     line_end: int
     arxiv_id: str | None = None
     listed_on: dt.date | None = None
+    raw: str | None = None  # the item's own text, kept by the JSON formats so a file can split by day
 
 
 class Reject(msgspec.Struct, frozen=True):
@@ -42,6 +43,39 @@ class ParsedListing(msgspec.Struct, frozen=True):
     date_label: str | None = None
     listed_on: dt.date | None = None
     heading: str | None = None
+    raw: str | None = None  # this listing's own text when its input held several listings (one per day)
+
+
+MAP_FIELDS = ("items", "title", "abstract", "arxiv_id", "date")
+
+
+class FieldMap(msgspec.Struct, frozen=True):
+    """Where a JSON layout keeps each field (`--map title=paper.name,...`): dotted paths, None for the rule's guess.
+
+    `items` is the path from the document to its list of items; the others are paths inside one item.
+    """
+
+    items: tuple[str, ...] | None = None
+    title: tuple[str, ...] | None = None
+    abstract: tuple[str, ...] | None = None
+    arxiv_id: tuple[str, ...] | None = None
+    date: tuple[str, ...] | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> FieldMap:
+        """Read `title=PATH,abstract=PATH,...`; ValueError names what is wrong."""
+        paths: dict[str, tuple[str, ...]] = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            name, sep, path = part.partition("=")
+            name, keys = name.strip(), tuple(k.strip() for k in path.split("."))
+            if not sep or name not in MAP_FIELDS or not all(keys):
+                raise ValueError(f"--map expects NAME=PATH[,NAME=PATH...] with NAME one of {', '.join(MAP_FIELDS)}")
+            if name in paths:
+                raise ValueError(f"--map names {name!r} twice")
+            paths[name] = keys
+        if not paths:
+            raise ValueError("--map is empty")
+        return cls(**paths)
 
 
 class ListingInput(msgspec.Struct, frozen=True):
@@ -108,6 +142,10 @@ class ListingResult(msgspec.Struct):
     papers_updated: int = 0
     rejected: int = 0
     error: IngestError | None = None
+    # Every listing the input gave: several when its items carry several listing days.
+    listing_ids: list[str] = []
+    listings_new: int = 0
+    listings_unchanged: int = 0
 
 
 class IngestSummary(msgspec.Struct):
@@ -128,10 +166,8 @@ class IngestSummary(msgspec.Struct):
         if result.error is not None:
             self.errors.append(result.error)
             return
-        if result.unchanged:
-            self.listings_unchanged += 1
-            return
-        self.listings += 1
+        self.listings += result.listings_new
+        self.listings_unchanged += result.listings_unchanged
         self.entries += result.entries
         self.papers_new += result.papers_new
         self.papers_updated += result.papers_updated

@@ -13,6 +13,8 @@ from typing import Literal, TypeVar, cast, get_args
 
 import msgspec
 
+from schema.pull import PullSettings, parse_schedule
+
 EmbedderKind = Literal["local", "openai", "none"]
 DEFAULT_DATA_DIR = ".papers"
 DEFAULT_MAX_BODY_BYTES = 2_000_000
@@ -54,6 +56,7 @@ class Settings(msgspec.Struct, frozen=True):
     rate_limit: str | None = DEFAULT_RATE_LIMIT  # None: no rate limits
     rate_limit_storage: str = "memory://"
     embedder: EmbedderSettings = EmbedderSettings()
+    pull: PullSettings = PullSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -72,6 +75,7 @@ class Settings(msgspec.Struct, frozen=True):
             rate_limit=read.parsed("PAPERS_RATE_LIMIT", _rate_limit, _DEFAULT_LIMIT),
             rate_limit_storage=read.text("PAPERS_RATE_LIMIT_STORAGE") or "memory://",
             embedder=_embedder(read),
+            pull=_pull(read),
         )
         if settings.pool_min > settings.pool_max:
             raise SettingsError(f"PAPERS_POOL_MIN ({settings.pool_min}) exceeds PAPERS_POOL_MAX ({settings.pool_max})")
@@ -157,3 +161,22 @@ def _embedder(read: _Reader) -> EmbedderSettings:
         if missing:
             raise SettingsError(f"PAPERS_EMBEDDER=openai needs {', '.join(missing)}")
     return settings
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 3600:
+        raise ValueError("expected seconds between 0 and 3600")
+    return value
+
+
+def _pull(read: _Reader) -> PullSettings:
+    default = PullSettings()
+    return PullSettings(
+        hf_url=(read.text("PAPERS_HF_URL") or default.hf_url).rstrip("/"),
+        arxiv_rss_url=(read.text("PAPERS_ARXIV_RSS_URL") or default.arxiv_rss_url).rstrip("/"),
+        arxiv_api_url=(read.text("PAPERS_ARXIV_API_URL") or default.arxiv_api_url).rstrip("/"),
+        user_agent=read.text("PAPERS_PULL_USER_AGENT") or default.user_agent,
+        interval_seconds=read.parsed("PAPERS_PULL_INTERVAL", _seconds, default.interval_seconds),
+        schedule=read.parsed("PAPERS_PULLS", parse_schedule, ()),
+    )

@@ -90,9 +90,12 @@ async def submit_listing(
         ),
     ] = "api",
 ) -> JobAccepted:
-    """Queue a listing (text/plain page, daily-papers JSON or JSON Lines) for the worker; needs the API key."""
-    is_json = "json" in (request.content_type[0] or "")
-    submission = submissions.Submission(await request.body(), source, format, year, json=is_json)
+    """Queue a listing in any format (chosen by `format`, else the Content-Type, else detection); needs the API key.
+
+    It is parsed before it is queued: what is not a listing is refused with the reason and line the CLI gives.
+    """
+    content_type = request.headers.get("content-type")
+    submission = submissions.Submission(await request.body(), source, format, year, content_type)
     job_id = await submissions.submit(conn, submission)
     return JobAccepted(job_id, f"/v1/jobs/{job_id}")
 

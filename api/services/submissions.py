@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 import asyncpg
 import msgspec
 
+from ingest.parsers import parse_listings
+from ingest.parsers.detect import detect_json
+from ingest.text import decode
 from schema import limits
 from schema.api import JobStatusView
-from schema.errors import InvalidInputError, NotFoundError, UnauthenticatedError
+from schema.errors import InvalidInputError, NotAListingError, NotFoundError, UnauthenticatedError
 from schema.ingest import FORMATS
 from sql import jobs
 
@@ -35,7 +39,27 @@ class Submission(msgspec.Struct, frozen=True):
     source: str
     format: str | None = None
     year: int | None = None
-    json: bool = False  # declared as JSON by its sender: refused at once when it is not
+    content_type: str | None = None  # as sent (REST); it names the format when `format` does not
+
+
+# Media types that name a format; JSON names a family (one document or JSON Lines, told apart by
+# detection); text/plain, XML and anything else leave the format to detection.
+MEDIA_FORMATS = {
+    "application/x-ndjson": "jsonl",
+    "application/jsonl": "jsonl",
+    "application/json-lines": "jsonl",
+    "application/atom+xml": "atom",
+    "application/rss+xml": "rss",
+    "application/rdf+xml": "rss",
+    "text/html": "html",
+    "application/xhtml+xml": "html",
+}
+
+
+def format_for(content_type: str | None) -> str | None:
+    """The format a Content-Type names, if any."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    return MEDIA_FORMATS.get(media)
 
 
 def check(submission: Submission) -> Submission:
@@ -49,28 +73,29 @@ def check(submission: Submission) -> Submission:
         raise InvalidInputError(f"year must be between {low} and {high}, got {submission.year}")
     if not submission.source.strip() or len(submission.source) > limits.MAX_SOURCE_CHARS:
         raise InvalidInputError(f"source must be 1 to {limits.MAX_SOURCE_CHARS} characters")
-    if submission.json and submission.format is None:
-        _check_json(submission.payload)
-    return submission
+    fmt = submission.format or format_for(submission.content_type)
+    return msgspec.structs.replace(submission, format=fmt)
 
 
-def _check_json(body: bytes) -> None:
-    """Refuse malformed JSON at submission time instead of failing later in the worker."""
+def check_listing(submission: Submission) -> None:
+    """Parse the submission as the worker will, refusing what is not a listing with the CLI's reason and line."""
     try:
-        if body.lstrip().startswith(b"["):
-            msgspec.json.decode(body)
-        else:
-            for line in filter(bytes.strip, body.splitlines()):
-                msgspec.json.decode(line)
-    except msgspec.DecodeError as exc:
-        raise InvalidInputError(f"malformed JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidInputError("the JSON is nested too deeply to read") from None
+        text = decode(submission.payload)
+        media = (submission.content_type or "").split(";")[0].strip().lower()
+        if submission.format is None and (media == "application/json" or media.endswith("+json")):
+            if text.lstrip()[:1] not in ("[", "{"):
+                raise NotAListingError("declared as JSON, but the body is not a JSON array or object", 1)
+            detect_json(text)
+        parse_listings(text, submission.format)
+    except NotAListingError as exc:
+        where = f"line {exc.line}: " if exc.line else ""
+        raise InvalidInputError(f"{where}{exc.message}", line=exc.line) from None
 
 
 async def submit(conn: asyncpg.Connection, submission: Submission) -> str:
-    """Queue a checked submission for the workers; return the job id."""
-    check(submission)
+    """Check a submission, parse it as the worker will (off the event loop), queue it; return the job id."""
+    submission = check(submission)
+    await asyncio.to_thread(check_listing, submission)
     return await jobs.enqueue(conn, submission.source, submission.payload, fmt=submission.format, year=submission.year)
 
 

@@ -172,7 +172,7 @@ def _parse_normalize_us(items: Items) -> float:
 
     started, papers = time.thread_time(), 0
     for name, raw in items:
-        item = prepare(Source(name, raw))
+        (item,) = prepare(Source(name, raw))
         candidates(item.parsed.entries, item.listed_on)
         papers += len(item.parsed.entries)
     return round(1e6 * (time.thread_time() - started) / papers, 1)

@@ -202,3 +202,21 @@ def test_the_embedded_server_starts_again_in_the_process_that_stopped_it(tmp_pat
         assert embedded.url() == first
     finally:
         embedded.stop()
+
+
+def test_map_reads_a_layout_the_rule_cannot_guess(env, tmp_path):
+    title, abstract = factories.paper(1)
+    doc = {"feed": {"rows": [{"head": {"name": title}, "body": abstract, "day": "2024-03-12"}]}}
+    (tmp_path / "odd.json").write_text(json.dumps(doc, indent=2))
+    refused = papers("ingest", "--no-embed", str(tmp_path / "odd.json"), env=env)
+    assert refused.returncode == 1
+    assert "odd.json:1: a JSON object with no list of papers in it (its keys: feed)" in refused.stderr
+    spec = "items=feed.rows,title=head.name,abstract=body,date=day"
+    mapped = papers("ingest", "--json", "--no-embed", "--map", spec, str(tmp_path / "odd.json"), env=env)
+    assert mapped.returncode == 0, mapped.stderr
+    assert json.loads(mapped.stdout.strip().splitlines()[-1])["entries"] == 1
+    bad = papers("ingest", "--map", "author=x", str(tmp_path / "odd.json"), env=env)
+    assert bad.returncode == 2
+    assert "--map expects NAME=PATH" in bad.stderr
+    queued = papers("ingest", "--queue", "--map", spec, str(tmp_path / "odd.json"), env=env)
+    assert (queued.returncode, "--map cannot be queued" in queued.stderr) == (2, True)

@@ -360,6 +360,15 @@ async def test_submit_listing_needs_the_api_key(api):
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "unknown format" in error["message"]
 
+    # Not a listing: refused at once with the reason and line `papers ingest` gives, nothing queued.
+    html = "<!DOCTYPE html><html><body><p>Hello.</p></body></html>"
+    error = await api.error(SUBMIT, {"text": html}, key=KEY)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"].startswith("line 1: an HTML page with no entries")
+    atom = (Path(__file__).parents[1] / "fixtures" / "arxiv_api.atom").read_text()
+    assert (await api.data(SUBMIT, {"text": atom}, key=KEY))["submitListing"]["jobId"]
+    assert (await api.data("{ stats { jobsQueued } }"))["stats"]["jobsQueued"] == 2
+
 
 async def test_writes_are_refused_without_a_configured_key(fresh_db):
     async with AsyncTestClient(app=create_app(settings(api_key=None), database_url=fresh_db)) as client:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -57,7 +58,7 @@ async def test_reingest_changes_nothing(conn, seeds):
         assert result.unchanged
         assert result.papers_new == 0
         # Bypass the fast path too: the store itself must be idempotent.
-        assert (await store_listing(conn, prepare(source))).unchanged
+        assert (await store_listing(conn, prepare(source)[0])).unchanged
     assert await snapshot(conn) == before
 
 
@@ -154,7 +155,7 @@ async def test_failure_mid_listing_leaves_nothing_partial(conn, monkeypatch):
 
 async def test_concurrent_ingests_of_one_file_give_one_listing(fresh_db):
     text = factories.page([factories.paper(i) for i in range(20)])
-    item = prepare(src("same.txt", text))
+    (item,) = prepare(src("same.txt", text))
     conns = [await db.connect(fresh_db) for _ in range(4)]
     try:
         results = await asyncio.gather(*(store_listing(c, item) for c in conns))
@@ -176,7 +177,10 @@ async def test_concurrent_overlapping_listings_share_papers(fresh_db):
     conns = [await db.connect(fresh_db) for _ in range(4)]
     try:
         results = await asyncio.gather(
-            *(store_listing(c, prepare(src(f"{k}.txt", t))) for k, (c, t) in enumerate(zip(conns, texts, strict=True)))
+            *(
+                store_listing(c, prepare(src(f"{k}.txt", t))[0])
+                for k, (c, t) in enumerate(zip(conns, texts, strict=True))
+            )
         )
         papers = await conns[0].fetchval("SELECT count(*) FROM papers")
     finally:
@@ -206,3 +210,53 @@ async def test_nul_in_json_text_is_a_reject_not_a_crash(conn):
     result = await ingest_source(conn, src("nul.jsonl", factories.jsonl(rows)))
     assert (result.entries, result.rejected) == (1, 1)
     assert "NUL" in await conn.fetchval("SELECT reason FROM ingest_rejects")
+
+
+async def test_items_over_several_days_give_one_listing_per_day(conn):
+    rows = [
+        {"title": factories.paper(i)[0], "abstract": factories.paper(i)[1], "listed_on": f"2024-03-{11 + i % 3:02d}"}
+        for i in range(9)
+    ] + [{"title": "", "abstract": "no title"}]
+    text = factories.jsonl(rows)
+    result = await ingest_source(conn, src("bulk.jsonl", text))
+    assert (result.listings_new, result.entries, result.papers_new, result.rejected) == (3, 9, 9, 1)
+    assert len(result.listing_ids) == 3
+    stored = await conn.fetch(
+        "SELECT listed_on, entry_count, reject_count, kind, convert_from(raw, 'UTF8') raw"
+        " FROM listings ORDER BY listed_on"
+    )
+    assert [(r["listed_on"], r["entry_count"], r["reject_count"], r["kind"]) for r in stored] == [
+        (dt.date(2024, 3, 11), 3, 0, "jsonl"),
+        (dt.date(2024, 3, 12), 3, 0, "jsonl"),
+        (dt.date(2024, 3, 13), 3, 1, "jsonl"),  # the unreadable last line goes with the item before it
+    ]
+    # Each listing keeps its own lines verbatim, and its spans count in them.
+    day11 = [line for line in text.split("\n") if "2024-03-11" in line]
+    assert stored[0]["raw"] == "\n".join(day11) + "\n"
+    spans = await conn.fetch(
+        "SELECT e.rank, e.line_start FROM listing_entries e JOIN listings l USING (listing_key)"
+        " WHERE l.listed_on = '2024-03-11' ORDER BY rank"
+    )
+    assert [tuple(s) for s in spans] == [(1, 1), (2, 2), (3, 3)]
+    before = await snapshot(conn)
+    again = await ingest_source(conn, src("bulk-again.jsonl", text))
+    assert (again.listings_new, again.listings_unchanged, again.unchanged) == (0, 3, True)
+    assert await snapshot(conn) == before
+
+
+async def test_pretty_printed_archive_day_ingests(conn):
+    text = json.dumps(
+        {
+            "date": "2024-03-11",
+            "papers": [
+                {"paper_id": "2403.0000" + str(i), "title": t, "abstract": a, "upvotes": i}
+                for i, (t, a) in enumerate(factories.paper(k) for k in range(3))
+            ],
+        },
+        indent=2,
+    )
+    result = await ingest_source(conn, src("2024-03-11.json", text))
+    assert result.error is None, result.error
+    assert (result.listings_new, result.entries) == (1, 3)
+    row = await conn.fetchrow("SELECT kind, listed_on, raw FROM listings")
+    assert (row["kind"], row["listed_on"], bytes(row["raw"])) == ("json", dt.date(2024, 3, 11), text.encode())

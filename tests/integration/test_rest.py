@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -11,6 +13,7 @@ from ingest.worker import Worker
 from sql import db
 from tests import factories
 from tests.apps import settings
+from tests.unit.test_parsers import FIXTURES
 
 KEY = "test-key"
 
@@ -215,6 +218,63 @@ async def test_submit_listing_needs_key_and_is_processed(client, fresh_db):
     assert job["status"] == "done"
     assert job["result"]["papers_new"] == 2
     assert_problem(await client.get("/v1/jobs/job_nope"), 404)
+
+
+async def test_submitted_pretty_printed_json_is_one_document(client, fresh_db):
+    pairs = [factories.paper(60), factories.paper(61)]
+    doc = {"date": "2024-04-02", "papers": [{"title": t, "abstract": a, "upvotes": 3} for t, a in pairs]}
+    auth = {"Authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    accepted = await client.post("/v1/listings", content=json.dumps(doc, indent=2), headers=auth)
+    assert accepted.status_code == 202, accepted.text
+    await Worker(fresh_db).run(once=True)
+    job = (await client.get(accepted.json()["status_url"])).json()
+    assert (job["status"], job["result"]["entries"]) == ("done", 2)
+    broken = "\n".join([json.dumps({"title": "a", "abstract": "b"}), "{oops", json.dumps({"title": "c"})])
+    body = assert_problem(await client.post("/v1/listings", content=broken, headers=auth), 400)
+    assert "line 2 is not a JSON value" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "content_type", "kind"),
+    [
+        ("arxiv_api.atom", "application/atom+xml", "atom"),
+        ("arxiv_rss2.xml", "application/rss+xml; charset=utf-8", "rss"),
+        ("arxiv_list_new.html", "text/html", "html"),
+        ("hf_archive.json", "application/json", "json"),
+        ("bulk.jsonl", "application/x-ndjson", "jsonl"),
+        ("arxiv_rss1.rdf", "text/plain", "rss"),  # no format in the type: detected
+    ],
+)
+async def test_every_format_is_accepted_by_content_type_or_detection(client, fresh_db, fixture, content_type, kind):
+    raw = (FIXTURES / fixture).read_bytes()
+    auth = {"Authorization": f"Bearer {KEY}", "content-type": content_type}
+    accepted = await client.post("/v1/listings", content=raw, headers=auth)
+    assert accepted.status_code == 202, accepted.text
+    await Worker(fresh_db).run(once=True)
+    job = (await client.get(accepted.json()["status_url"])).json()
+    assert job["status"] == "done", job
+    async with db.connection(fresh_db) as conn:
+        kinds = await conn.fetch(
+            "SELECT kind FROM listings WHERE public_id = ANY($1::text[])", job["result"]["listing_ids"]
+        )
+    assert {r["kind"] for r in kinds} == {kind}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "detail"),
+    [
+        ("<!DOCTYPE html><html><body><p>Hello.</p></body></html>", "text/html", "line 1: an HTML page with no entries"),
+        ("<feed xmlns='http://www.w3.org/2005/Atom'></feed>", "application/atom+xml", "an atom feed with no entries"),
+        ("# Notes\n\n- one\n- two\n", "text/plain", "no title and abstract pairs found"),
+        ("plain words", "application/json", "declared as JSON, but the body is not a JSON array or object"),
+        ('{"name": "tool", "scripts": {}}', "application/json", "a JSON object with no list of papers in it"),
+    ],
+)
+async def test_what_is_not_a_listing_is_refused_before_it_is_queued(client, body, content_type, detail):
+    auth = {"Authorization": f"Bearer {KEY}", "content-type": content_type}
+    problem = assert_problem(await client.post("/v1/listings", content=body, headers=auth), 400)
+    assert detail in problem["detail"]
+    assert (await client.get("/v1/stats")).json()["jobs_queued"] == 0
 
 
 async def test_writes_disabled_without_configured_key(fresh_db):

@@ -861,7 +861,7 @@ class TestJsonl:
             jl(title=T5, abstract=A5, listed_on=20240221),  # 14
             jl(title=T5, abstract=A5),  # 15
         ]
-        listing = parse("\n".join(lines) + "\n")
+        listing = parse("\n".join(lines) + "\n", "jsonl")
         assert [(e.rank, e.title, e.line_start, e.line_end) for e in listing.entries] == [
             (1, T1, 1, 1),
             (2, T4, 9, 9),
@@ -887,7 +887,7 @@ class TestJsonl:
     def test_all_bad_raises(self):
         text = "\n".join(["", "{oops", jl(title=T1), jl(abstract=A1)])
         with pytest.raises(NotAListingError) as info:
-            parse(text)
+            parse(text, "jsonl")
         assert info.value.line == 2
         assert "malformed JSON" in str(info.value)
 
@@ -942,23 +942,25 @@ class TestJsonl:
 
     def test_crlf_without_decoding(self):
         text = "\r\n".join([jl(title=T1, abstract=A1), "{bad", jl(title=T2, abstract=A2)]) + "\r\n"
-        listing = parse(text)
+        listing = parse(text, "jsonl")
         assert [e.line_start for e in listing.entries] == [1, 3]
         assert [r.line_start for r in listing.rejects] == [2]
 
-    def test_pretty_printed_object_is_not_jsonl(self):
+    def test_pretty_printed_object_is_one_document(self):
+        # The issue-13 bug: a multi-line JSON document was read as JSON Lines and refused as malformed.
         text = json.dumps({"title": T1, "abstract": A1}, indent=2)
-        with pytest.raises(NotAListingError):
-            parse(text)
+        assert detect_format(text) == "json"
+        listing = parse(text)
+        assert [(e.title, e.line_start, e.line_end) for e in listing.entries] == [(T1, 1, 4)]
 
     def test_huge_integer_line_is_rejected(self):
         text = "\n".join([jl(title=T1, abstract=A1), '{"title": "x", "n": ' + "9" * 5000 + "}"])
-        listing = parse(text)
+        listing = parse(text, "jsonl")
         assert [r.line_start for r in listing.rejects] == [2]
 
     def test_deeply_nested_line_is_rejected(self):
         text = "\n".join([jl(title=T1, abstract=A1), "[" * 100_000 + "]" * 100_000])
-        listing = parse(text)
+        listing = parse(text, "jsonl")
         assert [r.line_start for r in listing.rejects] == [2]
 
 
@@ -967,13 +969,12 @@ class TestJsonl:
 
 class TestDispatch:
     def test_formats(self):
-        assert set(FORMATS) == {"page", "hf_daily", "jsonl"}
+        assert set(FORMATS) == {"page", "hf_daily", "jsonl", "json", "atom", "rss", "html"}
 
     @pytest.mark.parametrize(
         ("text", "fmt"),
         [
-            ("[]", "hf_daily"),
-            ("  \n\t[ {", "hf_daily"),
+            ("[]", "json"),
             ('{"title": 1}', "jsonl"),
             ('\n\n  {"a": 1}\n{"b": 2}', "jsonl"),
             ("Daily Papers\n\nMar 11", "page"),
@@ -1012,7 +1013,7 @@ class TestDispatch:
         text = fixture_text("hf_daily.json")
         assert parse(text, None).kind == "hf_daily"
 
-    @pytest.mark.parametrize("fmt", ["csv", "PAGE", "json", "hf-daily", " jsonl"])
+    @pytest.mark.parametrize("fmt", ["csv", "PAGE", "JSON", "hf-daily", " jsonl"])
     def test_unknown_format(self, fmt):
         with pytest.raises(NotAListingError) as info:
             parse(fixture_text("bulk.jsonl"), fmt)

@@ -93,3 +93,41 @@ def test_embedders_come_from_the_settings():
     assert isinstance(embedder, OpenAIEmbedder)
     assert (embedder.model, embedder.dim) == ("bge-small", 384)
     assert from_settings(Settings.from_env({"PAPERS_EMBEDDER": "none"}).embedder) is None
+
+
+def test_pull_settings():
+    default = Settings.from_env({}).pull
+    assert (default.hf_url, default.interval_seconds, default.schedule) == ("https://huggingface.co", 3.0, ())
+    pull = Settings.from_env(
+        {
+            "PAPERS_PULLS": "arxiv:cs.LG@12h, hf@1d, arxiv-query:cat:cs.CL AND ti:speech@90m, hf:2024-03-11@30s",
+            "PAPERS_PULL_INTERVAL": "0.5",
+            "PAPERS_PULL_USER_AGENT": "me (me@example.org)",
+            "PAPERS_HF_URL": "http://127.0.0.1:9000/",
+        }
+    ).pull
+    assert [(s.target.name, s.every_seconds) for s in pull.schedule] == [
+        ("arxiv:cs.LG", 43200),
+        ("hf:today", 86400),
+        ("arxiv-query:cat:cs.CL AND ti:speech", 5400),
+        ("hf:2024-03-11", 30),
+    ]
+    assert (pull.interval_seconds, pull.user_agent, pull.hf_url) == (
+        0.5,
+        "me (me@example.org)",
+        "http://127.0.0.1:9000",
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("arxiv:cs.LG", "PAPERS_PULLS: expected TARGET@INTERVAL"),
+        ("arxiv:cs.LG@0h", "PAPERS_PULLS: expected TARGET@INTERVAL"),
+        ("github:x@1d", "PAPERS_PULLS: expected hf"),
+        ("hf:yesterday@1d", "PAPERS_PULLS: expected hf:YYYY-MM-DD, got 'hf:yesterday'"),
+    ],
+)
+def test_a_bad_schedule_names_its_variable(value, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"PAPERS_PULLS": value})

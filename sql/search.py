@@ -17,14 +17,15 @@ EF_SEARCH = 100
 _ITERATIVE: dict[str, bool] = {}
 
 
-def _scored(row: asyncpg.Record, score: float, snippet: str | None = None) -> ScoredPaper:
+def scored_paper(row: asyncpg.Record, score: float, snippet: str | None = None) -> ScoredPaper:
+    """A contract row with its score (six decimals)."""
     return ScoredPaper(**{k: row[k] for k in Paper.__struct_fields__}, score=round(float(score), 6), snippet=snippet)
 
 
-async def keyword(
+async def keyword_all_words(
     conn: asyncpg.Connection, q: str, flt: PaperFilter, *, limit: int, offset: int = 0
 ) -> list[ScoredPaper]:
-    """Full-text hits, best first (ts_rank_cd over the title-weighted tsvector), without snippets."""
+    """The previous keyword search (every word must match; ts_rank_cd scores every match): the benchmark's baseline."""
     where = Where()
     where.add("p.search @@ websearch_to_tsquery('english', {})", q)
     paper_filters(where, flt)
@@ -37,7 +38,7 @@ async def keyword(
         limit,
         offset,
     )
-    return [_scored(r, r["score"]) for r in rows]
+    return [scored_paper(r, r["score"]) for r in rows]
 
 
 async def snippets(conn: asyncpg.Connection, q: str, ids: Sequence[str]) -> dict[str, str]:
@@ -93,7 +94,7 @@ async def nearest(
             limit + offset,
             offset,
         )
-    return [_scored(r, 1 - r["distance"]) for r in rows]
+    return [scored_paper(r, 1 - r["distance"]) for r in rows]
 
 
 def _as_array(value: Any) -> np.ndarray | None:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import asyncpg
 
-from schema.api import PaperFilter
+from schema.api import PaperFilter, ScoredPaper
 from sql.fragments import PAPER_COLUMNS, Where, paper_filters
 from sql.search import scored_paper
 
@@ -61,7 +61,7 @@ async def keyword(
     limit: int,
     depth: int,
     exhaustive: bool = False,
-) -> list:
+) -> list[ScoredPaper]:
     """The `limit` best papers by BM25 (title-boosted), filtered; see the module note for the two plans."""
     params: list[object] = [query.text]
     where = _where(query, flt, params)

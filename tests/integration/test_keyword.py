@@ -53,7 +53,7 @@ async def ids(conn, q: str, flt: PaperFilter = PaperFilter(), limit: int = 20) -
 PAPERS = [
     ("Draft Models Make Decoding Fast", "Small draft models propose tokens that a verifier accepts or rejects. " * 4),
     ("Protein Folding with Diffusion", "Diffusion models fold protein structures from amino acid sequences. " * 4),
-    ("Faster Inference by Guessing", "We speed up decoding with speculative drafts from models of a smaller size. " * 4),
+    ("Faster Inference by Guessing", "We speed up decoding with speculative drafts from models of smaller size. " * 4),
     ("Graph Networks for Molecules", "Message passing predicts molecule properties; draft models are not used. " * 4),
 ]
 
@@ -101,7 +101,8 @@ async def test_any_word_ranked_with_the_title_first(conn):
     )
     # No paper has every word; each paper with one of them is found, the two with two of them first.
     found = await ids(conn, "draft decoding chaperone")
-    assert set(found[:2]) == {PAPERS[0][0], PAPERS[2][0]} and found[2:] == [PAPERS[3][0]]
+    assert set(found[:2]) == {PAPERS[0][0], PAPERS[2][0]}
+    assert found[2:] == [PAPERS[3][0]]
     # Once in the title outweighs once in an abstract of the same length.
     assert await ids(conn, "kernels") == ["Sparse Attention Kernels", "A Study of Long Inputs"]
     assert await ids(conn, "the of a") == []  # stop words only
@@ -129,18 +130,20 @@ async def test_walk_and_exhaustive_scoring_agree_when_every_posting_is_read(conn
 
 async def test_filtered_queries_still_fill_the_page(conn):
     # 400 papers whose abstracts all share the common words; 20 of them are listed on the day asked for.
-    for day in range(20):
-        pairs = [factories.paper(day * 20 + i, words=60) for i in range(20)]
-        await ingest(conn, f"d{day}.txt", factories.page(pairs, label=f"Mar {day + 1}"))
+    for d in range(20):
+        pairs = [factories.paper(d * 20 + i, words=60) for i in range(20)]
+        await ingest(conn, f"d{d}.txt", factories.page(pairs, label=f"Mar {d + 1}"))
     day = dt.date(2024, 3, 7)
     flt = PaperFilter(listed_from=day, listed_to=day)
     matching = await conn.fetchval(
-        "SELECT count(*) FROM papers WHERE first_listed = $1 AND search @@ to_tsquery('english', 'method | benchmarks')",
+        "SELECT count(*) FROM papers WHERE first_listed = $1"
+        " AND search @@ to_tsquery('english', 'method | benchmarks')",
         day,
     )
     assert matching >= 15
     hits, _ = await search_papers(conn, NO_MODEL, "method benchmarks", mode="keyword", flt=flt, limit=20)
-    assert len(hits) == matching and all(h.first_listed == day for h in hits)
+    assert len(hits) == matching
+    assert all(h.first_listed == day for h in hits)
     assert len(await ids(conn, "method", PaperFilter(listed_from=day, listed_to=day), limit=5)) == 5
     listing = await conn.fetchval("SELECT public_id FROM listings WHERE listed_on = $1", day)
     by_listing = await ids(conn, "method benchmarks", PaperFilter(listing=listing))

@@ -20,8 +20,8 @@ from sql.fragments import PAPER_COLUMNS, Where, paper_filters
 from sql.search import scored_paper
 
 # BM25 idf from the live document frequencies: ln(1 + (N - df + 0.5) / (df + 0.5)).
-_QUERY_TERMS = """q AS (
-    SELECT t.term, ln(1 + (n.df - coalesce(k.df, 0) + 0.5) / (coalesce(k.df, 0) + 0.5)) AS idf
+_QUERY_TERMS = """q AS MATERIALIZED (
+    SELECT t.term, ln(1 + (n.df - coalesce(k.df, 0) + 0.5)::float8 / (coalesce(k.df, 0) + 0.5)) AS idf
     FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', {text})))) AS t(term)
     CROSS JOIN (SELECT coalesce(max(df), 0) AS df FROM keyword_terms WHERE term = '') n
     LEFT JOIN keyword_terms k ON k.term = t.term)"""
@@ -67,8 +67,9 @@ async def keyword(
     where = _where(query, flt, params)
     if exhaustive or query.phrases or flt.listing:
         condition = where.sql() if (query.phrases or flt.listing) else f"{_ANY_TERM} AND {where.sql()}"
-        hits = f"""SELECT p.paper_key, sum(q.idf * i.impact) AS score
-            FROM papers p CROSS JOIN LATERAL keyword_impacts(p.search) i JOIN q ON q.term = i.term
+        hits = f"""SELECT p.paper_key, sum(q.idf * keyword_impact(
+                cardinality(s.positions) + 2 * cardinality(array_positions(s.weights, 'A')), length(p.search))) AS score
+            FROM papers p CROSS JOIN LATERAL unnest(p.search) s JOIN q ON q.term = s.lexeme
             WHERE {condition} GROUP BY p.paper_key"""
     else:
         join = "JOIN papers p ON p.paper_key = kp.paper_key" if _needs_papers(query, flt) else ""

@@ -54,14 +54,20 @@ async def snippets(conn: asyncpg.Connection, q: str, ids: Sequence[str]) -> dict
     return {r["public_id"]: r["snippet"] for r in rows}
 
 
-async def _use_iterative_scan(conn: asyncpg.Connection) -> None:
-    """pgvector 0.8+: keep scanning the index until `limit` rows pass the filters."""
-    version = _ITERATIVE.get("vector")
-    if version is None:
+async def _iterative_scan(conn: asyncpg.Connection) -> bool:
+    """Whether pgvector can keep scanning the index until `limit` rows pass the filters (0.8+)."""
+    found = _ITERATIVE.get("vector")
+    if found is None:
         ext = await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-        version = _ITERATIVE["vector"] = tuple(int(x) for x in ext.split(".")[:2]) >= (0, 8)
-    if version:
-        await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        found = _ITERATIVE["vector"] = tuple(int(x) for x in ext.split(".")[:2]) >= (0, 8)
+    return found
+
+
+async def configure_session(conn: asyncpg.Connection) -> None:
+    """A connection's HNSW settings, set once when it opens: a search then needs no transaction of its own."""
+    await conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+    if await _iterative_scan(conn):
+        await conn.execute("SET hnsw.iterative_scan = relaxed_order")
 
 
 async def nearest(
@@ -80,20 +86,18 @@ async def nearest(
     if exclude:
         where.add("NOT (p.paper_key = ANY({}::bigint[]))", list(exclude))
     n = len(where.params)
-    async with conn.transaction():
-        await conn.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, limit + offset)}")
-        await _use_iterative_scan(conn)
-        # relaxed_order may return near-ties out of order: materialize, then order exactly.
-        rows = await conn.fetch(
-            f"""WITH nn AS MATERIALIZED (
-                    SELECT {PAPER_COLUMNS}, p.embedding <=> ${n + 1} AS distance FROM papers p
-                    WHERE {where.sql()} ORDER BY p.embedding <=> ${n + 1} LIMIT ${n + 2})
-                SELECT * FROM nn ORDER BY distance OFFSET ${n + 3}""",
-            *where.params,
-            vector,
-            limit + offset,
-            offset,
-        )
+    # relaxed_order may return near-ties out of order: materialize, then order exactly.
+    statement = f"""WITH nn AS MATERIALIZED (
+            SELECT {PAPER_COLUMNS}, p.embedding <=> ${n + 1} AS distance FROM papers p
+            WHERE {where.sql()} ORDER BY p.embedding <=> ${n + 1} LIMIT ${n + 2})
+        SELECT * FROM nn ORDER BY distance OFFSET ${n + 3}"""
+    args = (*where.params, vector, limit + offset, offset)
+    if limit + offset <= EF_SEARCH:  # the session's settings (configure_session) suffice
+        rows = await conn.fetch(statement, *args)
+    else:
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL hnsw.ef_search = {limit + offset}")
+            rows = await conn.fetch(statement, *args)
     return [scored_paper(r, 1 - r["distance"]) for r in rows]
 
 

@@ -20,7 +20,7 @@ FOUND = Target(at_most=5)  # the done-when check: a description's paper ranks in
 CHECKED_MODES = ("semantic", "hybrid")  # keyword search is not expected to find a paraphrase
 # Why a mode fails on a query type, said only when the measurement shows that type as the mode's weakest.
 WHY = {
-    ("keyword", "reworded title"): "every word must match, so one swapped synonym returns nothing",
+    ("keyword", "reworded title"): "a swapped synonym matches nothing, and the words kept also match other titles",
     ("semantic", "abstract sentence"): "one sentence from deep in an abstract is a small part of the paper's vector",
 }
 DEFAULT_MODE = inspect.signature(search_papers).parameters["mode"].default

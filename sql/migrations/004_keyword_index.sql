@@ -19,18 +19,19 @@ CREATE TABLE keyword_terms (
 );
 
 -- BM25F over the title-weighted tsvector: a title occurrence (weight A) counts as 3 abstract ones;
--- k1 = 1.2, b = 0.75, and a fixed pivot length of 120 stems (the median title + abstract of the
--- seed listings) instead of the running average, so an impact never changes once written.
+-- k1 = 1.2, b = 0.75; the length is the number of distinct stems (known without reading the positions)
+-- against a fixed pivot of PIVOT stems (the median title + abstract of the seed listings) instead of the
+-- running average, so an impact never changes once written. A plain SQL function: the planner inlines it.
+CREATE FUNCTION keyword_impact(tf integer, stems integer) RETURNS real
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (tf * 2.2::float8 / (tf + 1.2::float8 * (0.25::float8 + 0.75::float8 * stems / 100.0::float8)))::real
+$$;
+
 CREATE FUNCTION keyword_impacts(doc tsvector) RETURNS TABLE (term text, impact real)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    WITH stems AS (
-        SELECT s.lexeme,
-               cardinality(s.positions) + 2 * cardinality(array_positions(s.weights, 'A')) AS tf,
-               cardinality(s.positions) AS n
-        FROM unnest(doc) AS s
-    ), total AS (SELECT sum(n) AS dl FROM stems)
-    SELECT stems.lexeme, (stems.tf * 2.2 / (stems.tf + 1.2 * (0.25 + 0.75 * total.dl / 120.0)))::real
-    FROM stems, total
+    SELECT s.lexeme, keyword_impact(cardinality(s.positions) + 2 * cardinality(array_positions(s.weights, 'A')),
+                                    length(doc))
+    FROM unnest(doc) AS s
 $$;
 
 -- Add (+1) or remove (-1) the postings and document frequencies of papers; stems in sorted order,

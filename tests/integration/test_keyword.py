@@ -9,12 +9,19 @@ import signal
 import subprocess
 import sys
 
+import pytest
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
 from api.services.search import QueryEmbeddings, keyword_query, search_papers
+from ingest.embed import embed_pending
 from ingest.pipeline import Source, ingest_source
 from ingest.worker import Worker
 from schema.api import PaperFilter
 from sql import jobs, keyword
 from tests import factories
+from tests.apps import settings
+from tests.embedders import HashEmbedder
 from tests.system.test_faults import big_listing, wait_for
 
 NO_MODEL = QueryEmbeddings(None)
@@ -177,3 +184,46 @@ async def test_the_index_is_in_step_after_a_worker_killed_mid_batch(conn, fresh_
     assert [(await jobs.get(conn, j)).status for j in job_ids] == ["done", "done"]  # type: ignore[union-attr]
     await assert_in_step(conn)
     assert await conn.fetchval("SELECT df FROM keyword_terms WHERE term = ''") == 5000
+
+
+SEARCH = """query($q: String!, $mode: SearchMode!, $filter: PaperFilterInput) {
+  search(q: $q, mode: $mode, first: 10, filter: $filter) { edges { node { title score snippet } } }
+}"""
+
+
+@pytest.fixture
+async def client(conn, fresh_db):
+    await ingest(conn, "a.txt", factories.page(PAPERS[:2]))
+    await ingest(conn, "b.txt", factories.page(PAPERS[2:], label="Mar 12"))
+    await embed_pending(conn, HashEmbedder())
+    async with AsyncTestClient(create_app(settings(), database_url=fresh_db, embedder=HashEmbedder())) as c:
+        yield c
+
+
+async def test_rest_and_graphql_rank_any_word_and_honour_phrases_and_filters(client):
+    async def rest(q: str, mode: str, **params: str) -> list[dict]:
+        response = await client.get("/v1/search", params={"q": q, "mode": mode, **params})
+        assert response.status_code == 200, response.text
+        return response.json()["items"]
+
+    async def graphql(q: str, mode: str, flt: dict | None = None) -> list[dict]:
+        body = (
+            await client.post("/graphql", json={"query": SEARCH, "variables": {"q": q, "mode": mode, "filter": flt}})
+        ).json()
+        assert "errors" not in body, body
+        return [e["node"] for e in body["data"]["search"]["edges"]]
+
+    found = await rest("draft decoding chaperone", "keyword")
+    assert {h["title"] for h in found} == {PAPERS[0][0], PAPERS[2][0], PAPERS[3][0]}
+    assert all("<mark>" in h["snippet"] for h in found)
+    assert [h["title"] for h in await graphql("draft decoding chaperone", "KEYWORD")] == [h["title"] for h in found]
+    assert {h["title"] for h in await rest('"draft models"', "keyword")} == {PAPERS[0][0], PAPERS[3][0]}
+    assert [h["title"] for h in await graphql('"draft models" -molecule', "KEYWORD")] == [PAPERS[0][0]]
+    later = await rest("draft", "keyword", listed_from="2024-03-12")
+    assert {h["title"] for h in later} == {PAPERS[2][0], PAPERS[3][0]}
+    hybrid = await graphql("draft decoding", "HYBRID", {"listedFrom": "2024-03-12"})
+    assert {h["title"] for h in hybrid} == {PAPERS[2][0], PAPERS[3][0]}  # both filtered lists fused
+    assert [bool(h["snippet"]) for h in hybrid] == [True, True]  # keyword hits on the page carry snippets
+    everything = await rest("protein folding", "hybrid")
+    assert len(everything) == 4  # the vector side fills the page where keyword search matches one paper
+    assert [h["title"] for h in everything if h["snippet"]] == [PAPERS[1][0]]

@@ -153,7 +153,7 @@ Each query runs through `api.services.search.search_papers(conn, QueryEmbeddings
 limit={K})`. nDCG@10 with a single relevant document is 1/log2(rank+1) when it is in the top 10, else 0; recall@10 \
 is the share of queries whose paper is in the top 10; MRR@10 is the mean of 1/rank (0 outside the top 10); top-5 is \
 the share found in the first five; with about {n:.0f} queries per type one query is worth {1 / n:.3f}. *Missed* \
-counts queries whose paper is not in the top 10 (keyword search ANDs every word, so a swapped synonym returns \
+counts queries whose paper is not in the top 10 (keyword search ranks any word by BM25; a swapped synonym matches \
 nothing).
 
 {_quality_table(r)}

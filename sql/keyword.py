@@ -15,16 +15,19 @@ from typing import NamedTuple
 
 import asyncpg
 
+from schema import limits
 from schema.api import PaperFilter, ScoredPaper
 from sql.fragments import PAPER_COLUMNS, Where, paper_filters
 from sql.search import scored_paper
 
-# BM25 idf from the live document frequencies: ln(1 + (N - df + 0.5) / (df + 0.5)).
+# BM25 idf from the live document frequencies: ln(1 + (N - df + 0.5) / (df + 0.5)); the rarest stems that occur, so a
+# long query reads a bounded number of postings lists.
 _QUERY_TERMS = """q AS MATERIALIZED (
     SELECT t.term, ln(1 + (n.df - coalesce(k.df, 0) + 0.5)::float8 / (coalesce(k.df, 0) + 0.5)) AS idf
     FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', {text})))) AS t(term)
     CROSS JOIN (SELECT coalesce(max(df), 0) AS df FROM keyword_terms WHERE term = '') n
-    LEFT JOIN keyword_terms k ON k.term = t.term)"""
+    LEFT JOIN keyword_terms k ON k.term = t.term
+    ORDER BY coalesce(k.df, 0) > 0 DESC, idf DESC, t.term LIMIT {stems})"""
 # Any of the stems, as a tsquery the GIN index answers (each stem quoted as tsquery input wants).
 _ANY_TERM = """p.search @@ (SELECT string_agg('''' || replace(replace(term, '\\', '\\\\'), '''', '''''') || '''', ' | ')
     FROM q)::tsquery"""
@@ -81,7 +84,7 @@ async def keyword(
             GROUP BY h.paper_key"""
     n = len(params)
     rows = await conn.fetch(
-        f"""WITH {_QUERY_TERMS.format(text="$1")},
+        f"""WITH {_QUERY_TERMS.format(text="$1", stems=int(limits.MAX_QUERY_STEMS))},
             hits AS ({hits} ORDER BY score DESC, paper_key LIMIT ${n + 1})
             SELECT {PAPER_COLUMNS}, hits.score FROM hits JOIN papers p USING (paper_key)
             ORDER BY hits.score DESC, p.paper_key""",

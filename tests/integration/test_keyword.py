@@ -113,6 +113,9 @@ async def test_any_word_ranked_with_the_title_first(conn):
     # Once in the title outweighs once in an abstract of the same length.
     assert await ids(conn, "kernels") == ["Sparse Attention Kernels", "A Study of Long Inputs"]
     assert await ids(conn, "the of a") == []  # stop words only
+    # A long query ranks its 32 rarest stems that occur; words no paper has take no place.
+    unknown = " ".join(f"zz{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(40))
+    assert await ids(conn, f"{unknown} kernels") == ["Sparse Attention Kernels", "A Study of Long Inputs"]
 
 
 async def test_phrases_must_match_and_minus_words_must_not(conn):

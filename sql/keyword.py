@@ -18,7 +18,7 @@ import asyncpg
 from schema import limits
 from schema.api import PaperFilter, ScoredPaper
 from sql.fragments import PAPER_COLUMNS, Where, paper_filters
-from sql.search import scored_paper
+from sql.search import headline, scored_paper
 
 # BM25 idf from the live document frequencies: ln(1 + (N - df + 0.5) / (df + 0.5)); the rarest stems that occur, so a
 # long query reads a bounded number of postings lists.
@@ -64,8 +64,13 @@ async def keyword(
     limit: int,
     depth: int,
     exhaustive: bool = False,
+    snippets: tuple[int, int] | None = None,
 ) -> list[ScoredPaper]:
-    """The `limit` best papers by BM25 (title-boosted), filtered; see the module note for the two plans."""
+    """The `limit` best papers by BM25 (title-boosted), filtered; see the module note for the two plans.
+
+    With `snippets=(after, last)`, the hits ranked after..last (1-based, inclusive of last) carry snippets, made in
+    the same statement, so only the page shown pays for them.
+    """
     params: list[object] = [query.text]
     where = _where(query, flt, params)
     if exhaustive or query.phrases or flt.listing:
@@ -82,16 +87,27 @@ async def keyword(
                 WHERE kp.term = q.term AND {where.sql()}
                 ORDER BY kp.impact DESC, kp.paper_key LIMIT {int(depth)}) h
             GROUP BY h.paper_key"""
+    snippet = "NULL::text"
+    if snippets is not None:
+        shown = Where(params)
+        ranks = f"hits.rank > {shown.param(snippets[0])} AND hits.rank <= {shown.param(snippets[1])}"
+        snippet = f"CASE WHEN {ranks} THEN {headline(shown.param(or_words(query)))} END"
     n = len(params)
     rows = await conn.fetch(
         f"""WITH {_QUERY_TERMS.format(text="$1", stems=int(limits.MAX_QUERY_STEMS))},
-            hits AS ({hits} ORDER BY score DESC, paper_key LIMIT ${n + 1})
-            SELECT {PAPER_COLUMNS}, hits.score FROM hits JOIN papers p USING (paper_key)
-            ORDER BY hits.score DESC, p.paper_key""",
+            hits AS (SELECT *, row_number() OVER (ORDER BY score DESC, paper_key) AS rank
+                     FROM ({hits} ORDER BY score DESC, paper_key LIMIT ${n + 1}) top)
+            SELECT {PAPER_COLUMNS}, hits.score, {snippet} AS snippet FROM hits JOIN papers p USING (paper_key)
+            ORDER BY hits.rank""",
         *params,
         limit,
     )
-    return [scored_paper(r, r["score"]) for r in rows]
+    return [scored_paper(r, r["score"], r["snippet"]) for r in rows]
+
+
+def or_words(query: KeywordQuery) -> str:
+    """The query's words joined by `or` (web search syntax), for highlighting any of them."""
+    return " or ".join(query.text.split())
 
 
 async def rebuild(conn: asyncpg.Connection) -> int:

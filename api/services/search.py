@@ -155,8 +155,15 @@ def keyword_query(q: str) -> KeywordQuery:
     return KeywordQuery(" ".join(text.split()), phrases, tuple(excluded))
 
 
-async def _keyword(conn: asyncpg.Connection, query: KeywordQuery, flt: PaperFilter, want: int) -> list[ScoredPaper]:
-    return await keyword.keyword(conn, query, flt, limit=want, depth=max(KEYWORD_DEPTH, 2 * want))
+async def _keyword(
+    conn: asyncpg.Connection,
+    query: KeywordQuery,
+    flt: PaperFilter,
+    want: int,
+    snippets: tuple[int, int] | None = None,
+) -> list[ScoredPaper]:
+    depth = max(KEYWORD_DEPTH, 2 * want)
+    return await keyword.keyword(conn, query, flt, limit=want, depth=depth, snippets=snippets)
 
 
 def _query_text(q: str) -> str:
@@ -200,20 +207,23 @@ async def search_papers(
     want = offset + limit + 1
     matched: list[ScoredPaper] = []
     query = keyword_query(q)
-    if mode == "keyword":
-        hits = matched = await _keyword(conn, query, flt, want)
-    else:
-        await queries.check_space(conn)
-        vector = await queries.vector(q, budget or Budget())
-        bound = max(want, HYBRID_KEYWORD_HITS) if mode == "hybrid" else want
-        semantic = await search.nearest(conn, vector, flt, limit=bound)
-        if mode == "hybrid":
-            matched = await _keyword(conn, query, flt, bound)
-        hits = semantic if mode == "semantic" else rrf([matched, semantic])
+    if mode == "keyword":  # the page's snippets come with the ranking, in one statement
+        hits = await _keyword(conn, query, flt, want, snippets=(offset, offset + limit))
+        return hits[offset : offset + limit], _next_cursor(kind, hits, offset, limit)
+    await queries.check_space(conn)
+    vector = await queries.vector(q, budget or Budget())
+    bound = max(want, HYBRID_KEYWORD_HITS) if mode == "hybrid" else want
+    semantic = await search.nearest(conn, vector, flt, limit=bound)
+    if mode == "hybrid":
+        matched = await _keyword(conn, query, flt, bound)
+    hits = semantic if mode == "semantic" else rrf([matched, semantic])
     page = hits[offset : offset + limit]
-    more = len(hits) > offset + limit
-    next_cursor = cursor.encode(kind, [offset + limit]) if more else None
-    return await _with_snippets(conn, query, page, {h.id for h in matched}), next_cursor
+    return await _with_snippets(conn, query, page, {h.id for h in matched}), _next_cursor(kind, hits, offset, limit)
+
+
+def _next_cursor(kind: str, hits: Sequence[ScoredPaper], offset: int, limit: int) -> str | None:
+    """The cursor of the next page, or None when the hits end on this one."""
+    return cursor.encode(kind, [offset + limit]) if len(hits) > offset + limit else None
 
 
 async def _with_snippets(
@@ -223,7 +233,7 @@ async def _with_snippets(
     shown = [hit.id for hit in page if hit.id in matched]
     if not shown:
         return page
-    found = await search.snippets(conn, " or ".join(query.text.split()), shown)
+    found = await search.snippets(conn, keyword.or_words(query), shown)
     return [msgspec.structs.replace(hit, snippet=found.get(hit.id)) if hit.id in matched else hit for hit in page]
 
 

@@ -24,7 +24,7 @@ from schema.errors import DomainError, InvalidInputError, UnavailableError
 from schema.ingest import FORMATS, FieldMap, IngestError, IngestSummary
 from schema.pull import PullTarget
 from schema.settings import Settings, SettingsError
-from sql import db, queries
+from sql import db, keyword, queries
 from sql.embedded import EmbeddedPostgres, database_url
 from sql.migrate import MigrationError, migrate
 
@@ -58,6 +58,17 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
     applied = asyncio.run(run())
     print("\n".join(f"applied {name}" for name in applied) or "schema is up to date")
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the BM25 keyword index again from the papers (it is kept in step by triggers; this repairs it)."""
+
+    async def run() -> int:
+        async with db.connection(await db.migrated_url(settings)) as conn:
+            return await keyword.rebuild(conn)
+
+    print(f"keyword index rebuilt: {asyncio.run(run())} papers")
     return 0
 
 
@@ -269,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         "action", choices=["start", "stop", "status", "url"]
     )
     command("migrate", cmd_migrate, "apply pending SQL migrations")
+    command("reindex", cmd_reindex, "rebuild the keyword (BM25) index from the papers")
 
     p = command("ingest", cmd_ingest, "ingest listing files, directories or - for stdin")
     p.add_argument("paths", nargs="+", metavar="PATH")

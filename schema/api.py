@@ -147,7 +147,7 @@ class ScoredPaper(Paper, frozen=True):
     """A paper found by search, similarity or recommendation, with its score."""
 
     score: Annotated[
-        float, doc("relevance: cosine similarity (semantic), ts_rank (keyword) or fused RRF score (hybrid)", 0.71)
+        float, doc("relevance: cosine similarity (semantic), BM25 (keyword) or fused RRF score (hybrid)", 0.71)
     ]
     snippet: Annotated[
         str | None,

@@ -13,6 +13,7 @@ from pgvector.asyncpg import register_vector
 
 from schema.errors import DATABASE_UNAVAILABLE, UNSTORABLE, DatabaseUnavailableError, DomainError, InvalidInputError
 from schema.settings import Settings
+from sql import search
 from sql.embedded import database_url
 from sql.migrate import migrate
 
@@ -50,8 +51,10 @@ def as_domain_error(exc: BaseException) -> DomainError | None:
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
-    """Per-connection setup: the pgvector codec (the extension must exist, so migrate first)."""
+    """Per-connection setup: the pgvector codec and the HNSW search settings (the extension must exist, so migrate
+    first)."""
     await register_vector(conn)
+    await search.configure_session(conn)
 
 
 async def connect(url: str, *, vector: bool = True) -> asyncpg.Connection:

@@ -17,14 +17,15 @@ EF_SEARCH = 100
 _ITERATIVE: dict[str, bool] = {}
 
 
-def _scored(row: asyncpg.Record, score: float, snippet: str | None = None) -> ScoredPaper:
+def scored_paper(row: asyncpg.Record, score: float, snippet: str | None = None) -> ScoredPaper:
+    """A contract row with its score (six decimals)."""
     return ScoredPaper(**{k: row[k] for k in Paper.__struct_fields__}, score=round(float(score), 6), snippet=snippet)
 
 
-async def keyword(
+async def keyword_all_words(
     conn: asyncpg.Connection, q: str, flt: PaperFilter, *, limit: int, offset: int = 0
 ) -> list[ScoredPaper]:
-    """Full-text hits, best first (ts_rank_cd over the title-weighted tsvector), without snippets."""
+    """The previous keyword search (every word must match; ts_rank_cd scores every match): the benchmark's baseline."""
     where = Where()
     where.add("p.search @@ websearch_to_tsquery('english', {})", q)
     paper_filters(where, flt)
@@ -37,30 +38,42 @@ async def keyword(
         limit,
         offset,
     )
-    return [_scored(r, r["score"]) for r in rows]
+    return [scored_paper(r, r["score"]) for r in rows]
+
+
+def headline(q: str) -> str:
+    """The SQL of a paper's (alias p) snippet for the query text q (an OR of the query's words)."""
+    return (
+        f"ts_headline('english', p.abstract, websearch_to_tsquery('english', {q}),"
+        " 'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=25, MinWords=8')"
+    )
 
 
 async def snippets(conn: asyncpg.Connection, q: str, ids: Sequence[str]) -> dict[str, str]:
     """Abstract fragments with the query's matches in <mark>, by public id."""
     # Separate from ranking: ts_headline re-parses each abstract, so only the page shown pays for it.
     rows = await conn.fetch(
-        """SELECT p.public_id, ts_headline('english', p.abstract, websearch_to_tsquery('english', $1),
-                  'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=25, MinWords=8') AS snippet
-           FROM papers p WHERE p.public_id = ANY($2::text[])""",
+        f"SELECT p.public_id, {headline('$1')} AS snippet FROM papers p WHERE p.public_id = ANY($2::text[])",
         q,
         list(ids),
     )
     return {r["public_id"]: r["snippet"] for r in rows}
 
 
-async def _use_iterative_scan(conn: asyncpg.Connection) -> None:
-    """pgvector 0.8+: keep scanning the index until `limit` rows pass the filters."""
-    version = _ITERATIVE.get("vector")
-    if version is None:
+async def _iterative_scan(conn: asyncpg.Connection) -> bool:
+    """Whether pgvector can keep scanning the index until `limit` rows pass the filters (0.8+)."""
+    found = _ITERATIVE.get("vector")
+    if found is None:
         ext = await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-        version = _ITERATIVE["vector"] = tuple(int(x) for x in ext.split(".")[:2]) >= (0, 8)
-    if version:
-        await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        found = _ITERATIVE["vector"] = tuple(int(x) for x in ext.split(".")[:2]) >= (0, 8)
+    return found
+
+
+async def configure_session(conn: asyncpg.Connection) -> None:
+    """A connection's HNSW settings, set once when it opens: a search then needs no transaction of its own."""
+    await conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+    if await _iterative_scan(conn):
+        await conn.execute("SET hnsw.iterative_scan = relaxed_order")
 
 
 async def nearest(
@@ -79,21 +92,19 @@ async def nearest(
     if exclude:
         where.add("NOT (p.paper_key = ANY({}::bigint[]))", list(exclude))
     n = len(where.params)
-    async with conn.transaction():
-        await conn.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, limit + offset)}")
-        await _use_iterative_scan(conn)
-        # relaxed_order may return near-ties out of order: materialize, then order exactly.
-        rows = await conn.fetch(
-            f"""WITH nn AS MATERIALIZED (
-                    SELECT {PAPER_COLUMNS}, p.embedding <=> ${n + 1} AS distance FROM papers p
-                    WHERE {where.sql()} ORDER BY p.embedding <=> ${n + 1} LIMIT ${n + 2})
-                SELECT * FROM nn ORDER BY distance OFFSET ${n + 3}""",
-            *where.params,
-            vector,
-            limit + offset,
-            offset,
-        )
-    return [_scored(r, 1 - r["distance"]) for r in rows]
+    # relaxed_order may return near-ties out of order: materialize, then order exactly.
+    statement = f"""WITH nn AS MATERIALIZED (
+            SELECT {PAPER_COLUMNS}, p.embedding <=> ${n + 1} AS distance FROM papers p
+            WHERE {where.sql()} ORDER BY p.embedding <=> ${n + 1} LIMIT ${n + 2})
+        SELECT * FROM nn ORDER BY distance OFFSET ${n + 3}"""
+    args = (*where.params, vector, limit + offset, offset)
+    if limit + offset <= EF_SEARCH:  # the session's settings (configure_session) suffice
+        rows = await conn.fetch(statement, *args)
+    else:
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL hnsw.ef_search = {limit + offset}")
+            rows = await conn.fetch(statement, *args)
+    return [scored_paper(r, 1 - r["distance"]) for r in rows]
 
 
 def _as_array(value: Any) -> np.ndarray | None:

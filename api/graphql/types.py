@@ -101,7 +101,8 @@ PaperSort = _enum(
 SearchMode = _enum(
     "SearchMode",
     contracts.SearchMode,
-    "How search ranks: full-text keywords, embedding similarity, or both fused by reciprocal rank.",
+    'How search ranks: keywords by BM25 (any word may match, "quoted phrases" must, -words must not),'
+    " embedding similarity, or both fused by reciprocal rank.",
 )
 
 

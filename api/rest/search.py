@@ -33,7 +33,8 @@ async def search_papers(
     q: Annotated[
         str,
         Parameter(
-            description="what to look for: keywords, a sentence or an abstract",
+            description="what to look for: keywords, a sentence or an abstract; any word may match (BM25, title words"
+            ' count more), "quoted phrases" must match, -words must not',
             max_length=limits.MAX_QUERY_CHARS,
             examples=[Example(value="shorter chain of thought reasoning")],
         ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import re
 from collections.abc import Sequence
 
 import asyncpg
@@ -26,13 +27,20 @@ from schema.errors import (
     SpaceMismatchError,
     UnavailableError,
 )
-from sql import cursor, search
+from sql import cursor, keyword, search
 from sql.embeddings import Space, current_space
+from sql.keyword import KeywordQuery
 from sql.search import PaperVector
 
 NOT_CONFIGURED = "semantic search is not configured on this server (PAPERS_EMBEDDER=none)"
 RRF_K = 60  # the constant of Cormack et al. (2009)
 NEGATIVE_WEIGHT = 0.5  # Rocchio's beta: negatives pull half as hard as positives push
+# Postings read per query stem, at least: chosen by measurement (docs/design.md, "Keyword ranking").
+KEYWORD_DEPTH = 200
+HYBRID_KEYWORD_HITS = 50  # keyword hits fused with as many nearest neighbours in hybrid search
+_PHRASE = re.compile(r'"([^"]*)"')
+_EXCLUDED_PHRASE = re.compile(r'(?:^|(?<=\s))-"([^"]*)"')
+_EXCLUDED = re.compile(r"(?:^|(?<=\s))-(\w\S*)")
 
 
 class Budget:
@@ -136,6 +144,28 @@ def cursor_kind(q: str, mode: SearchMode, flt: PaperFilter) -> str:
     return f"search:{mode}:{hashlib.sha256(msgspec.json.encode((q, msgspec.to_builtins(flt)))).hexdigest()[:12]}"
 
 
+def keyword_query(q: str) -> KeywordQuery:
+    """Split a query into words ranked by (any may match), quoted phrases (must match) and -words (must not)."""
+    excluded = [f'"{p}"' for p in _EXCLUDED_PHRASE.findall(q) if p.strip()]
+    q = _EXCLUDED_PHRASE.sub(" ", q)
+    phrases = tuple(p.strip() for p in _PHRASE.findall(q) if p.strip())
+    q = _PHRASE.sub(lambda m: f" {m.group(1)} ", q)
+    excluded += _EXCLUDED.findall(q)
+    text = _EXCLUDED.sub(" ", q).replace('"', " ")
+    return KeywordQuery(" ".join(text.split()), phrases, tuple(excluded))
+
+
+async def _keyword(
+    conn: asyncpg.Connection,
+    query: KeywordQuery,
+    flt: PaperFilter,
+    want: int,
+    snippets: tuple[int, int] | None = None,
+) -> list[ScoredPaper]:
+    depth = max(KEYWORD_DEPTH, 2 * want)
+    return await keyword.keyword(conn, query, flt, limit=want, depth=depth, snippets=snippets)
+
+
 def _query_text(q: str) -> str:
     q = q.strip()
     if not q:
@@ -176,29 +206,34 @@ async def search_papers(
     offset = _page_window(kind, after, limit)
     want = offset + limit + 1
     matched: list[ScoredPaper] = []
-    if mode == "keyword":
-        hits = matched = await search.keyword(conn, q, flt, limit=want)
-    else:
-        await queries.check_space(conn)
-        vector = await queries.vector(q, budget or Budget())
-        semantic = await search.nearest(conn, vector, flt, limit=max(want, 50) if mode == "hybrid" else want)
-        if mode == "hybrid":
-            matched = await search.keyword(conn, q, flt, limit=max(want, 50))
-        hits = semantic if mode == "semantic" else rrf([matched, semantic])
+    query = keyword_query(q)
+    if mode == "keyword":  # the page's snippets come with the ranking, in one statement
+        hits = await _keyword(conn, query, flt, want, snippets=(offset, offset + limit))
+        return hits[offset : offset + limit], _next_cursor(kind, hits, offset, limit)
+    await queries.check_space(conn)
+    vector = await queries.vector(q, budget or Budget())
+    bound = max(want, HYBRID_KEYWORD_HITS) if mode == "hybrid" else want
+    semantic = await search.nearest(conn, vector, flt, limit=bound)
+    if mode == "hybrid":
+        matched = await _keyword(conn, query, flt, bound)
+    hits = semantic if mode == "semantic" else rrf([matched, semantic])
     page = hits[offset : offset + limit]
-    more = len(hits) > offset + limit
-    next_cursor = cursor.encode(kind, [offset + limit]) if more else None
-    return await _with_snippets(conn, q, page, {h.id for h in matched}), next_cursor
+    return await _with_snippets(conn, query, page, {h.id for h in matched}), _next_cursor(kind, hits, offset, limit)
+
+
+def _next_cursor(kind: str, hits: Sequence[ScoredPaper], offset: int, limit: int) -> str | None:
+    """The cursor of the next page, or None when the hits end on this one."""
+    return cursor.encode(kind, [offset + limit]) if len(hits) > offset + limit else None
 
 
 async def _with_snippets(
-    conn: asyncpg.Connection, q: str, page: list[ScoredPaper], matched: set[str]
+    conn: asyncpg.Connection, query: KeywordQuery, page: list[ScoredPaper], matched: set[str]
 ) -> list[ScoredPaper]:
-    """Keyword hits on the page get highlighted snippets; semantic-only hits have none."""
+    """Keyword hits on the page get highlighted snippets (any query word marked); semantic-only hits have none."""
     shown = [hit.id for hit in page if hit.id in matched]
     if not shown:
         return page
-    found = await search.snippets(conn, q, shown)
+    found = await search.snippets(conn, keyword.or_words(query), shown)
     return [msgspec.structs.replace(hit, snippet=found.get(hit.id)) if hit.id in matched else hit for hit in page]
 
 

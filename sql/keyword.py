@@ -1,0 +1,120 @@
+"""BM25 keyword search over the impact-ordered postings of migration 004, and its rebuild.
+
+Two plans (docs/design.md, "Keyword ranking"):
+- walk: each query stem's postings are read best first, `depth` of them that pass the filters; a paper's
+  score is the sum over the stems it was read for. Cost grows with depth and the number of stems,
+  never with the number of matching papers.
+- exhaustive: every paper that matches is scored from its tsvector. Used when a quoted phrase must
+  match (the phrase's matches are found through the GIN index) or a listing is named (its papers are
+  few), and by the benchmark as the exact reference.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import asyncpg
+
+from schema import limits
+from schema.api import PaperFilter, ScoredPaper
+from sql.fragments import PAPER_COLUMNS, Where, paper_filters
+from sql.search import headline, scored_paper
+
+# BM25 idf from the live document frequencies: ln(1 + (N - df + 0.5) / (df + 0.5)); the rarest stems that occur, so a
+# long query reads a bounded number of postings lists.
+_QUERY_TERMS = """q AS MATERIALIZED (
+    SELECT t.term, ln(1 + (n.df - coalesce(k.df, 0) + 0.5)::float8 / (coalesce(k.df, 0) + 0.5)) AS idf
+    FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', {text})))) AS t(term)
+    CROSS JOIN (SELECT coalesce(max(df), 0) AS df FROM keyword_terms WHERE term = '') n
+    LEFT JOIN keyword_terms k ON k.term = t.term
+    ORDER BY coalesce(k.df, 0) > 0 DESC, idf DESC, t.term LIMIT {stems})"""
+# Any of the stems, as a tsquery the GIN index answers (each stem quoted as tsquery input wants).
+_ANY_TERM = """p.search @@ (SELECT string_agg('''' || replace(replace(term, '\\', '\\\\'), '''', '''''') || '''', ' | ')
+    FROM q)::tsquery"""
+
+
+class KeywordQuery(NamedTuple):
+    """A parsed keyword query: the words ranked, phrases that must match, words that must not."""
+
+    text: str  # every word to rank by, phrases included, negated words left out
+    phrases: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+
+
+def _where(query: KeywordQuery, flt: PaperFilter, params: list[object]) -> Where:
+    where = Where(params)
+    for phrase in query.phrases:
+        where.add("p.search @@ phraseto_tsquery('english', {})", phrase)
+    if query.excluded:
+        where.add("NOT (p.search @@ websearch_to_tsquery('english', {}))", " or ".join(query.excluded))
+    paper_filters(where, flt)
+    return where
+
+
+def _needs_papers(query: KeywordQuery, flt: PaperFilter) -> bool:
+    """Whether a posting must be checked against its paper (a filter or an excluded word)."""
+    return bool(query.excluded) or flt != PaperFilter()
+
+
+async def keyword(
+    conn: asyncpg.Connection,
+    query: KeywordQuery,
+    flt: PaperFilter,
+    *,
+    limit: int,
+    depth: int,
+    exhaustive: bool = False,
+    snippets: tuple[int, int] | None = None,
+) -> list[ScoredPaper]:
+    """The `limit` best papers by BM25 (title-boosted), filtered; see the module note for the two plans.
+
+    With `snippets=(after, last)`, the hits ranked after..last (1-based, inclusive of last) carry snippets, made in
+    the same statement, so only the page shown pays for them.
+    """
+    params: list[object] = [query.text]
+    where = _where(query, flt, params)
+    if exhaustive or query.phrases or flt.listing:
+        condition = where.sql() if (query.phrases or flt.listing) else f"{_ANY_TERM} AND {where.sql()}"
+        hits = f"""SELECT p.paper_key, sum(q.idf * keyword_impact(
+                cardinality(s.positions) + 2 * cardinality(array_positions(s.weights, 'A')), length(p.search))) AS score
+            FROM papers p CROSS JOIN LATERAL unnest(p.search) s JOIN q ON q.term = s.lexeme
+            WHERE {condition} GROUP BY p.paper_key"""
+    else:
+        join = "JOIN papers p ON p.paper_key = kp.paper_key" if _needs_papers(query, flt) else ""
+        hits = f"""SELECT h.paper_key, sum(q.idf * h.impact) AS score
+            FROM q CROSS JOIN LATERAL (
+                SELECT kp.paper_key, kp.impact FROM keyword_postings kp {join}
+                WHERE kp.term = q.term AND {where.sql()}
+                ORDER BY kp.impact DESC, kp.paper_key LIMIT {int(depth)}) h
+            GROUP BY h.paper_key"""
+    snippet = "NULL::text"
+    if snippets is not None:
+        shown = Where(params)
+        ranks = f"hits.rank > {shown.param(snippets[0])} AND hits.rank <= {shown.param(snippets[1])}"
+        snippet = f"CASE WHEN {ranks} THEN {headline(shown.param(or_words(query)))} END"
+    n = len(params)
+    rows = await conn.fetch(
+        f"""WITH {_QUERY_TERMS.format(text="$1", stems=int(limits.MAX_QUERY_STEMS))},
+            hits AS (SELECT *, row_number() OVER (ORDER BY score DESC, paper_key) AS rank
+                     FROM ({hits} ORDER BY score DESC, paper_key LIMIT ${n + 1}) top)
+            SELECT {PAPER_COLUMNS}, hits.score, {snippet} AS snippet FROM hits JOIN papers p USING (paper_key)
+            ORDER BY hits.rank""",
+        *params,
+        limit,
+    )
+    return [scored_paper(r, r["score"], r["snippet"]) for r in rows]
+
+
+def or_words(query: KeywordQuery) -> str:
+    """The query's words joined by `or` (web search syntax), for highlighting any of them."""
+    return " or ".join(query.text.split())
+
+
+async def rebuild(conn: asyncpg.Connection) -> int:
+    """Write the keyword index again from the papers (in one transaction); returns the papers indexed."""
+    async with conn.transaction():
+        # Writers wait (SHARE blocks INSERT/UPDATE); readers keep reading the old index until commit
+        # (DELETE, not TRUNCATE, whose exclusive lock would stop them).
+        await conn.execute("LOCK TABLE papers IN SHARE MODE")
+        await conn.execute("SELECT keyword_rebuild()")
+        return int(await conn.fetchval("SELECT count(*) FROM papers"))

@@ -1,0 +1,232 @@
+"""The BM25 keyword index: in step with the papers through every write, ranking, phrases, exclusions, filters."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from api.services.search import QueryEmbeddings, keyword_query, search_papers
+from ingest.embed import embed_pending
+from ingest.pipeline import Source, ingest_source
+from ingest.worker import Worker
+from schema.api import PaperFilter
+from sql import jobs, keyword
+from tests import factories
+from tests.apps import settings
+from tests.embedders import HashEmbedder
+from tests.system.test_faults import big_listing, wait_for
+
+NO_MODEL = QueryEmbeddings(None)
+
+
+async def assert_in_step(conn) -> None:
+    """The postings and document frequencies are exactly what the stored papers give, and nothing else."""
+    drift = await conn.fetchval(
+        """SELECT count(*) FROM (
+             (SELECT term, impact, paper_key FROM keyword_postings
+              EXCEPT ALL SELECT i.term, i.impact, p.paper_key FROM papers p, keyword_impacts(p.search) i)
+             UNION ALL
+             (SELECT i.term, i.impact, p.paper_key FROM papers p, keyword_impacts(p.search) i
+              EXCEPT ALL SELECT term, impact, paper_key FROM keyword_postings)) d"""
+    )
+    assert drift == 0
+    wrong_df = await conn.fetch(
+        """SELECT * FROM (SELECT term, count(*) AS df FROM (
+               SELECT unnest(tsvector_to_array(search)) AS term FROM papers UNION ALL SELECT '' FROM papers) s
+             GROUP BY term) want
+           FULL JOIN (SELECT term, df AS stored FROM keyword_terms WHERE df <> 0) have USING (term)
+           WHERE want.df IS DISTINCT FROM have.stored"""
+    )
+    assert wrong_df == []
+
+
+async def ingest(conn, name: str, text: str) -> None:
+    assert (await ingest_source(conn, Source(name, text.encode()), year=2024)).error is None
+
+
+async def ids(conn, q: str, flt: PaperFilter = PaperFilter(), limit: int = 20) -> list[str]:
+    hits, _ = await search_papers(conn, NO_MODEL, q, mode="keyword", flt=flt, limit=limit)
+    return [h.title for h in hits]
+
+
+PAPERS = [
+    ("Draft Models Make Decoding Fast", "Small draft models propose tokens that a verifier accepts or rejects. " * 4),
+    ("Protein Folding with Diffusion", "Diffusion models fold protein structures from amino acid sequences. " * 4),
+    ("Faster Inference by Guessing", "We speed up decoding with speculative drafts from models of smaller size. " * 4),
+    ("Graph Networks for Molecules", "Message passing predicts molecule properties; draft models are not used. " * 4),
+]
+
+
+async def test_index_follows_ingest_reingest_and_a_new_canonical_abstract(conn):
+    await assert_in_step(conn)
+    await ingest(conn, "a.txt", factories.page(PAPERS[:2]))
+    await assert_in_step(conn)
+    await ingest(conn, "a.txt", factories.page(PAPERS[:2]))  # the same bytes: unchanged
+    await ingest(conn, "b.txt", factories.page(PAPERS[1:], label="Mar 12"))  # one paper again, two new
+    await assert_in_step(conn)
+    assert await ids(conn, "chaperone") == []
+    longer = PAPERS[1][1] + "Chaperone proteins guide the folding of long chains into stable shapes. " * 3
+    await ingest(conn, "c.txt", factories.page([(PAPERS[1][0], longer)], label="Mar 13"))  # the longer abstract wins
+    await assert_in_step(conn)
+    assert await ids(conn, "chaperone") == [PAPERS[1][0]]
+
+
+async def test_updates_that_leave_the_text_alone_leave_the_index_alone(conn):
+    await ingest(conn, "a.txt", factories.page(PAPERS))
+    before = await conn.fetchval("SELECT count(*) FROM keyword_postings")
+    await conn.execute("UPDATE papers SET last_seen = now(), first_listed = NULL")
+    assert await conn.fetchval("SELECT count(*) FROM keyword_postings") == before
+    await conn.execute("UPDATE papers SET title = title || ' Revisited' WHERE title LIKE 'Graph%'")
+    await assert_in_step(conn)
+    assert await ids(conn, "revisited") == ["Graph Networks for Molecules Revisited"]
+
+
+async def test_rebuild_restores_a_damaged_index(conn):
+    await ingest(conn, "a.txt", factories.page(PAPERS))
+    await conn.execute("DELETE FROM keyword_postings WHERE term = 'draft'")
+    await conn.execute("UPDATE keyword_terms SET df = 99 WHERE term = 'model'")
+    assert await keyword.rebuild(conn) == 4
+    await assert_in_step(conn)
+
+
+async def test_any_word_ranked_with_the_title_first(conn):
+    body = "We measure throughput on long inputs and report memory use across several settings and budgets. " * 3
+    await ingest(
+        conn,
+        "a.txt",
+        factories.page(
+            [*PAPERS, ("Sparse Attention Kernels", body), ("A Study of Long Inputs", body + "Kernels help.")]
+        ),
+    )
+    # No paper has every word; each paper with one of them is found, the two with two of them first.
+    found = await ids(conn, "draft decoding chaperone")
+    assert set(found[:2]) == {PAPERS[0][0], PAPERS[2][0]}
+    assert found[2:] == [PAPERS[3][0]]
+    # Once in the title outweighs once in an abstract of the same length.
+    assert await ids(conn, "kernels") == ["Sparse Attention Kernels", "A Study of Long Inputs"]
+    assert await ids(conn, "the of a") == []  # stop words only
+    # A long query ranks its 32 rarest stems that occur; words no paper has take no place.
+    unknown = " ".join(f"zz{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(40))
+    assert await ids(conn, f"{unknown} kernels") == ["Sparse Attention Kernels", "A Study of Long Inputs"]
+
+
+async def test_phrases_must_match_and_minus_words_must_not(conn):
+    await ingest(conn, "a.txt", factories.page(PAPERS))
+    assert set(await ids(conn, "models")) == {p[0] for p in PAPERS}
+    assert set(await ids(conn, '"draft models"')) == {PAPERS[0][0], PAPERS[3][0]}
+    assert await ids(conn, '"draft models" verifier') == [PAPERS[0][0], PAPERS[3][0]]
+    assert await ids(conn, "models -draft") == [PAPERS[1][0]]  # "drafts" is the same stem
+    assert keyword_query('a "b c" -d e-f -"g"') == keyword.KeywordQuery("a b c e-f", ("b c",), ('"g"', "d"))
+    assert set(await ids(conn, 'models -"draft models"')) == {PAPERS[1][0], PAPERS[2][0]}
+
+
+async def test_walk_and_exhaustive_scoring_agree_when_every_posting_is_read(conn):
+    await ingest(conn, "a.txt", factories.page([factories.paper(i, words=40 + i % 30) for i in range(60)]))
+    for q in ("sparse routing scale", "pruning labels guarantees", "method language"):
+        query = keyword_query(q)
+        walk = await keyword.keyword(conn, query, PaperFilter(), limit=30, depth=1000)
+        exact = await keyword.keyword(conn, query, PaperFilter(), limit=30, depth=1000, exhaustive=True)
+        assert [(h.id, h.score) for h in walk] == [(h.id, h.score) for h in exact]
+        assert len(walk) >= 10
+
+
+async def test_filtered_queries_still_fill_the_page(conn):
+    # 400 papers whose abstracts all share the common words; 20 of them are listed on the day asked for.
+    for d in range(20):
+        pairs = [factories.paper(d * 20 + i, words=60) for i in range(20)]
+        await ingest(conn, f"d{d}.txt", factories.page(pairs, label=f"Mar {d + 1}"))
+    day = dt.date(2024, 3, 7)
+    flt = PaperFilter(listed_from=day, listed_to=day)
+    matching = await conn.fetchval(
+        "SELECT count(*) FROM papers WHERE first_listed = $1"
+        " AND search @@ to_tsquery('english', 'method | benchmarks')",
+        day,
+    )
+    assert matching >= 15
+    hits, _ = await search_papers(conn, NO_MODEL, "method benchmarks", mode="keyword", flt=flt, limit=20)
+    assert len(hits) == matching
+    assert all(h.first_listed == day for h in hits)
+    assert len(await ids(conn, "method", PaperFilter(listed_from=day, listed_to=day), limit=5)) == 5
+    listing = await conn.fetchval("SELECT public_id FROM listings WHERE listed_on = $1", day)
+    by_listing = await ids(conn, "method benchmarks", PaperFilter(listing=listing))
+    assert set(by_listing) == {h.title for h in hits}  # the same papers, scored exhaustively
+    assert await ids(conn, "method", PaperFilter(arxiv=True)) == []
+
+
+async def test_the_index_is_in_step_after_a_worker_killed_mid_batch(conn, fresh_db):
+    job_ids = [await jobs.enqueue(conn, f"bulk{k}.jsonl", big_listing(2500, k * 2500)) for k in range(2)]
+    env = {**os.environ, "DATABASE_URL": fresh_db, "PAPERS_EMBEDDER": "none"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "worker", "--poll", "0.05"], env=env, stderr=subprocess.DEVNULL
+    )
+
+    async def writing_postings():
+        return await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state <> 'idle'"
+            " AND xact_start IS NOT NULL AND query ILIKE '%papers%' AND pid <> pg_backend_pid()"
+        )
+
+    try:
+        await wait_for(writing_postings)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        worker.kill()
+    await assert_in_step(conn)
+    assert await conn.fetchval("SELECT count(*) FROM papers") < 5000
+    await asyncio.sleep(0.3)  # let the server notice the dead session
+    await Worker(fresh_db, poll_seconds=0.05).run(once=True)
+    assert [(await jobs.get(conn, j)).status for j in job_ids] == ["done", "done"]  # type: ignore[union-attr]
+    await assert_in_step(conn)
+    assert await conn.fetchval("SELECT df FROM keyword_terms WHERE term = ''") == 5000
+
+
+SEARCH = """query($q: String!, $mode: SearchMode!, $filter: PaperFilterInput) {
+  search(q: $q, mode: $mode, first: 10, filter: $filter) { edges { node { title score snippet } } }
+}"""
+
+
+@pytest.fixture
+async def client(conn, fresh_db):
+    await ingest(conn, "a.txt", factories.page(PAPERS[:2]))
+    await ingest(conn, "b.txt", factories.page(PAPERS[2:], label="Mar 12"))
+    await embed_pending(conn, HashEmbedder())
+    async with AsyncTestClient(create_app(settings(), database_url=fresh_db, embedder=HashEmbedder())) as c:
+        yield c
+
+
+async def test_rest_and_graphql_rank_any_word_and_honour_phrases_and_filters(client):
+    async def rest(q: str, mode: str, **params: str) -> list[dict]:
+        response = await client.get("/v1/search", params={"q": q, "mode": mode, **params})
+        assert response.status_code == 200, response.text
+        return response.json()["items"]
+
+    async def graphql(q: str, mode: str, flt: dict | None = None) -> list[dict]:
+        body = (
+            await client.post("/graphql", json={"query": SEARCH, "variables": {"q": q, "mode": mode, "filter": flt}})
+        ).json()
+        assert "errors" not in body, body
+        return [e["node"] for e in body["data"]["search"]["edges"]]
+
+    found = await rest("draft decoding chaperone", "keyword")
+    assert {h["title"] for h in found} == {PAPERS[0][0], PAPERS[2][0], PAPERS[3][0]}
+    assert all("<mark>" in h["snippet"] for h in found)
+    assert [h["title"] for h in await graphql("draft decoding chaperone", "KEYWORD")] == [h["title"] for h in found]
+    assert {h["title"] for h in await rest('"draft models"', "keyword")} == {PAPERS[0][0], PAPERS[3][0]}
+    assert [h["title"] for h in await graphql('"draft models" -molecule', "KEYWORD")] == [PAPERS[0][0]]
+    later = await rest("draft", "keyword", listed_from="2024-03-12")
+    assert {h["title"] for h in later} == {PAPERS[2][0], PAPERS[3][0]}
+    hybrid = await graphql("draft decoding", "HYBRID", {"listedFrom": "2024-03-12"})
+    assert {h["title"] for h in hybrid} == {PAPERS[2][0], PAPERS[3][0]}  # both filtered lists fused
+    assert [bool(h["snippet"]) for h in hybrid] == [True, True]  # keyword hits on the page carry snippets
+    everything = await rest("protein folding", "hybrid")
+    assert len(everything) == 4  # the vector side fills the page where keyword search matches one paper
+    assert [h["title"] for h in everything if h["snippet"]] == [PAPERS[1][0]]

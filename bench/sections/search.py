@@ -56,7 +56,7 @@ DESIGNS = (
 
 def _tantivy(rows: list[Any], workdir: str) -> tuple[Callable[[str], list[int]], float]:
     """A Tantivy index of the papers (key, title, abstract); returns its top-K search and its build seconds."""
-    import tantivy  # bench-only: installed into the virtualenv by the section when missing
+    import tantivy  # bench-only (the dev extra): the design the keyword index was measured against
 
     builder = tantivy.SchemaBuilder()
     builder.add_integer_field("key", stored=True, indexed=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
 
 import asyncpg
 
@@ -57,22 +57,42 @@ async def papers_after(
     return [paper_of(r) for r in rows], (rows[-1]["paper_key"] if rows else None)
 
 
-# Titles starting with the text (index range on lower(title); chr(1114111) is the last code point), then titles
-# with a word close to it, nearest first (GiST distance order). `<%` keeps those at least
-# pg_trgm.word_similarity_threshold (0.6) alike. An Append returns its parts in order, each part sorted.
-_SUGGEST = """
-    (SELECT p.public_id, p.title, 0 AS tier FROM papers p
-     WHERE lower(p.title) ~>=~ lower($1) AND lower(p.title) ~<~ (lower($1) || chr(1114111))
-     ORDER BY lower(p.title) USING ~<~ LIMIT $2)
-    UNION ALL
-    (SELECT p.public_id, p.title, 1 AS tier FROM papers p WHERE $1 <% p.title ORDER BY p.title <<-> $1 LIMIT $2)
+# Titles starting with the text, in order (a range of lower(title); chr(1114111) is the last code point).
+_STARTING = """
+    SELECT p.public_id, p.title FROM papers p
+    WHERE lower(p.title) ~>=~ $1 AND lower(p.title) ~<~ ($1 || chr(1114111))
+    ORDER BY lower(p.title) USING ~<~ LIMIT $2
 """
+# Titles with a word starting with the last typed word and holding the other typed words whole, not already
+# starting with the text. The candidates are read in word order from the words' index and only the first
+# MAX_CANDIDATES are looked at: what is typed cannot make the statement read the table (a rare combination
+# whose last word is very common may then find fewer than asked).
+MAX_CANDIDATES = 2000
+_WITH_WORDS = f"""
+    SELECT p.public_id, p.title FROM (
+        SELECT w.paper_key FROM paper_title_words w
+        WHERE w.word ~>=~ $1 AND w.word ~<~ ($1 || chr(1114111))
+        ORDER BY w.word USING ~<~, w.paper_key LIMIT {MAX_CANDIDATES}
+    ) c JOIN papers p USING (paper_key)
+    WHERE NOT starts_with(lower(p.title), $2)
+      AND (SELECT count(*) FROM paper_title_words x WHERE x.paper_key = c.paper_key AND x.word = ANY($3::text[]))
+          = cardinality($3::text[])
+    LIMIT $4
+"""
+WORD = re.compile(r"[^\W_]+")  # what the trigger's '[^[:alnum:]]+' split leaves
 
 
 async def suggest(conn: asyncpg.Connection, text: str, limit: int) -> list[Suggestion]:
-    """Up to `limit` titles that start with `text`, then titles with a word like it, without repeats."""
-    rows: list[Any] = await conn.fetch(_SUGGEST, text, limit)
-    seen: dict[str, Suggestion] = {}
-    for row in sorted(rows, key=lambda r: r["tier"]):  # stable: each part keeps its own order
-        seen.setdefault(row["public_id"], Suggestion(row["public_id"], row["title"]))
-    return list(seen.values())[:limit]
+    """Up to `limit` titles starting with `text`, then titles with a word starting with its last word that hold
+    its other words."""
+    typed = text.lower()
+    rows = list(await conn.fetch(_STARTING, typed, limit))
+    words = WORD.findall(typed)
+    if len(rows) < limit and words:
+        *whole, last = words
+        # A title with two words starting alike comes once per word: ask for enough to fill the answer.
+        rows += await conn.fetch(_WITH_WORDS, last, typed, sorted(set(whole)), 3 * limit)
+    found: dict[str, Suggestion] = {}
+    for row in rows:
+        found.setdefault(row["public_id"], Suggestion(row["public_id"], row["title"]))
+    return list(found.values())[:limit]

@@ -22,7 +22,7 @@ PREFERENCE = ("zstd", "br", "gzip")  # smallest and cheapest first, at the level
 MINIMUM_SIZE = 1024  # smaller bodies gain a few bytes at most, for the cost of a compressor
 ZSTD_LEVEL = 3
 BROTLI_QUALITY = 4
-GZIP_LEVEL = 6
+GZIP_LEVEL = 4
 
 
 def choose_encoding(accept_encoding: str) -> str | None:

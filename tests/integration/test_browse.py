@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -185,7 +186,9 @@ async def test_autocomplete_is_case_insensitive_capped_and_unique(client):
     items = (await client.get("/v1/autocomplete", params={"q": "SPARSE", "limit": 2})).json()["items"]
     assert len(items) == 2
     assert all(s["title"].startswith("Sparse") for s in items)
-    assert len((await client.get("/v1/autocomplete", params={"q": "s"})).json()["items"]) == 4  # 4 titles start so
+    one_letter = [s["title"] for s in (await client.get("/v1/autocomplete", params={"q": "s"})).json()["items"]]
+    assert sorted(one_letter[:4]) == sorted(factories.paper(i)[0] for i in (0, 6, 20, 30))  # these start with S
+    assert all(re.search(r"\bs", t, re.IGNORECASE) for t in one_letter[4:])  # a word starting with s
     many = (await client.get("/v1/autocomplete", params={"q": "stud"})).json()["items"]  # every title: "(Study n)"
     assert len(many) == limits.MAX_SUGGESTIONS
     assert len({s["id"] for s in many}) == len(many)
@@ -204,6 +207,12 @@ async def test_autocomplete_refuses_bad_input(client):
     assert_problem(await client.get("/v1/autocomplete", params={"q": "x" * 201}), 400)
     assert_problem(await client.get("/v1/autocomplete", params={"q": "ab", "limit": 11}), 400)
     assert_problem(await client.get("/v1/autocomplete"), 400)
+
+
+async def test_autocomplete_words_in_any_order_last_one_a_prefix(client):
+    titles = [s["title"] for s in (await client.get("/v1/autocomplete", params={"q": "scale rout"})).json()["items"]]
+    assert titles == [factories.paper(30)[0]]  # "Sparse Routing at Scale (Study 30)"
+    assert (await client.get("/v1/autocomplete", params={"q": "scal routing"})).json()["items"] == []  # whole words
 
 
 async def test_autocomplete_over_graphql(client):

@@ -14,10 +14,11 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.graphql.controller import graphql_controller
+from api.http.compression import COMPRESSION
+from api.http.explorer import EXPLORER_ASSETS, OfflineSwaggerUI
 from api.http.observe import observe
 from api.http.ratelimit import RateLimits, rate_limited
 from api.rest import ROUTES
@@ -103,18 +104,19 @@ def create_app(
     controller = graphql_controller(settings)
     return PapersApp(
         outer,
-        route_handlers=[*ROUTES, controller],
+        route_handlers=[*ROUTES, controller, EXPLORER_ASSETS],
         lifespan=[lifespan],
         dependencies={"conn": Provide(provide_conn)},
         exception_handlers=EXCEPTION_HANDLERS,
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         request_max_body_size=settings.max_body_bytes,
+        compression_config=COMPRESSION,
         openapi_config=OpenAPIConfig(
             title="papers-api",
             version="1.0.0",
             description="Research-paper listings: papers deduplicated across listings, listings with ranked entries.",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=[OfflineSwaggerUI(path=["/", "/swagger"])],
         ),
         state=State({"settings": settings, "queries": QueryEmbeddings(chosen), "graphql_schema": controller.schema}),
         debug=settings.debug,

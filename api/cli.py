@@ -11,15 +11,18 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
 from api.process import configure
+from api.services import browse
 from ingest.batch import enqueue_paths, ingest_paths
 from ingest.embed import EmbedReport, embed_pending, reembed_all
 from ingest.embedder import from_settings
 from ingest.pull import Fetcher, PullResult, days, pull_all
 from ingest.worker import Worker, install_signal_handlers
+from schema.api import PaperFilter
 from schema.errors import DomainError, InvalidInputError, UnavailableError
 from schema.ingest import FORMATS, FieldMap, IngestError, IngestSummary
 from schema.pull import PullTarget
@@ -244,6 +247,38 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         worker.wait(timeout=60)
 
 
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Write every paper matching the filters as JSON Lines or CSV, batch by batch, to stdout or --output."""
+    flt = PaperFilter(
+        q=args.q, listing=args.listing, listed_from=args.listed_from, listed_to=args.listed_to, arxiv=args.arxiv
+    )
+
+    async def run(out: BinaryIO) -> None:
+        pool = await db.create_pool(await db.migrated_url(settings), min_size=1, max_size=1)
+        try:
+            async for chunk in await browse.export(pool, flt, args.format):
+                out.write(chunk)
+        finally:
+            await pool.close()
+
+    try:
+        if args.output:
+            with open(args.output, "wb") as out:
+                asyncio.run(run(out))
+        else:
+            asyncio.run(run(sys.stdout.buffer))
+            sys.stdout.flush()
+    except BrokenPipeError:  # the reader stopped early (`| head`): not an error of the export
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+    return 0
+
+
+def _boolean(value: str) -> bool:
+    if value not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    return value == "true"
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the REST and GraphQL API with granian (migrating first, so workers start on a current schema)."""
     from granian import Granian
@@ -313,6 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("worker", cmd_worker, "process queued ingest jobs")
     p.add_argument("--once", action="store_true", help="exit when the queue is empty")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between polls of an empty queue")
+
+    p = command("export", cmd_export, "write every matching paper as JSON Lines or CSV")
+    p.add_argument("--format", choices=browse.EXPORT_FORMATS, default="jsonl", help="jsonl (default) or csv")
+    p.add_argument("--q", help="full-text keywords (web search syntax)")
+    p.add_argument("--listing", help="only papers that appeared in this listing (public id)")
+    p.add_argument("--listed-from", type=dt.date.fromisoformat, help="only papers listed on or after YYYY-MM-DD")
+    p.add_argument("--listed-to", type=dt.date.fromisoformat, help="only papers listed on or before YYYY-MM-DD")
+    p.add_argument("--arxiv", type=_boolean, help="only papers with (true) or without (false) an arXiv id")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
 
     p = command("demo", cmd_demo, "embedded database + ingest of the seeds, then serve the API with a worker")
     p.add_argument("paths", nargs="*", metavar="PATH")

@@ -166,3 +166,31 @@ class RecommendRequest(msgspec.Struct, frozen=True):
     text: Annotated[str | None, doc("free text, e.g. a pasted abstract; counts as a positive", None)] = None
     limit: Annotated[int, doc("how many papers, at most 100", 10)] = 10
     filters: PaperFilter = PaperFilter()
+
+
+FacetField = Literal["listing", "listed_month", "listed_year", "has_arxiv"]
+FACET_FIELDS: tuple[FacetField, ...] = ("listing", "listed_month", "listed_year", "has_arxiv")
+
+
+class FacetCount(msgspec.Struct, frozen=True):
+    """How many matching papers share one value of the grouped field."""
+
+    key: Annotated[
+        str | None,
+        doc(
+            "the value: a listing id, a month (2024-03) or year (2024) of the paper's first listing, or true/false"
+            " for has_arxiv; null for papers never listed on a known day",
+            "2024-03",
+        ),
+    ]
+    count: Annotated[int, doc("matching papers with this value", 98)]
+
+
+class Suggestion(msgspec.Struct, frozen=True):
+    """A title that completes what was typed."""
+
+    id: PaperId
+    title: Annotated[str, doc("the paper's title", "One Epoch Is All You Need")]
+
+
+ExportFormat = Literal["jsonl", "csv"]

@@ -24,3 +24,9 @@ MAX_SOURCE_CHARS = 200  # the name an input is reported under
 MAX_DEPTH = 8
 MAX_TOKENS = 2000
 MAX_ALIASES = 15
+
+# Facets, export, autocomplete
+MAX_FACET_GROUPS = 200  # groups one facet answer holds, largest counts first
+EXPORT_BATCH = 1000  # papers read per statement while exporting: the memory an export holds at once
+AUTOCOMPLETE_CHARS = (1, 200)  # what was typed
+MAX_SUGGESTIONS = 10

@@ -1,4 +1,4 @@
-"""BM25 keyword search over the impact-ordered postings of migration 004, and its rebuild.
+"""BM25 keyword search over the impact-ordered postings of migration 006, and its rebuild.
 
 Two plans (docs/design.md, "Keyword ranking"):
 - walk: each query stem's postings are read best first, `depth` of them that pass the filters; a paper's

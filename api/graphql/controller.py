@@ -19,6 +19,7 @@ from strawberry.litestar import make_graphql_controller
 from api.graphql.context import Context
 from api.graphql.pipeline import answer_known
 from api.graphql.schema import make_schema
+from api.http.explorer import GRAPHIQL_HTML
 from api.http.problem import TOO_DEEP, problem
 from schema.settings import Settings
 
@@ -87,6 +88,9 @@ def graphql_controller(settings: Settings) -> Any:
         # round trip on every request. Building an empty Response needs no thread.
         # Read-only: the class attribute is the default every instance shares (Litestar copies it per router).
         dependencies = MappingProxyType({**base.dependencies, "response": Provide(_sub_response)})
+
+        # GraphiQL from the vendored assets (Strawberry's page loads its scripts from a public CDN).
+        graphql_ide_html = GRAPHIQL_HTML
 
         @post(status_code=200)
         async def handle_http_post(self, request: Request[Any, Any, Any]) -> Response[Any]:

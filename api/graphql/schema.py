@@ -17,6 +17,8 @@ from api.graphql.errors import log_errors
 from api.graphql.pipeline import Pipeline
 from api.graphql.types import (
     Connection,
+    FacetCount,
+    FacetField,
     Info,
     Listing,
     Paper,
@@ -28,10 +30,11 @@ from api.graphql.types import (
     SearchMode,
     Stats,
     SubmitResult,
+    Suggestion,
     convert,
     filter_contract,
 )
-from api.services import catalog, search, submissions
+from api.services import browse, catalog, search, submissions
 from schema import limits
 
 
@@ -53,6 +56,22 @@ class Query:
         flt = filter_contract(filter)
         items, next_cursor = await info.context.run(catalog.papers_page, flt, sort=sort.value, after=after, limit=first)
         return PaperConnection.of(items, next_cursor, filter=flt)
+
+    @strawberry.field(
+        description="How many papers matching the filter share each value of `by`, largest counts first"
+        f" (at most {limits.MAX_FACET_GROUPS} groups)."
+    )
+    async def paper_facets(
+        self, info: Info, by: FacetField, filter: PaperFilterInput | None = None
+    ) -> list[FacetCount]:
+        return convert(await info.context.run(browse.facets, filter_contract(filter), by.value))
+
+    @strawberry.field(
+        description=f"Up to {limits.MAX_SUGGESTIONS} titles completing `q`: those that start with it"
+        " (case-insensitive), then those with a word close to it."
+    )
+    async def autocomplete(self, info: Info, q: str, first: int = limits.MAX_SUGGESTIONS) -> list[Suggestion]:
+        return convert(await info.context.run(browse.autocomplete, q, first))
 
     @strawberry.field(description="A listing by public id; null when unknown.")
     async def listing(self, info: Info, id: str) -> Listing | None:

@@ -104,6 +104,12 @@ SearchMode = _enum(
     'How search ranks: keywords by BM25 (any word may match, "quoted phrases" must, -words must not),'
     " embedding similarity, or both fused by reciprocal rank.",
 )
+FacetField = _enum(
+    "FacetField",
+    contracts.FacetField,
+    "Fields papers can be counted by: the listings they appeared in, the month or year of their first listing,"
+    " whether they have an arXiv id.",
+)
 
 
 @mirrors(contracts.PaperFilter, kind="input")
@@ -219,6 +225,16 @@ class ScoredPaperConnection(Connection[ScoredPaper]):
 
 @mirrors(contracts.Stats)
 class Stats:
+    pass
+
+
+@mirrors(contracts.FacetCount)
+class FacetCount:
+    pass
+
+
+@mirrors(contracts.Suggestion)
+class Suggestion:
     pass
 
 

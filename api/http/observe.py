@@ -9,6 +9,8 @@ One ASGI middleware around the whole app (REST and GraphQL alike):
 - HEAD runs the GET route and sends its headers without the body (Litestar routes only the methods
   a handler declares).
 - A 405's `Allow` and an OPTIONS answer's `Allow` list the same methods, HEAD wherever GET is.
+- One `Content-Security-Policy` on every answer: scripts, styles and requests from this host only (the
+  explorers' pages need nothing else, api/http/explorer.py; a JSON answer needs nothing at all).
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from typing import Any, cast
 import msgspec
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
+from api.http.explorer import CONTENT_SECURITY_POLICY
+
 access_log = logging.getLogger("papers.access")
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _ENCODER = msgspec.json.Encoder()
+_CSP = (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())
 
 
 class RequestIdFilter(logging.Filter):
@@ -81,7 +86,7 @@ def observe(app: ASGIApp) -> ASGIApp:
         async def send_wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 sent["status"] = message["status"]
-                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode()), _CSP]
                 if message["status"] == 405 or scope["method"] == "OPTIONS":
                     headers = _allow(headers)
                 message = {**message, "headers": headers}

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from api.rest import listings, meta, papers, search
+from api.rest import browse, listings, meta, papers, search
 
-ROUTES = [*papers.ROUTES, *search.ROUTES, *listings.ROUTES, *meta.ROUTES]
+ROUTES = [*papers.ROUTES, *browse.ROUTES, *search.ROUTES, *listings.ROUTES, *meta.ROUTES]

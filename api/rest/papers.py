@@ -25,23 +25,36 @@ from api.rest.params import (
     route,
     strict_booleans,
 )
-from api.services import catalog
+from api.services import browse, catalog
 from schema import limits
-from schema.api import PAPER_FIELDS, Paper, PaperDetail, PaperFilter, PaperSort, TitleMatch
+from schema.api import PAPER_FIELDS, FacetCount, FacetField, Paper, PaperDetail, PaperFilter, PaperSort, TitleMatch
 from schema.errors import InvalidInputError
 
 Fields = Annotated[
     str | None, Parameter(description="comma-separated fields to return", examples=[Example(value="id,title")])
 ]
+GroupBy = Annotated[
+    FacetField | None,
+    Parameter(
+        description="answer counts per value of this field (at most 200 groups, largest first) instead of a page:"
+        " listing, listed_month / listed_year (of the paper's first listing), has_arxiv",
+        examples=[Example(value="listed_month")],
+    ),
+]
 
 
 def cached(request: Request[Any, Any, Any], data: Any) -> Response[Any]:
-    """A single-resource response with an ETag; 304 when the client's If-None-Match matches."""
+    """A single-resource response with an ETag; 304 when the client's If-None-Match matches.
+
+    The tag is weak: the same JSON is sent plain, zstd, brotli or gzip (api/http/compression.py), and a strong
+    tag names one byte sequence. If-None-Match compares weakly (RFC 9110 13.1.2), with or without `W/`.
+    """
     body = msgspec.json.encode(data)
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    opaque = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {"ETag": "W/" + opaque, "Cache-Control": "no-cache"}
     match = request.headers.get("if-none-match", "")
-    if etag in {tag.strip() for tag in match.split(",")} or match.strip() == "*":
+    given = {tag.strip().removeprefix("W/") for tag in match.split(",")}
+    if opaque in given or match.strip() == "*":
         return Response(b"", status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
 
@@ -74,9 +87,15 @@ async def list_papers(
     limit: Limit = limits.DEFAULT_PAGE,
     cursor: PapersCursor = None,
     fields: Fields = None,
-) -> Page:
-    """Papers matching the filters, keyset-paginated: follow `next_cursor` until it is null."""
+    group_by: GroupBy = None,
+) -> Page | list[FacetCount]:
+    """Papers matching the filters, keyset-paginated: follow `next_cursor` until it is null.
+
+    With `group_by`, instead: how many of them share each value of that field, `[{key, count}]`, largest first.
+    """
     flt = PaperFilter(q=q, listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)
+    if group_by is not None:
+        return await browse.facets(conn, flt, group_by)
     items, next_cursor = await catalog.papers_page(conn, flt, sort=sort, after=cursor, limit=limit)
     return Page(select_fields(items, fields), next_cursor)
 

@@ -58,8 +58,10 @@ def write_requests(path: Path, lines: Sequence[str]) -> Path:
     return path
 
 
-def wrk(url: str, requests: Path, method: str, load: Load, seconds: int | None = None) -> dict[str, Any]:
-    """One wrk run against url, each request a random line of the requests file."""
+def wrk(
+    url: str, requests: Path, method: str, load: Load, seconds: int | None = None, headers: Sequence[str] = ()
+) -> dict[str, Any]:
+    """One wrk run against url, each request a random line of the requests file (with extra `Name: value`s)."""
     binary = ensure_debian("wrk", "wrk")
     seconds = seconds or load.seconds
     cmd = [
@@ -69,6 +71,7 @@ def wrk(url: str, requests: Path, method: str, load: Load, seconds: int | None =
         f"-d{seconds}s",
         f"--timeout={TIMEOUT_S}s",
         "--latency",
+        *(flag for header in headers for flag in ("-H", header)),
         "-s",
         str(LUA),
         url,

@@ -1,0 +1,97 @@
+"""Browsing the collection: facet counts, bulk export and title autocomplete, with their bounds."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Sequence
+from typing import get_args
+
+import asyncpg
+import msgspec
+
+from api.services.catalog import check_filter
+from schema import limits
+from schema.api import FACET_FIELDS, ExportFormat, FacetCount, FacetField, Paper, PaperFilter, Suggestion
+from schema.errors import InvalidInputError
+from sql import browse, db
+
+EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
+MEDIA_TYPES = {"jsonl": "application/jsonl", "csv": "text/csv; charset=utf-8"}
+CSV_COLUMNS = Paper.__struct_fields__
+_ENCODER = msgspec.json.Encoder()
+
+
+def facet_field(by: str) -> FacetField:
+    """`by` as a facet field, or InvalidInputError naming the known ones."""
+    if by not in FACET_FIELDS:
+        raise InvalidInputError(f"cannot group by {by!r}; known: {', '.join(FACET_FIELDS)}")
+    return by
+
+
+async def facets(conn: asyncpg.Connection, flt: PaperFilter, by: str) -> list[FacetCount]:
+    """Counts of the papers matching the filter per value of `by`, largest first (at most MAX_FACET_GROUPS)."""
+    return await browse.facets(conn, check_filter(flt), facet_field(by), limit=limits.MAX_FACET_GROUPS)
+
+
+def export_format(name: str) -> ExportFormat:
+    """`name` as an export format, or InvalidInputError naming the known ones."""
+    if name not in EXPORT_FORMATS:
+        raise InvalidInputError(f"unknown export format {name!r}; known: {', '.join(EXPORT_FORMATS)}")
+    return name  # type: ignore[return-value]  # checked against EXPORT_FORMATS just above
+
+
+def _csv_row(paper: Paper) -> list[object]:
+    """The paper's values as its JSON has them (the same timestamp and date text), null as an empty field."""
+    values = msgspec.to_builtins(paper)
+    return ["" if values[name] is None else values[name] for name in CSV_COLUMNS]
+
+
+def encode_batch(papers: Sequence[Paper], fmt: ExportFormat) -> bytes:
+    """One batch of exported papers as JSON Lines or CSV rows (the CSV header is `csv_header()`)."""
+    if fmt == "jsonl":
+        return b"".join(_ENCODER.encode(p) + b"\n" for p in papers)
+    out = io.StringIO(newline="")
+    csv.writer(out).writerows(_csv_row(p) for p in papers)
+    return out.getvalue().encode()
+
+
+def csv_header() -> bytes:
+    """The CSV header line: the paper fields in contract order."""
+    out = io.StringIO(newline="")
+    csv.writer(out).writerow(CSV_COLUMNS)
+    return out.getvalue().encode()
+
+
+async def export(pool: asyncpg.Pool, flt: PaperFilter, fmt: str) -> AsyncIterator[bytes]:
+    """Every paper matching the filter, encoded, one batch of EXPORT_BATCH papers per chunk.
+
+    Each batch borrows a connection only while its statement runs, and the next is read only when the
+    consumer asks for it: memory stays at one batch, a slow reader slows the export and holds no connection.
+    The format and filter are checked before the first chunk, so a bad request fails before any byte is sent.
+    """
+    chosen, flt = export_format(fmt), check_filter(flt)
+    return _chunks(pool, flt, chosen)
+
+
+async def _chunks(pool: asyncpg.Pool, flt: PaperFilter, fmt: ExportFormat) -> AsyncIterator[bytes]:
+    if fmt == "csv":
+        yield csv_header()
+    after: int | None = 0
+    while after is not None:
+        async with db.pooled(pool) as conn:
+            papers, last = await browse.papers_after(conn, flt, after, limits.EXPORT_BATCH)
+        if papers:
+            yield encode_batch(papers, fmt)
+        after = last if len(papers) == limits.EXPORT_BATCH else None  # a short batch was the last
+
+
+async def autocomplete(conn: asyncpg.Connection, text: str, limit: int = limits.MAX_SUGGESTIONS) -> list[Suggestion]:
+    """Up to `limit` (at most MAX_SUGGESTIONS) titles that start with the text, then titles with a word like it."""
+    low, high = limits.AUTOCOMPLETE_CHARS
+    typed = " ".join(text.split())
+    if not low <= len(typed) <= high:
+        raise InvalidInputError(f"q must be {low} to {high} characters (spaces collapsed)")
+    if not 1 <= limit <= limits.MAX_SUGGESTIONS:
+        raise InvalidInputError(f"limit must be between 1 and {limits.MAX_SUGGESTIONS}, got {limit}")
+    return await browse.suggest(conn, typed, limit)

@@ -104,3 +104,15 @@ def seeds() -> Path:
     if not SEEDS.is_dir():
         pytest.skip(f"seed listings not found at {SEEDS} (../shared/seeds beside the repo)")
     return SEEDS
+
+
+@pytest.fixture(scope="session")
+def onnx_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model cache directory holding the ONNX export: made once per test session (about 15 s), shared by tests."""
+    pytest.importorskip("onnxruntime", reason="the ONNX embedder's dependencies are not installed")
+    from ingest.onnx_model import ensure_model
+
+    cache = tmp_path_factory.mktemp("models")
+    _, exported = ensure_model(cache)
+    assert exported
+    return cache

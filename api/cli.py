@@ -16,7 +16,7 @@ import msgspec
 from api.process import configure
 from ingest.batch import enqueue_paths, ingest_paths
 from ingest.embed import EmbedReport, embed_pending, reembed_all
-from ingest.embedder import from_settings
+from ingest.embedder import from_settings, space_of
 from ingest.worker import Worker, install_signal_handlers
 from schema.errors import DomainError, UnavailableError
 from schema.ingest import FORMATS, IngestError, IngestSummary
@@ -117,7 +117,7 @@ def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
 
     report = asyncio.run(run())
     failed = f"; {report.failed} failed" if report.failed else ""
-    print(f"embedded {report.embedded} papers with {embedder.model}{failed}")
+    print(f"embedded {report.embedded} papers with {space_of(embedder)}{failed}")
     return 1 if report.failed else 0
 
 

@@ -71,4 +71,5 @@ async def test_a_space_recorded_before_backends_were_named_keeps_its_meaning(emp
         monkeypatch.undo()
         assert "007_embedding_backend.sql" in await migrate(conn)
         row = await conn.fetchrow("SELECT model, dim, backend, quantization FROM embedding_space")
+    assert row is not None
     assert tuple(row) == (model, 384, *space)

@@ -80,7 +80,7 @@ async def paper_id(client, title: str) -> str:
 
 
 async def test_embedding_records_space_and_is_not_repeated(embedded):
-    assert await embeddings.current_space(embedded) == ("test/hash-bow", 384)
+    assert await embeddings.current_space(embedded) == ("test/hash-bow", 384, "test", "fp32")
     again = await embed_pending(embedded, HashEmbedder())
     assert again.embedded == 0
     assert await embedded.fetchval("SELECT count(*) FROM papers WHERE embedding_model = 'test/hash-bow'") == 5

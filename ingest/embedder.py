@@ -142,7 +142,7 @@ class OnnxEmbedder:
     """The same MiniLM on ONNX Runtime, int8 weights: exported at first use, cached under `cache_dir`, offline.
 
     Loading a cached model takes about 0.5 s (no torch import); the first use on a data directory exports it
-    from the installed weights first (about 15 s, once).
+    from the installed weights first (about 13 s, once).
     """
 
     model = LOCAL_MODEL

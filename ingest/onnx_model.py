@@ -1,6 +1,6 @@
 """MiniLM on ONNX Runtime: exported once from the installed weights, quantized to int8, cached on disk.
 
-The export (torch + transformers, ~15 s) happens at the first use on a data directory and never again:
+The export (torch + transformers, ~13 s) happens at the first use on a data directory and never again:
 the quantized file is cached under `<data dir>/models/<key>/`, where the key changes with anything that
 changes the file (the model package, torch, onnx, onnxruntime, this recipe). Loading a cached model imports
 neither torch nor transformers (about 0.5 s instead of 5 s), so servers and workers start fast.

@@ -108,7 +108,7 @@ def seeds() -> Path:
 
 @pytest.fixture(scope="session")
 def onnx_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`<data dir>/models` holding the ONNX export: made once per test session (about 15 s), shared by tests
+    """`<data dir>/models` holding the ONNX export: made once per test session (about 13 s), shared by tests
     (servers they start get the data dir, its parent, as PAPERS_DATA_DIR)."""
     pytest.importorskip("onnxruntime", reason="the ONNX embedder's dependencies are not installed")
     from ingest.onnx_model import ensure_model

@@ -146,7 +146,12 @@ def render(result: dict[str, Any]) -> str:
     shipped = through[names[1]]
     # Each round ran torch then ONNX back to back: the median of the rounds' ratios cancels slow drift in the
     # machine's load better than the ratio of medians taken from different rounds.
-    speedup = statistics.median(o / t for o, t in zip(shipped["rps_runs"], base["rps_runs"], strict=True))
+    # (Results saved before the rounds were kept have only the medians.)
+    if "rps_runs" in shipped:
+        speedup = statistics.median(o / t for o, t in zip(shipped["rps_runs"], base["rps_runs"], strict=True))
+        how = "the median over the rounds of ONNX papers/s over torch's in the same round"
+    else:
+        speedup, how = shipped["rps"] / base["rps"], "median papers/s over median papers/s"
     cpu_speedup = base["bench_us_per_req"] / shipped["bench_us_per_req"]
     load = result["load_s"]
     med = {k: statistics.median(v) for k, v in load.items() if isinstance(v, list)}
@@ -164,8 +169,8 @@ def render(result: dict[str, Any]) -> str:
             report.table(headers, rows, "lrrrrrr"),
             "",
             f"**Target: ONNX int8 at {result['max_tokens']} tokens ≥ 3× torch's papers/s: "
-            f"{SPEEDUP.verdict(speedup)}** ({speedup:.2f}×: the median over the rounds of ONNX papers/s over torch's "
-            f"in the same round; {cpu_speedup:.2f}× by this process's CPU per paper).",
+            f"{SPEEDUP.verdict(speedup)}** ({speedup:.2f}×, {how}; {cpu_speedup:.2f}× by this process's CPU per "
+            "paper).",
             "",
             f"Model load, a fresh interpreter to its first vector (median of {len(load['torch'])}): torch "
             f"{med['torch']:.1f} s, ONNX from its cache {med['onnx']:.1f} s; ONNX on an empty data directory "

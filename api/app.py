@@ -24,7 +24,7 @@ from api.http.ratelimit import RateLimits, rate_limited
 from api.rest import ROUTES
 from api.rest.problems import EXCEPTION_HANDLERS
 from api.services.search import QueryEmbeddings
-from ingest.embedder import Embedder, LocalEmbedder, from_settings
+from ingest.embedder import Embedder, LocalEmbedder, OnnxEmbedder, from_settings
 from schema.settings import Settings
 from sql import db
 
@@ -85,7 +85,9 @@ def create_app(
         url = database_url or await db.migrated_url(settings)
         app.state.pool = await db.create_pool(url, min_size=settings.pool_min, max_size=settings.pool_max)
         # Load the model in the background: keyword routes serve at once, semantic ones answer 503 until ready.
-        loading = asyncio.create_task(asyncio.to_thread(chosen.load)) if isinstance(chosen, LocalEmbedder) else None
+        loading: asyncio.Task[Any] | None = None
+        if isinstance(chosen, LocalEmbedder | OnnxEmbedder):
+            loading = asyncio.create_task(asyncio.to_thread(chosen.load))
         if freeze_heap:
             _freeze_heap(loading)
         try:

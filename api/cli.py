@@ -19,7 +19,7 @@ from api.process import configure
 from api.services import browse
 from ingest.batch import enqueue_paths, ingest_paths
 from ingest.embed import EmbedReport, embed_pending, reembed_all
-from ingest.embedder import from_settings
+from ingest.embedder import from_settings, space_of
 from ingest.pull import Fetcher, PullResult, days, pull_all
 from ingest.worker import Worker, install_signal_handlers
 from schema.api import PaperFilter
@@ -197,7 +197,7 @@ def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
 
     report = asyncio.run(run())
     failed = f"; {report.failed} failed" if report.failed else ""
-    print(f"embedded {report.embedded} papers with {embedder.model}{failed}")
+    print(f"embedded {report.embedded} papers with {space_of(embedder)}{failed}")
     return 1 if report.failed else 0
 
 

@@ -9,9 +9,8 @@ import asyncpg
 import msgspec
 from tqdm import tqdm
 
-from ingest.embedder import Embedder, embedding_text
+from ingest.embedder import Embedder, embedding_text, space_of
 from sql import embeddings
-from sql.embeddings import Space
 
 log = logging.getLogger("papers.embed")
 BATCH = 64
@@ -31,7 +30,7 @@ async def embed_pending(
     conn: asyncpg.Connection, embedder: Embedder, *, progress: bool = False, batch: int = BATCH, window: int = WINDOW
 ) -> EmbedReport:
     """Embed every paper that lacks a vector; a failed batch is recorded and retried on a later pass."""
-    await embeddings.ensure_space(conn, Space(embedder.model, embedder.dim))
+    await embeddings.ensure_space(conn, space_of(embedder))
     report, after = EmbedReport(), 0
     total = await embeddings.count_pending(conn)
     with tqdm(total=total, desc="embed", unit="paper", disable=None if progress else True, file=sys.stderr) as bar:
@@ -61,7 +60,7 @@ async def _embed_batch(conn: asyncpg.Connection, embedder: Embedder, todo: list,
 
 async def embed_one_batch(conn: asyncpg.Connection, embedder: Embedder, *, batch: int = WORKER_BATCH) -> EmbedReport:
     """Embed one committed batch of pending papers that no other worker is embedding (a worker's unit of work)."""
-    await embeddings.ensure_space(conn, Space(embedder.model, embedder.dim))
+    await embeddings.ensure_space(conn, space_of(embedder))
     report = EmbedReport()
     async with conn.transaction():
         todo = await embeddings.claim_pending(conn, batch)
@@ -71,6 +70,6 @@ async def embed_one_batch(conn: asyncpg.Connection, embedder: Embedder, *, batch
 
 
 async def reembed_all(conn: asyncpg.Connection, embedder: Embedder, *, progress: bool = False) -> EmbedReport:
-    """Switch the stored space to this embedder's model and embed every paper again."""
-    await embeddings.switch_space(conn, Space(embedder.model, embedder.dim))
+    """Switch the stored space to this embedder's (model, backend, quantization) and embed every paper again."""
+    await embeddings.switch_space(conn, space_of(embedder))
     return await embed_pending(conn, embedder, progress=progress)

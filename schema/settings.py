@@ -16,6 +16,7 @@ import msgspec
 from schema.pull import PullSettings, parse_schedule
 
 EmbedderKind = Literal["local", "openai", "none"]
+LocalBackend = Literal["onnx", "torch"]
 DEFAULT_DATA_DIR = ".papers"
 DEFAULT_MAX_BODY_BYTES = 2_000_000
 DEFAULT_RATE_LIMIT = "50/second;1000/minute"  # per client address; the API key's holder gets ten times as much
@@ -35,6 +36,10 @@ class EmbedderSettings(msgspec.Struct, frozen=True):
     """Which embedder computes vectors, and how to reach a remote one."""
 
     kind: EmbedderKind = "local"
+    # The local model's runtime: ONNX Runtime with int8 weights (default), or torch fp32.
+    backend: LocalBackend = "onnx"
+    # Where the ONNX model is exported to at first use and cached (`<data dir>/models`).
+    model_dir: Path = Path(DEFAULT_DATA_DIR) / "models"
     url: str | None = None
     model: str | None = None
     dim: int | None = None
@@ -62,9 +67,10 @@ class Settings(msgspec.Struct, frozen=True):
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Read every `DATABASE_URL` / `PAPERS_*` variable of env; raise SettingsError naming a bad one."""
         read = _Reader(env)
+        data_dir = Path(read.text("PAPERS_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
         settings = cls(
             database_url=read.text("DATABASE_URL"),
-            data_dir=Path(read.text("PAPERS_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve(),
+            data_dir=data_dir,
             api_key=read.text("PAPERS_API_KEY"),
             cors_origins=tuple(o.strip() for o in (read.text("PAPERS_CORS_ORIGINS") or "").split(",") if o.strip()),
             max_body_bytes=read.parsed("PAPERS_MAX_BODY_BYTES", _size, DEFAULT_MAX_BODY_BYTES),
@@ -74,7 +80,7 @@ class Settings(msgspec.Struct, frozen=True):
             pool_max=read.parsed("PAPERS_POOL_MAX", _positive, 10),
             rate_limit=read.parsed("PAPERS_RATE_LIMIT", _rate_limit, _DEFAULT_LIMIT),
             rate_limit_storage=read.text("PAPERS_RATE_LIMIT_STORAGE") or "memory://",
-            embedder=_embedder(read),
+            embedder=_embedder(read, data_dir),
             pull=_pull(read),
         )
         if settings.pool_min > settings.pool_max:
@@ -137,12 +143,19 @@ def _size(raw: str) -> int:
     return size
 
 
-def _embedder(read: _Reader) -> EmbedderSettings:
+def _embedder(read: _Reader, data_dir: Path) -> EmbedderSettings:
     kind = (read.text("PAPERS_EMBEDDER") or "local").lower()
     if kind not in get_args(EmbedderKind):
         raise SettingsError(f"PAPERS_EMBEDDER: expected one of {', '.join(get_args(EmbedderKind))}, got {kind!r}")
+    backend = (read.text("PAPERS_EMBEDDER_BACKEND") or "onnx").lower()
+    if backend not in get_args(LocalBackend):
+        raise SettingsError(
+            f"PAPERS_EMBEDDER_BACKEND: expected one of {', '.join(get_args(LocalBackend))}, got {backend!r}"
+        )
     settings = EmbedderSettings(
         kind=cast(EmbedderKind, kind),
+        backend=cast(LocalBackend, backend),
+        model_dir=data_dir / "models",
         url=read.text("PAPERS_EMBEDDING_URL"),
         model=read.text("PAPERS_EMBEDDING_MODEL"),
         dim=read.parsed("PAPERS_EMBEDDING_DIM", _positive, None),

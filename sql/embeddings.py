@@ -15,10 +15,15 @@ MAX_ATTEMPTS = 5
 
 
 class Space(NamedTuple):
-    """An embedding space: model name and dimension."""
+    """An embedding space: model name, dimension, and the runtime and quantization that computed the vectors."""
 
     model: str
     dim: int
+    backend: str
+    quantization: str
+
+    def __str__(self) -> str:
+        return f"{self.model} ({self.dim}-d, {self.backend} {self.quantization})"
 
 
 class Pending(NamedTuple):
@@ -31,8 +36,8 @@ class Pending(NamedTuple):
 
 async def current_space(conn: asyncpg.Connection) -> Space | None:
     """The space of the stored vectors, or None before the first embedding."""
-    row = await conn.fetchrow("SELECT model, dim FROM embedding_space")
-    return Space(row["model"], row["dim"]) if row else None
+    row = await conn.fetchrow("SELECT model, dim, backend, quantization FROM embedding_space")
+    return Space(row["model"], row["dim"], row["backend"], row["quantization"]) if row else None
 
 
 async def column_dim(conn: asyncpg.Connection) -> int:
@@ -43,7 +48,7 @@ async def column_dim(conn: asyncpg.Connection) -> int:
 
 
 async def ensure_space(conn: asyncpg.Connection, space: Space) -> None:
-    """Claim the space for a first embedder, or refuse one of another model or dimension."""
+    """Claim the space for a first embedder, or refuse one of another model, dimension, backend or quantization."""
     current = await current_space(conn)
     if current is None:
         if space.dim != await column_dim(conn):
@@ -52,14 +57,16 @@ async def ensure_space(conn: asyncpg.Connection, space: Space) -> None:
                 " run `papers embed --all` to switch the column to this model"
             )
         await conn.execute(
-            "INSERT INTO embedding_space (model, dim) VALUES ($1, $2) ON CONFLICT (singleton) DO NOTHING", *space
+            """INSERT INTO embedding_space (model, dim, backend, quantization) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (singleton) DO NOTHING""",
+            *space,
         )
         current = await current_space(conn)
         assert current is not None  # inserted above, or by a concurrent first embedder
     if current != space:
         raise SpaceMismatchError(
-            f"stored embeddings are from {current.model} ({current.dim}-d) but the embedder is {space.model}"
-            f" ({space.dim}-d); vectors of different models are never compared: run `papers embed --all` to re-embed"
+            f"stored embeddings are from {current} but the embedder is {space}; vectors of different spaces"
+            " are never compared: run `papers embed --all` to re-embed"
         )
 
 
@@ -77,8 +84,9 @@ async def switch_space(conn: asyncpg.Connection, space: Space) -> None:
                 " WITH (m = 16, ef_construction = 64)"
             )
         await conn.execute(
-            """INSERT INTO embedding_space (model, dim) VALUES ($1, $2)
-               ON CONFLICT (singleton) DO UPDATE SET model = EXCLUDED.model, dim = EXCLUDED.dim, updated_at = now()""",
+            """INSERT INTO embedding_space (model, dim, backend, quantization) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (singleton) DO UPDATE SET model = EXCLUDED.model, dim = EXCLUDED.dim,
+                 backend = EXCLUDED.backend, quantization = EXCLUDED.quantization, updated_at = now()""",
             *space,
         )
 

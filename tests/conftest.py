@@ -104,3 +104,16 @@ def seeds() -> Path:
     if not SEEDS.is_dir():
         pytest.skip(f"seed listings not found at {SEEDS} (../shared/seeds beside the repo)")
     return SEEDS
+
+
+@pytest.fixture(scope="session")
+def onnx_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`<data dir>/models` holding the ONNX export: made once per test session (about 13 s), shared by tests
+    (servers they start get the data dir, its parent, as PAPERS_DATA_DIR)."""
+    pytest.importorskip("onnxruntime", reason="the ONNX embedder's dependencies are not installed")
+    from ingest.onnx_model import ensure_model
+
+    cache = tmp_path_factory.mktemp("data") / "models"
+    _, exported = ensure_model(cache)
+    assert exported
+    return cache

@@ -17,6 +17,8 @@ class HashEmbedder:
     """Deterministic bag-of-words vectors: texts sharing words are close; no model, no network."""
 
     model = "test/hash-bow"
+    backend = "test"
+    quantization = "fp32"
 
     def __init__(self, dim: int = 384) -> None:
         self.dim = dim

@@ -16,7 +16,7 @@ import msgspec
 import numpy as np
 
 from api.services.catalog import check_filter, page_size
-from ingest.embedder import Embedder, embedding_text
+from ingest.embedder import Embedder, embedding_text, space_of
 from schema import limits
 from schema.api import PaperFilter, RecommendRequest, ScoredPaper, SearchMode
 from schema.errors import (
@@ -28,7 +28,7 @@ from schema.errors import (
     UnavailableError,
 )
 from sql import cursor, keyword, search
-from sql.embeddings import Space, current_space
+from sql.embeddings import current_space
 from sql.keyword import KeywordQuery
 from sql.search import PaperVector
 
@@ -94,15 +94,15 @@ class QueryEmbeddings:
         return self.embedder is not None and not self.embedder.ready
 
     async def check_space(self, conn: asyncpg.Connection) -> None:
-        """Refuse to compare vectors with stored vectors of another model (the model need not be loaded)."""
+        """Refuse to compare vectors with stored vectors of another space (the model need not be loaded)."""
         embedder = self.embedder
         if embedder is None:
             raise UnavailableError(NOT_CONFIGURED, retry_after=3600)
-        stored = await current_space(conn)
-        if stored is not None and stored != Space(embedder.model, embedder.dim):
+        stored, mine = await current_space(conn), space_of(embedder)
+        if stored is not None and stored != mine:
             raise SpaceMismatchError(
-                f"stored embeddings are from {stored.model} ({stored.dim}-d) but this server embeds queries with"
-                f" {embedder.model} ({embedder.dim}-d); run `papers embed --all`"
+                f"stored embeddings are from {stored} but this server embeds queries with {mine};"
+                " run `papers embed --all`"
             )
 
     async def vectors(self, texts: Sequence[str], budget: Budget) -> list[np.ndarray]:

@@ -145,7 +145,7 @@ class Loaded(NamedTuple):
 async def load(url: str, corpus: Corpus, *, vectors: bool = True, sample: int = 100, seed: int = 7) -> Loaded:
     """Ingest the corpus into a migrated database through the ingest pipeline, then store its vectors.
 
-    The vectors are stored under the local model's name and dimension: these are throughput figures,
+    The vectors are stored in the default local space (ONNX int8): these are throughput figures,
     never search quality. Returns `sample` random paper ids and every listing id.
     """
     import random
@@ -153,6 +153,7 @@ async def load(url: str, corpus: Corpus, *, vectors: bool = True, sample: int = 
     import time
 
     from ingest.embedder import LOCAL_DIM, LOCAL_MODEL
+    from ingest.onnx_model import QUANTIZATION
     from ingest.pipeline import Source, ingest_source
     from sql.db import connection
     from sql.embeddings import Space, ensure_space, store
@@ -171,7 +172,7 @@ async def load(url: str, corpus: Corpus, *, vectors: bool = True, sample: int = 
             # Titles end in "(i)", the paper's row in the corpus and in its vector matrix.
             index = {r["paper_key"]: int(re.search(r"\((\d+)\)\s*$", r["title"]).group(1)) for r in rows}  # type: ignore[union-attr]
             keys = list(index)
-            await ensure_space(conn, Space(LOCAL_MODEL, LOCAL_DIM))
+            await ensure_space(conn, Space(LOCAL_MODEL, LOCAL_DIM, "onnxruntime", QUANTIZATION))
             for i in range(0, len(keys), 2000):
                 chunk = keys[i : i + 2000]
                 await store(conn, chunk, corpus.vectors[[index[k] for k in chunk]], LOCAL_MODEL)

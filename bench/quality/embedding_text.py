@@ -1,4 +1,5 @@
-"""Section 3: which text to embed (title only, or title + abstract cut at 128/256/512 word pieces), per CPU second."""
+"""Section 3: which text to embed (title only, or title + abstract cut at 128/256/512 word pieces) and on which
+backend (torch fp32 or ONNX Runtime int8), per CPU second."""
 
 from __future__ import annotations
 
@@ -13,32 +14,46 @@ from bench.harness.report import fmt, table
 from bench.quality.metrics import K, graded, rank_of, single_target
 from bench.quality.queries import KINDS, QuerySet
 from bench.quality.report import load_average
-from bench.quality.seeds import Paper, Seeds
+from bench.quality.seeds import MODELS, Paper, Seeds
 from bench.quality.similar import Gains
 from ingest import embedder as product_embedder
-from ingest.embedder import LocalEmbedder, embedding_text
+from ingest.embedder import LocalEmbedder, OnnxEmbedder, embedding_text
 
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """A text to embed: the title alone or title + abstract, cut at max_tokens word pieces."""
+    """A text to embed: the title alone or title + abstract, cut at max_tokens word pieces, on a backend."""
 
     label: str
     abstract: bool
     max_tokens: int
+    backend: str = "torch"  # torch (fp32) or onnx (int8)
 
     def name(self) -> str:
         """How the report names it."""
-        return f"{self.label} at {self.max_tokens} tokens" if self.abstract else self.label
+        text = f"{self.label} at {self.max_tokens} tokens" if self.abstract else self.label
+        return f"{text} ({self.backend})"
+
+    def encoder(self) -> LocalEmbedder | OnnxEmbedder:
+        """The product's embedder for this variant."""
+        if self.backend == "onnx":
+            return OnnxEmbedder(MODELS, max_tokens=self.max_tokens)
+        return LocalEmbedder(max_tokens=self.max_tokens)
 
 
+TORCH_256 = Variant("title + abstract", True, 256)  # the torch fp32 embedder shipped before ONNX
 VARIANTS = (
     Variant("title only", False, 256),
     Variant("title + abstract", True, 128),
-    Variant("title + abstract", True, 256),
+    TORCH_256,
+    Variant("title + abstract", True, 128, "onnx"),
+    Variant("title + abstract", True, 192, "onnx"),
+    Variant("title + abstract", True, 256, "onnx"),
 )
 EXTRA = Variant("title + abstract", True, 512)  # timed once: the slowest, and an extra beyond the model's design
-CODE = Variant("title + abstract", True, product_embedder.MAX_TOKENS)  # what ingest/embedder.py embeds
+# What the product embeds by default (ingest/embedder.py; the default backend is ONNX).
+CODE = Variant("title + abstract", True, product_embedder.MAX_TOKENS, "onnx")
+BACKEND_SLACK = 0.01  # how much quality the ONNX backend may lose against torch fp32 and still be the default
 
 
 @dataclasses.dataclass
@@ -88,8 +103,23 @@ class TextResult:
         return max(m.mean for m in self.measured)
 
     def chosen(self) -> Measured:
-        """The cheapest variant (CPU per paper) within `slack` of the best mean nDCG@10."""
-        return min((m for m in self.measured if m.mean >= self.best_mean() - self.slack), key=lambda m: m.cpu_ms)
+        """The cheapest torch variant (CPU per paper) within `slack` of the best mean nDCG@10: which text to embed."""
+        torch = [m for m in self.measured if m.variant.backend == "torch"]
+        best = max(m.mean for m in torch)
+        return min((m for m in torch if m.mean >= best - self.slack), key=lambda m: m.cpu_ms)
+
+    def onnx_choice(self) -> Measured | None:
+        """The cheapest ONNX variant whose mean and similar-paper nDCG@10 are both within BACKEND_SLACK of torch fp32
+        on the chosen text (None: torch stays the default)."""
+        base = self.chosen()
+        fit = [
+            m
+            for m in self.measured
+            if m.variant.backend == "onnx"
+            and m.mean >= base.mean - BACKEND_SLACK
+            and m.similar >= base.similar - BACKEND_SLACK
+        ]
+        return min(fit, key=lambda m: m.cpu_ms) if fit else None
 
     def of(self, variant: Variant) -> Measured | None:
         """A variant's measurement, if it was measured."""
@@ -97,7 +127,7 @@ class TextResult:
 
 
 def _timed_encodes(
-    encoders: Sequence[LocalEmbedder],
+    encoders: Sequence[LocalEmbedder | OnnxEmbedder],
     texts: Sequence[Sequence[str]],
     runs: Sequence[int],
 ) -> tuple[list[np.ndarray], list[list[float]], list[list[float]]]:
@@ -117,7 +147,7 @@ def _timed_encodes(
 
 
 def _quality(
-    vectors: np.ndarray, encoder: LocalEmbedder, papers: Sequence[Paper], queries: QuerySet, gains: Gains
+    vectors: np.ndarray, encoder: LocalEmbedder | OnnxEmbedder, papers: Sequence[Paper], queries: QuerySet, gains: Gains
 ) -> tuple[dict[str, float], float]:
     """Exact cosine ranking in numpy: nDCG@10 per query type, and similar-paper nDCG@10 against `gains`."""
     ids = [p.id for p in papers]
@@ -146,11 +176,11 @@ def measure(seeds: Seeds, queries: QuerySet, gains: Gains, *, runs: int, extra: 
     variants = [*VARIANTS, EXTRA] if extra else list(VARIANTS)
     full = [embedding_text(p.title, p.abstract) for p in seeds.papers]
     titles = [p.title for p in seeds.papers]
-    tokenizer = seeds.embedder.load().tokenizer
+    tokenizer = LocalEmbedder().load().tokenizer
     tokens = [len(tokenizer(t, truncation=False)["input_ids"]) for t in full]
     title_tokens = [len(tokenizer(t, truncation=False)["input_ids"]) for t in titles]
     texts = [full if v.abstract else titles for v in variants]
-    encoders = [LocalEmbedder(max_tokens=v.max_tokens) for v in variants]
+    encoders = [v.encoder() for v in variants]
     for encoder, batch in zip(encoders, texts, strict=True):
         encoder.encode(batch[:16])  # loads the model and warms it up outside the timing
     load_before = load_average()
@@ -173,6 +203,7 @@ def render(r: TextResult) -> str:
     rows = [
         (
             m.variant.label + ("" if m.variant.abstract else f" (at most {max(r.title_tokens)} tokens)"),
+            "torch fp32" if m.variant.backend == "torch" else "onnx int8",
             m.variant.max_tokens if m.variant.abstract else "-",
             f"{m.cut}/{m.texts}",
             fmt(m.rate, 1) + ("" if len(m.walls) > 1 else " (1 run)"),
@@ -185,6 +216,7 @@ def render(r: TextResult) -> str:
     ]
     headers = (
         "text",
+        "backend",
         "max tokens",
         "texts cut",
         "papers/s",
@@ -203,8 +235,9 @@ def render(r: TextResult) -> str:
     )
     return f"""## 3. Which text to embed: quality per second
 
-Each variant encodes the same {n} texts with `LocalEmbedder(max_tokens=...).encode` (the model's max_seq_length: \
-longer texts are cut), after a warm-up batch. {runs}. *CPU ms/paper* is the process's CPU time \
+Each variant encodes the same {n} texts with `LocalEmbedder(max_tokens=...).encode` (torch fp32, batches of 32) \
+or `OnnxEmbedder(max_tokens=...).encode` (ONNX Runtime, int8 weights, one text per call); longer texts are cut, \
+after a warm-up batch. {runs}. *CPU ms/paper* is the process's CPU time \
 (all threads) per paper: it is much less sensitive than wall time to other work on the machine, so the choice \
 below uses it (torch threads: {r.threads}; load average 1/5/15 min before: {r.load_before}, after: \
 {r.load_after}). Quality is exact cosine ranking in numpy over the {n} vectors (no index) with the queries \
@@ -215,12 +248,12 @@ shared-rare-title-words proxy of section 2. Word pieces of title + abstract: med
 title-only vectors; the abstract-sentence queries favour long windows (a sentence past the cut is not in the \
 vector). The mean of the two query types balances these biases.
 
-{table(headers, rows, align="lrrrrrrrr")}"""
+{table(headers, rows, align="llrrrrrrrr")}"""
 
 
 def _longer_window(r: TextResult) -> str:
     """What the extra 512-token window buys over 256, when both were measured."""
-    long, base = r.of(EXTRA), r.of(Variant("title + abstract", True, 256))
+    long, base = r.of(EXTRA), r.of(TORCH_256)
     if not (long and base):
         return ""
     worth = 1 / min(r.per_kind.values())
@@ -237,7 +270,7 @@ def conclusion(r: TextResult) -> str:
     title = r.of(VARIANTS[0])
     short = r.of(VARIANTS[1])
     parts = [
-        f"- **Text to embed**: the cheapest variant (CPU ms per paper) whose mean nDCG@10 over the two query"
+        f"- **Text to embed**: the cheapest torch variant (CPU ms per paper) whose mean nDCG@10 over the two query"
         f" types is within {r.slack} of the best ({r.best_mean():.3f}) is **{chosen.variant.name()}**"
         f" ({chosen.mean:.3f}, {chosen.cpu_ms:.0f} CPU ms/paper)."
     ]
@@ -254,9 +287,28 @@ def conclusion(r: TextResult) -> str:
             f" (abstract-sentence nDCG@10 {short.ndcg[KINDS[1]]:.2f})."
         )
     parts.append(_longer_window(r))
-    agrees = chosen.variant == CODE
-    parts.append(
-        f" The code embeds {CODE.name()} (`ingest/embedder.py`): "
+    parts.append("\n" + _backend(r))
+    return "".join(parts)
+
+
+def _backend(r: TextResult) -> str:
+    """The backend bullet: each ONNX variant against torch fp32, the computed default, and whether the code agrees."""
+    base, pick = r.chosen(), r.onnx_choice()
+    deltas = "; ".join(
+        f"{m.variant.max_tokens} tokens: mean nDCG@10 {m.mean:.3f} ({m.mean - base.mean:+.3f}), similar"
+        f" {m.similar:.3f} ({m.similar - base.similar:+.3f}), {base.cpu_ms / m.cpu_ms:.1f}x less CPU per paper"
+        for m in r.measured
+        if m.variant.backend == "onnx"
+    )
+    head = (
+        f"- **Backend**: against torch fp32 on {base.variant.name()} (mean nDCG@10 {base.mean:.3f}, similar"
+        f" {base.similar:.3f}, {base.cpu_ms:.0f} CPU ms/paper), ONNX int8 at {deltas}."
+    )
+    if pick is None:
+        return head + f" No ONNX variant stays within {BACKEND_SLACK} on both: torch fp32 should stay the default."
+    agrees = pick.variant == CODE
+    return head + (
+        f" The cheapest within {BACKEND_SLACK} of torch on both is **{pick.variant.name()}**. The code embeds"
+        f" {CODE.name()} by default (`ingest/embedder.py`, `PAPERS_EMBEDDER_BACKEND`): "
         + ("consistent with this measurement." if agrees else "this measurement points to another choice.")
     )
-    return "".join(parts)

@@ -9,9 +9,9 @@ from pathlib import Path
 import asyncpg
 import numpy as np
 
-from bench.harness.report import fmt
+from bench.harness.report import ROOT, fmt
 from ingest.embed import embed_pending
-from ingest.embedder import LocalEmbedder
+from ingest.embedder import LocalEmbedder, OnnxEmbedder
 from ingest.pipeline import Source, ingest_source
 
 # Title stems from PostgreSQL's english configuration; the parts of a hyphenated word are left out,
@@ -23,6 +23,9 @@ SELECT p.paper_key, p.public_id, p.title, p.abstract, p.embedding,
              WHERE d.alias NOT IN ('hword_asciipart', 'hword_part', 'hword_numpart')) AS stems
 FROM papers p ORDER BY p.paper_key"""
 LISTINGS_SQL = "SELECT listing_key, public_id, coalesce(listed_on::text, date_label) AS day FROM listings ORDER BY 1"
+
+
+MODELS = ROOT / ".papers" / "models"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +59,7 @@ class Seeds:
     papers: list[Paper]
     listings: list[Listing]
     vectors: np.ndarray  # stored embeddings, rows aligned with papers
-    embedder: LocalEmbedder
+    embedder: LocalEmbedder | OnnxEmbedder
     embedded: int
     load_seconds: float
     embed_seconds: float
@@ -77,7 +80,8 @@ async def load(conn: asyncpg.Connection, directory: Path, label: str) -> Seeds:
         result = await ingest_source(conn, Source(path.name, path.read_bytes()))
         if result.error:
             raise SystemExit(f"{path.name}: {result.error.message}")
-    embedder = LocalEmbedder()
+    # The shipped default: ONNX int8, cached in the repository's default data directory (exported on first use).
+    embedder = OnnxEmbedder(MODELS)
     started = time.perf_counter()
     embedder.load()
     load_seconds = time.perf_counter() - started
@@ -111,6 +115,7 @@ def render(seeds: Seeds) -> str:
     return (
         f"Data: {seeds.files} seed listings from `{seeds.directory}` -> {len(seeds.listings)} listings,"
         f" {len(seeds.papers)} papers ({multi} appear in more than one listing; listing sizes {sizes})."
-        f" Embedded {seeds.embedded} papers with {seeds.embedder.model} (max_seq_length {seeds.embedder.max_tokens})"
+        f" Embedded {seeds.embedded} papers with {seeds.embedder.model} on {seeds.embedder.backend}"
+        f" {seeds.embedder.quantization} (max_seq_length {seeds.embedder.max_tokens})"
         f" in {seeds.embed_seconds:.1f} s via `ingest.embed.embed_pending` (model load {seeds.load_seconds:.1f} s)."
     )

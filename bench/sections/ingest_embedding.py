@@ -33,6 +33,7 @@ class _TimedEmbedder:
 
     def __init__(self, inner: Any) -> None:
         self.inner, self.model, self.dim, self.ready, self.seconds = inner, inner.model, inner.dim, True, 0.0
+        self.backend, self.quantization = inner.backend, inner.quantization
 
     async def embed(self, texts: Sequence[str]) -> Any:
         """The inner embedder's vectors, timed."""

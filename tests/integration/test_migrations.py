@@ -53,3 +53,23 @@ async def test_failed_migration_rolls_back(empty_db, monkeypatch):
             await migrate(conn)
         assert await conn.fetchval("SELECT to_regclass('half_done')") is None
         assert await pending(conn) == ["999_broken.sql"]
+
+
+@pytest.mark.parametrize(
+    ("model", "space"),
+    [
+        ("sentence-transformers/all-MiniLM-L6-v2", ("torch", "fp32")),  # the only local backend before 007
+        ("bge-small", ("openai", "remote")),
+    ],
+)
+async def test_a_space_recorded_before_backends_were_named_keeps_its_meaning(empty_db, monkeypatch, model, space):
+    before = [m for m in available() if m.version < "007"]
+    monkeypatch.setattr(sql.migrate, "available", lambda: before)
+    async with db.connection(empty_db, vector=False) as conn:
+        await migrate(conn)
+        await conn.execute("INSERT INTO embedding_space (model, dim) VALUES ($1, 384)", model)
+        monkeypatch.undo()
+        assert "007_embedding_backend.sql" in await migrate(conn)
+        row = await conn.fetchrow("SELECT model, dim, backend, quantization FROM embedding_space")
+    assert row is not None
+    assert tuple(row) == (model, 384, *space)

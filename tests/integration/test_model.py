@@ -1,4 +1,4 @@
-"""The real embedding model (offline MiniLM) on the real seeds: the service's end-to-end promise."""
+"""The real embedding model (offline MiniLM, default ONNX int8 backend) on the real seeds: the end-to-end promise."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from ingest.embed import embed_pending
-from ingest.embedder import LOCAL_DIM, LocalEmbedder
+from ingest.embedder import LOCAL_DIM, OnnxEmbedder
 from ingest.pipeline import Source, ingest_source
 from tests.apps import settings
 
-pytest.importorskip("sentence_transformers", reason="the local embedder's dependencies are not installed")
+pytest.importorskip("onnxruntime", reason="the local embedder's dependencies are not installed")
 
 # Reworded descriptions (no title words in order) and the seed paper each should find.
 REWORDED = {
@@ -26,8 +26,8 @@ REWORDED = {
 
 
 @pytest.fixture(scope="module")
-def model() -> LocalEmbedder:
-    embedder = LocalEmbedder()
+def model(onnx_models) -> OnnxEmbedder:
+    embedder = OnnxEmbedder(onnx_models)
     embedder.load()
     return embedder
 

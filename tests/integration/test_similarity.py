@@ -80,7 +80,7 @@ async def paper_id(client, title: str) -> str:
 
 
 async def test_embedding_records_space_and_is_not_repeated(embedded):
-    assert await embeddings.current_space(embedded) == ("test/hash-bow", 384)
+    assert await embeddings.current_space(embedded) == ("test/hash-bow", 384, "test", "fp32")
     again = await embed_pending(embedded, HashEmbedder())
     assert again.embedded == 0
     assert await embedded.fetchval("SELECT count(*) FROM papers WHERE embedding_model = 'test/hash-bow'") == 5
@@ -145,15 +145,36 @@ async def test_changed_abstract_is_embedded_again(embedded):
 async def test_dimension_or_model_mismatch_is_a_clear_error(embedded):
     other = HashEmbedder()
     other.model = "other"
-    with pytest.raises(SpaceMismatchError, match=r"test/hash-bow \(384-d\).*other \(384-d\).*papers embed --all"):
+    with pytest.raises(
+        SpaceMismatchError, match=r"test/hash-bow \(384-d, test fp32\).*other \(384-d, test fp32\).*papers embed --all"
+    ):
         await embed_pending(embedded, other)
     small = HashEmbedder(dim=8)
     with pytest.raises(SpaceMismatchError, match="384-d"):
         await embed_pending(embedded, small)
     report = await reembed_all(embedded, small)  # switching models re-embeds everything
     assert report.embedded == 5
-    assert await embeddings.current_space(embedded) == ("test/hash-bow", 8)
+    assert await embeddings.current_space(embedded) == ("test/hash-bow", 8, "test", "fp32")
     assert await embeddings.column_dim(embedded) == 8
+
+
+async def test_same_model_on_another_backend_or_quantization_is_another_space(embedded, fresh_db):
+    int8 = HashEmbedder()
+    int8.backend, int8.quantization = "onnxruntime", "int8-dynamic-per-channel"
+    # Ingest and the worker refuse to add vectors of another space to the stored ones ...
+    with pytest.raises(SpaceMismatchError, match=r"test fp32\).*onnxruntime int8-dynamic-per-channel\)"):
+        await embed_pending(embedded, int8)
+    # ... and search refuses to compare a query vector of another space with them.
+    async with AsyncTestClient(create_app(settings(), database_url=fresh_db, embedder=int8)) as client:
+        response = await client.get("/v1/search", params={"q": "molecule graphs", "mode": "semantic"})
+        body = assert_problem(response, 409)
+        assert "onnxruntime int8-dynamic-per-channel" in body["detail"]
+    mixed = await embedded.fetchval("SELECT count(*) FROM papers WHERE embedding IS NOT NULL")
+    report = await reembed_all(embedded, int8)  # switching re-embeds every paper, none is left in the old space
+    assert report.embedded == mixed == 5
+    assert await embeddings.current_space(embedded) == ("test/hash-bow", 384, "onnxruntime", "int8-dynamic-per-channel")
+    with pytest.raises(SpaceMismatchError):  # and the old space is now the other one
+        await embed_pending(embedded, HashEmbedder())
 
 
 async def test_similar_leaves_out_the_paper_itself(client):

@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 import httpx
 
 from ingest.embed import embed_pending
-from ingest.embedder import LOCAL_MODEL
+from ingest.embedder import LOCAL_MODEL, OnnxEmbedder
+from ingest.onnx_model import QUANTIZATION
 from ingest.pipeline import Source, ingest_source
 from sql import db
 from tests import factories
@@ -52,10 +53,12 @@ def corpus(papers: int, per_listing: int = 100, step: int = 50) -> list[Listing]
 
 
 class StandInVectors(HashEmbedder):
-    """Bag-of-words vectors filed under the local model's name, so similar papers and hybrid search work on a
+    """Bag-of-words vectors filed under the local model's space, so similar papers and hybrid search work on a
     server running that model without embedding the corpus with it first (scores are meaningless, paths real)."""
 
     model = LOCAL_MODEL
+    backend = OnnxEmbedder.backend
+    quantization = QUANTIZATION
 
 
 async def load(url: str, listings: list[Listing], *, vectors: bool = False) -> int:

@@ -46,11 +46,12 @@ def st() -> str:
 
 
 @pytest.fixture
-async def server(fresh_db: str, tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
+async def server(fresh_db: str, tmp_path: Path, onnx_models: Path) -> AsyncIterator[tuple[str, Path]]:
     """`papers serve` with the local model and an API key over a loaded corpus: (base URL, its log)."""
     assert await load(fresh_db, corpus(PAPERS), vectors=True) == PAPERS
     log = tmp_path / "serve.log"
-    with serving(fresh_db, log, PAPERS_EMBEDDER="local", PAPERS_API_KEY=API_KEY) as (base, _):
+    data = str(onnx_models.parent)  # the model exported once for the session
+    with serving(fresh_db, log, PAPERS_EMBEDDER="local", PAPERS_DATA_DIR=data, PAPERS_API_KEY=API_KEY) as (base, _):
         await wait_semantic(base)  # semantic routes answer, rather than 503 while the model loads
         yield base, log
 

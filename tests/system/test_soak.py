@@ -134,10 +134,12 @@ def rss_growth(rss: list[tuple[float, int]], seconds: float) -> float:
     return statistics.median(last) / statistics.median(first) - 1
 
 
-async def test_soak_of_mixed_reads_has_no_server_errors_and_stable_memory(loaded: str, tmp_path: Path) -> None:
+async def test_soak_of_mixed_reads_has_no_server_errors_and_stable_memory(
+    loaded: str, tmp_path: Path, onnx_models: Path
+) -> None:
     requests = mix(*await sample(loaded))
     log = tmp_path / "serve.log"
-    with serving(loaded, log, PAPERS_EMBEDDER="local") as (base, proc):
+    with serving(loaded, log, PAPERS_EMBEDDER="local", PAPERS_DATA_DIR=str(onnx_models.parent)) as (base, proc):
         await wait_semantic(base)
         await assert_every_kind_answers(base, requests)
         warm, _ = await soak(base, requests, WARMUP_S, proc.pid)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.embedder import OpenAIEmbedder, from_settings
+from ingest.embedder import LocalEmbedder, OnnxEmbedder, OpenAIEmbedder, from_settings
 from schema.settings import DEFAULT_MAX_BODY_BYTES, Settings, SettingsError
 
 
@@ -63,6 +63,7 @@ def test_body_sizes_take_units(value, size):
         ({"PAPERS_POOL_MAX": "-3"}, "PAPERS_POOL_MAX: expected a positive whole number"),
         ({"PAPERS_POOL_MIN": "5", "PAPERS_POOL_MAX": "2"}, "PAPERS_POOL_MIN (5) exceeds PAPERS_POOL_MAX (2)"),
         ({"PAPERS_EMBEDDER": "magic"}, "PAPERS_EMBEDDER: expected one of local, openai, none, got 'magic'"),
+        ({"PAPERS_EMBEDDER_BACKEND": "tensorflow"}, "PAPERS_EMBEDDER_BACKEND: expected one of onnx, torch"),
         ({"PAPERS_EMBEDDER": "openai"}, "needs PAPERS_EMBEDDING_URL, PAPERS_EMBEDDING_MODEL, PAPERS_EMBEDDING_DIM"),
         (
             {
@@ -131,3 +132,14 @@ def test_pull_settings():
 def test_a_bad_schedule_names_its_variable(value, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({"PAPERS_PULLS": value})
+
+
+def test_the_local_embedder_defaults_to_onnx_cached_under_the_data_directory(tmp_path):
+    local = from_settings(Settings.from_env({"PAPERS_DATA_DIR": str(tmp_path)}).embedder)
+    assert isinstance(local, OnnxEmbedder)
+    assert (local.backend, local.cache_dir) == ("onnxruntime", tmp_path / "models")
+    assert not local.ready  # nothing is loaded, let alone exported, until the model is first needed
+    assert not (tmp_path / "models").exists()
+    torch = from_settings(Settings.from_env({"PAPERS_EMBEDDER_BACKEND": "torch"}).embedder)
+    assert isinstance(torch, LocalEmbedder)
+    assert (torch.backend, torch.quantization) == ("torch", "fp32")

@@ -1,0 +1,183 @@
+"""Embedder: torch fp32 against ONNX Runtime int8 on the same texts and the same two cores, and model load time.
+
+    .venv/bin/python -m bench.run --only embedder
+
+Texts: title + abstract of the seed papers (`../shared/seeds`, read in place) when present, else the synthetic
+corpus. Each backend's `encode` runs over all of them, the backends alternating, `REPEATS` times; the figure is
+the median, with the CPU of this process per paper (less sensitive to other work on the machine than wall
+time). Load time is a fresh interpreter's import + load + one encoded text, as at a server's start: torch,
+ONNX from its cache, and ONNX on an empty data directory (the one-time export).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.harness import report
+from bench.harness.corpus import generate
+from bench.harness.load import medians
+from bench.harness.meter import measured, wait_quiet
+from bench.harness.service import ROOT, clean_env
+from bench.harness.tools import log
+
+TITLE = "Embedder"
+REPEATS = 5
+LOADS = 3
+SPEEDUP = report.Target(at_least=3.0)  # ONNX papers/s over torch's, at the shipped token length
+SEEDS = ROOT.parent / "shared" / "seeds"
+_LOAD = """
+import sys, time
+started = time.perf_counter()
+from pathlib import Path
+from ingest.embedder import LocalEmbedder, OnnxEmbedder
+e = LocalEmbedder() if sys.argv[1] == "torch" else OnnxEmbedder(Path(sys.argv[2]))
+e.encode(["a first text"])
+print(time.perf_counter() - started, getattr(e, "exported", False))
+"""
+
+
+def texts() -> tuple[str, list[str]]:
+    """The texts to embed and where they come from."""
+    from ingest.embedder import embedding_text
+
+    if SEEDS.is_dir():
+        from ingest.parsers import parse
+
+        entries = [e for path in sorted(SEEDS.iterdir()) for e in parse(path.read_text(encoding="utf-8")).entries]
+        unique = sorted({embedding_text(e.title, e.abstract) for e in entries})
+        return f"the {len(unique)} distinct seed papers", unique
+    return "the synthetic corpus (no seeds found)", [embedding_text(p.title, p.abstract) for p in generate(600).papers]
+
+
+def _load_seconds(backend: str, cache: Path) -> tuple[float, bool]:
+    out = subprocess.run(
+        [sys.executable, "-c", _LOAD, backend, str(cache)],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    seconds, exported = out.stdout.split()
+    return float(seconds), exported == "True"
+
+
+def loads(cache: Path) -> dict[str, Any]:
+    """Seconds from a fresh interpreter to a first vector: torch, ONNX cached, ONNX exporting (once)."""
+    with tempfile.TemporaryDirectory(prefix="papers-models-") as empty:
+        export_s, exported = _load_seconds("onnx", Path(empty))
+    if not exported:
+        raise SystemExit("an empty model cache did not export")
+    torch_s, onnx_s = [], []
+    for _ in range(LOADS):
+        torch_s.append(_load_seconds("torch", cache)[0])
+        seconds, exported = _load_seconds("onnx", cache)
+        if exported:
+            raise SystemExit("a cached model was exported again")
+        onnx_s.append(seconds)
+    return {"torch": torch_s, "onnx": onnx_s, "onnx_export": export_s}
+
+
+def _encode(embedder: Any, batch: list[str]) -> dict[str, Any]:
+    started = time.perf_counter()
+    embedder.encode(batch)
+    seconds = time.perf_counter() - started
+    return {"rps": len(batch) / seconds, "seconds": seconds}
+
+
+def run(full: bool) -> dict[str, Any]:
+    """Throughput of each backend (alternating) and load times."""
+    from ingest.embedder import MAX_TOKENS, LocalEmbedder, OnnxEmbedder
+
+    source, batch = texts()
+    cache = Path(tempfile.mkdtemp(prefix="papers-models-"))
+    variants: dict[str, Any] = {
+        f"torch fp32, {MAX_TOKENS} tokens": LocalEmbedder(),
+        f"onnx int8, {MAX_TOKENS} tokens": OnnxEmbedder(cache),
+        "onnx int8, 128 tokens": OnnxEmbedder(cache, max_tokens=128),
+    }
+    for embedder in variants.values():
+        embedder.encode(batch[:8])  # loads (the first ONNX one exports into the cache) and warms up
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    for _ in range(REPEATS):
+        for name, embedder in variants.items():
+            wait_quiet()
+            runs[name].append(measured(functools.partial(_encode, embedder, batch), {"bench": os.getpid()}))
+            log("embedder", f"{name}: {runs[name][-1]['rps']:.1f} papers/s")
+    return {
+        "source": source,
+        "texts": len(batch),
+        "max_tokens": MAX_TOKENS,
+        "torch_batch": variants[f"torch fp32, {MAX_TOKENS} tokens"].batch_size,
+        "throughput": {
+            name: medians(r) | {"seconds_runs": [round(x["seconds"], 1) for x in r], "rps_runs": [x["rps"] for x in r]}
+            for name, r in runs.items()
+        },
+        "load_s": loads(cache),
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    """The section: papers/s side by side, the speed-up against the target, load times."""
+    through = result["throughput"]
+    names = list(through)
+    base = through[names[0]]
+    rows = [
+        [
+            name,
+            ", ".join(f"{s:.1f}" for s in t["seconds_runs"]),
+            t["rps"],
+            t["bench_us_per_req"] / 1e3,
+            t["rps"] / base["rps"],
+            base["bench_us_per_req"] / t["bench_us_per_req"],
+            round(t["other_cpu_pct"]),
+        ]
+        for name, t in through.items()
+    ]
+    shipped = through[names[1]]
+    # Each round ran torch then ONNX back to back: the median of the rounds' ratios cancels slow drift in the
+    # machine's load better than the ratio of medians taken from different rounds.
+    # (Results saved before the rounds were kept have only the medians.)
+    if "rps_runs" in shipped:
+        speedup = statistics.median(o / t for o, t in zip(shipped["rps_runs"], base["rps_runs"], strict=True))
+        how = "the median over the rounds of ONNX papers/s over torch's in the same round"
+    else:
+        speedup, how = shipped["rps"] / base["rps"], "median papers/s over median papers/s"
+    cpu_speedup = base["bench_us_per_req"] / shipped["bench_us_per_req"]
+    load = result["load_s"]
+    med = {k: statistics.median(v) for k, v in load.items() if isinstance(v, list)}
+    headers = ["Backend", "Seconds (runs)", "Papers/s", "CPU ms/paper", "× papers/s", "× CPU/paper", "Other CPU %"]
+    return "\n".join(
+        [
+            f"## {TITLE}",
+            "",
+            f"`encode` over {result['source']} (title + abstract), each backend in turn, median of "
+            f"{len(base['seconds_runs'])}; torch in batches of {result['torch_batch']} sorted by length, ONNX one "
+            "text per call, both on the machine's 2 cores. × columns are against torch fp32; *Other CPU %* is what "
+            "the rest of the machine used meanwhile (in % of one core). Quality of each backend: "
+            "docs/similarity.md.",
+            "",
+            report.table(headers, rows, "lrrrrrr"),
+            "",
+            f"**Target: ONNX int8 at {result['max_tokens']} tokens ≥ 3× torch's papers/s: "
+            f"{SPEEDUP.verdict(speedup)}** ({speedup:.2f}×, {how}; {cpu_speedup:.2f}× by this process's CPU per "
+            "paper).",
+            "",
+            f"Model load, a fresh interpreter to its first vector (median of {len(load['torch'])}): torch "
+            f"{med['torch']:.1f} s, ONNX from its cache {med['onnx']:.1f} s; ONNX on an empty data directory "
+            f"(exports once, then loads) {load['onnx_export']:.1f} s.",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    print(render(run(False)))

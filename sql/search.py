@@ -127,3 +127,14 @@ async def papers_with_vectors(conn: asyncpg.Connection, ids: Sequence[str]) -> l
         return PaperVector(**fields, key=r["paper_key"], fingerprint=r["fingerprint"], vector=_as_array(r["embedding"]))
 
     return in_asked_order(rows, ids, arxiv, build)
+
+
+async def count_ranked(conn: asyncpg.Connection, q: str, flt: PaperFilter, *, keyword: bool, semantic: bool) -> int:
+    """How many papers a search ranks: those matching the keywords, those with a vector, or either (hybrid)."""
+    where = Where()
+    ranked = ["p.embedding IS NOT NULL"] if semantic else []
+    if keyword:
+        ranked.append(f"p.search @@ websearch_to_tsquery('english', {where.param(q)})")
+    where.conditions.append(f"({' OR '.join(ranked)})")
+    paper_filters(where, flt)
+    return int(await conn.fetchval(f"SELECT count(*) FROM papers p WHERE {where.sql()}", *where.params))

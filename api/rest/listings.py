@@ -39,8 +39,8 @@ def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
 @route(get, "/v1/listings", "listListings", "List listings", "listings")
 async def list_listings(conn: Conn, limit: Limit = limits.DEFAULT_PAGE, cursor: ListingsCursor = None) -> Page:
     """Listings, newest date first, keyset-paginated."""
-    items, next_cursor = await catalog.listings_page(conn, after=cursor, limit=limit)
-    return Page(items, next_cursor)
+    page = await catalog.listings_page(conn, catalog.page_request(limit, cursor))
+    return Page(page.items, page.next_cursor)
 
 
 @route(get, "/v1/listings/{listing_id:str}", "getListing", "Get a listing", "listings", 404)
@@ -53,8 +53,8 @@ async def get_listing(
 ) -> Response[ListingDetail]:
     """A listing and one page of its entries in rank order."""
     listing = await catalog.listing(conn, listing_id)
-    entries, next_cursor = await catalog.entries_page(conn, listing_id, after=cursor, limit=limit)
-    return cached(request, ListingDetail(listing, entries, next_cursor))
+    page = await catalog.entries_page(conn, listing_id, catalog.page_request(limit, cursor))
+    return cached(request, ListingDetail(listing, page.items, page.next_cursor))
 
 
 @route(

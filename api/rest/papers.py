@@ -77,8 +77,8 @@ async def list_papers(
 ) -> Page:
     """Papers matching the filters, keyset-paginated: follow `next_cursor` until it is null."""
     flt = PaperFilter(q=q, listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)
-    items, next_cursor = await catalog.papers_page(conn, flt, sort=sort, after=cursor, limit=limit)
-    return Page(select_fields(items, fields), next_cursor)
+    page = await catalog.papers_page(conn, flt, catalog.page_request(limit, cursor), sort=sort)
+    return Page(select_fields(page.items, fields), page.next_cursor)
 
 
 @route(get, "/v1/papers/match", "matchPaperTitle", "Fuzzy title match", "papers", 404)

@@ -9,7 +9,7 @@ from litestar.openapi.spec import Example
 from litestar.params import JSONBody, Parameter
 
 from api.rest import params
-from api.services import search
+from api.services import catalog, search
 from schema import limits
 from schema.api import PaperFilter, RecommendRequest, SearchMode
 
@@ -51,10 +51,10 @@ async def search_papers(
 ) -> params.ScoredPage:
     """Papers for a query, best first; keyword hits carry highlighted snippets."""
     flt = PaperFilter(listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)
-    items, next_cursor = await search.search_papers(
-        conn, _queries(request), q, mode=mode, flt=flt, after=cursor, limit=limit
+    page = await search.search_papers(
+        conn, _queries(request), q, catalog.page_request(limit, cursor), mode=mode, flt=flt
     )
-    return params.ScoredPage(items, next_cursor)
+    return params.ScoredPage(page.items, page.next_cursor)
 
 
 @params.route(get, "/v1/papers/{paper_id:str}/similar", "similarPapers", "More like this", "search", 404, 409)

@@ -26,6 +26,7 @@ from schema.errors import (
     SpaceMismatchError,
     UnavailableError,
 )
+from schema.paging import Page, PageRequest
 from sql import cursor, search
 from sql.embeddings import Space, current_space
 from sql.search import PaperVector
@@ -145,36 +146,49 @@ def _query_text(q: str) -> str:
     return q
 
 
-def _page_window(kind: str, after: str | None, limit: int) -> int:
-    page_size(limit)
-    offset = 0
-    if after:
-        values = cursor.decode(after, kind)
-        if len(values) != 1 or not isinstance(values[0], int) or values[0] < 0:
-            raise InvalidCursorError("cursor is malformed")
-        offset = values[0]
-    if offset + limit > limits.MAX_WINDOW:
+def _position(kind: str, token: str) -> int:
+    """The 1-based position in the ranking a search cursor stands for."""
+    values = cursor.decode(token, kind)
+    if len(values) != 1 or not isinstance(values[0], int) or isinstance(values[0], bool) or values[0] < 0:
+        raise InvalidCursorError("cursor is malformed")
+    return values[0]
+
+
+def _window(kind: str, request: PageRequest) -> tuple[int, int]:
+    """The ranks a page may take, as indexes [low, high): after `after`, before `before`, within MAX_WINDOW."""
+    low = _position(kind, request.after) if request.after else 0
+    high = min(_position(kind, request.before) - 1, limits.MAX_WINDOW) if request.before else limits.MAX_WINDOW
+    if not request.backward and low + request.size > limits.MAX_WINDOW:
         raise InvalidInputError(f"search results can be paged up to {limits.MAX_WINDOW}; narrow the query instead")
-    return offset
+    return low, max(low, high)
+
+
+def _slice(request: PageRequest, low: int, high: int, found: int) -> tuple[int, int, bool, bool]:
+    """The page's indexes [start, stop) among `found` ranked hits, and its has_next and has_previous."""
+    end = min(high, found)
+    if request.backward:
+        start = max(low, end - request.size)
+        return start, end, bool(request.before) and found > high, start > low
+    stop = min(low + request.size, end)
+    return low, stop, end > stop, low > 0 and found > 0
 
 
 async def search_papers(
     conn: asyncpg.Connection,
     queries: QueryEmbeddings,
     q: str,
+    page: PageRequest,
     *,
     mode: SearchMode = "hybrid",
     flt: PaperFilter = PaperFilter(),
-    after: str | None = None,
-    limit: int = limits.DEFAULT_PAGE,
     budget: Budget | None = None,
-) -> tuple[list[ScoredPaper], str | None]:
-    """Keyword, semantic or hybrid search with filters and an opaque offset cursor."""
+) -> Page[ScoredPaper]:
+    """Keyword, semantic or hybrid search with filters, paged both ways by cursors of ranking positions."""
     q = _query_text(q)
     check_filter(flt)
     kind = cursor_kind(q, mode, flt)
-    offset = _page_window(kind, after, limit)
-    want = offset + limit + 1
+    low, high = _window(kind, page)
+    want = (high if page.backward else min(low + page.size, high)) + 1
     matched: list[ScoredPaper] = []
     if mode == "keyword":
         hits = matched = await search.keyword(conn, q, flt, limit=want)
@@ -185,10 +199,17 @@ async def search_papers(
         if mode == "hybrid":
             matched = await search.keyword(conn, q, flt, limit=max(want, 50))
         hits = semantic if mode == "semantic" else rrf([matched, semantic])
-    page = hits[offset : offset + limit]
-    more = len(hits) > offset + limit
-    next_cursor = cursor.encode(kind, [offset + limit]) if more else None
-    return await _with_snippets(conn, q, page, {h.id for h in matched}), next_cursor
+    start, stop, has_next, has_previous = _slice(page, low, high, len(hits))
+    items = await _with_snippets(conn, q, hits[start:stop], {h.id for h in matched})
+    cursors = [cursor.encode(kind, [position]) for position in range(start + 1, stop + 1)]
+    return Page(items, cursors, has_next, has_previous)
+
+
+async def count_search(conn: asyncpg.Connection, q: str, *, mode: SearchMode, flt: PaperFilter) -> int:
+    """How many papers a search ranks (paging reaches the first MAX_WINDOW of them)."""
+    q = _query_text(q)
+    check_filter(flt)
+    return await search.count_ranked(conn, q, flt, keyword=mode != "semantic", semantic=mode != "keyword")
 
 
 async def _with_snippets(

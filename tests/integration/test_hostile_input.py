@@ -14,7 +14,7 @@ from api.app import create_app
 from api.graphql import cost
 from api.graphql.documents import MAX_BYTES, MAX_CACHED_DOCUMENT
 from api.rest.params import ENTRIES_CURSOR, EXAMPLE_LISTING, LISTINGS_CURSOR, PAPERS_CURSOR, SEARCH_CURSOR
-from sql.queries import after_rank
+from sql.queries import rank_of
 from tests.apps import settings
 from tests.embedders import HashEmbedder
 from tests.integration.test_rest import CORPUS, KEY, assert_problem, load
@@ -70,7 +70,7 @@ async def test_forged_entry_cursors_are_400(client, cursor):
 async def test_each_endpoints_example_cursor_is_one_it_accepts(client):
     assert (await client.get("/v1/papers", params={"cursor": PAPERS_CURSOR})).status_code == 200
     assert (await client.get("/v1/listings", params={"cursor": LISTINGS_CURSOR})).status_code == 200
-    assert after_rank(EXAMPLE_LISTING, ENTRIES_CURSOR) == 50  # the example listing is not in this database
+    assert rank_of(EXAMPLE_LISTING, ENTRIES_CURSOR) == 50  # the example listing is not in this database
     search = {"q": "shorter chain of thought reasoning", "cursor": SEARCH_CURSOR}
     assert (await client.get("/v1/search", params=search)).status_code == 200
 

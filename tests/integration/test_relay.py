@@ -74,7 +74,8 @@ async def test_relay_pages_forward_and_backward(clients, name, query, path, key,
     nodes = [node for node, _ in forward]
     assert len(nodes) == len(set(nodes)) == TOTALS[name]
 
-    backward, before, pages = [], None, 0
+    backward: list[tuple[object, str]] = []
+    before, pages = None, 0
     while True:
         page = await _page(clients, query, path, compiled, last=size, before=before)
         assert page["totalCount"] == TOTALS[name]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.openapi.spec import Example
+from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import Parameter
 
-from api.rest.papers import cached
+from api.rest.papers import Count, cached
 from api.rest.params import (
     Conn,
     EntriesCursor,
@@ -18,15 +20,61 @@ from api.rest.params import (
     JobKey,
     Limit,
     ListingDetail,
+    ListingFormat,
     ListingKey,
+    ListingPage,
     ListingsCursor,
-    Page,
     route,
 )
 from api.services import catalog, submissions
 from schema import limits
 from schema.api import JobStatusView
-from schema.ingest import ListingKind
+
+EXAMPLE_ABSTRACT = (
+    "We study how many passes over the data a language model needs. Training for a single epoch on a corpus"
+    " that is large enough matches several epochs on a smaller one, at the same compute, across every model"
+    " size we tried; the result suggests collecting more data rather than repeating it."
+)
+EXAMPLE_PAGE = f"Daily Papers\n\nMar 11\n\nOne Epoch Is All You Need\n\n{EXAMPLE_ABSTRACT}\n"
+EXAMPLE_HF_DAILY = [
+    {
+        "publishedAt": "2024-03-11T09:30:00.000Z",
+        "paper": {"id": "2306.00001", "title": "One Epoch Is All You Need", "summary": EXAMPLE_ABSTRACT},
+    }
+]
+_HF_ITEM = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["paper"],
+    properties={
+        "publishedAt": Schema(type=OpenAPIType.STRING, description="the day the paper was listed (ISO 8601)"),
+        "paper": Schema(
+            type=OpenAPIType.OBJECT,
+            required=["title", "summary"],
+            properties={
+                "id": Schema(type=OpenAPIType.STRING, description="arXiv id"),
+                "title": Schema(type=OpenAPIType.STRING),
+                "summary": Schema(type=OpenAPIType.STRING, description="the abstract"),
+            },
+        ),
+    },
+)
+
+
+@dataclass
+class SubmitOperation(Operation):
+    """The submission's operation with its body described: the handler reads the body raw, so Litestar cannot."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="the listing: a scraped page or JSON Lines as text, or the daily-papers JSON array",
+            content={
+                "text/plain": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING), example=EXAMPLE_PAGE),
+                "application/json": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.ARRAY, items=_HF_ITEM), example=EXAMPLE_HF_DAILY
+                ),
+            },
+        )
 
 
 def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -37,10 +85,12 @@ def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
 
 
 @route(get, "/v1/listings", "listListings", "List listings", "listings")
-async def list_listings(conn: Conn, limit: Limit = limits.DEFAULT_PAGE, cursor: ListingsCursor = None) -> Page:
+async def list_listings(
+    conn: Conn, limit: Limit = limits.DEFAULT_PAGE, cursor: ListingsCursor = None, count: Count = False
+) -> ListingPage:
     """Listings, newest date first, keyset-paginated."""
     page = await catalog.listings_page(conn, catalog.page_request(limit, cursor))
-    return Page(page.items, page.next_cursor)
+    return ListingPage(page.items, page.next_cursor, await catalog.count_listings(conn) if count else None)
 
 
 @route(get, "/v1/listings/{listing_id:str}", "getListing", "Get a listing", "listings", 404)
@@ -67,13 +117,15 @@ async def get_listing(
     413,
     status_code=202,
     guards=[require_api_key],
+    security=[{"bearer": []}],
+    operation_class=SubmitOperation,
 )
 async def submit_listing(
     request: Request[Any, Any, Any],
     conn: Conn,
     format: Annotated[
-        ListingKind | None,
-        Parameter(description="skip detection", examples=[Example(value="page")]),
+        ListingFormat | None,
+        Parameter(description="the input's format (detected when absent)", examples=[Example(value="page")]),
     ] = None,
     year: Annotated[
         int | None,
@@ -92,7 +144,8 @@ async def submit_listing(
 ) -> JobAccepted:
     """Queue a listing (text/plain page, daily-papers JSON or JSON Lines) for the worker; needs the API key."""
     is_json = "json" in (request.content_type[0] or "")
-    submission = submissions.Submission(await request.body(), source, format, year, json=is_json)
+    kind = None if format is None else format.value
+    submission = submissions.Submission(await request.body(), source, kind, year, json=is_json)
     job_id = await submissions.submit(conn, submission)
     return JobAccepted(job_id, f"/v1/jobs/{job_id}")
 

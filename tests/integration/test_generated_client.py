@@ -59,6 +59,13 @@ def generated(tmp_path: Path):
         shutil.rmtree(out, ignore_errors=True)
 
 
+def _daily_item(models):
+    """A daily-papers item as the generated model of the submission's JSON form."""
+    title, abstract = factories.paper(40)
+    paper = models.SubmitListingJsonBodyItemPaper(title=title, summary=abstract, id="2403.00040")
+    return models.SubmitListingJsonBodyItem(paper=paper, published_at="2024-03-14")
+
+
 async def test_a_generated_client_gets_typed_objects_back(generated, fresh_db):
     async with db.connection(fresh_db) as conn:
         text = factories.page([factories.paper(i) for i in range(12)], label="Mar 11")
@@ -74,11 +81,20 @@ async def test_a_generated_client_gets_typed_objects_back(generated, fresh_db):
             ("search", "similar_papers"),
             ("search", "recommend_papers"),
             ("listings", "list_listings"),
+            ("listings", "submit_listing"),
         ]
     }
     app = create_app(settings(api_key=KEY), database_url=fresh_db, embedder=HashEmbedder())
     async with AsyncTestClient(app=app) as http:
+        anonymous = generated.Client(base_url="http://testserver.local")
+        anonymous.set_async_httpx_client(http)
+        daily = [_daily_item(models)]
+        refused = await ops["submit_listing"].asyncio(client=anonymous, body=daily)
+        assert isinstance(refused, models.ProblemDetail)
+        assert refused.status == 401
         client = generated.AuthenticatedClient(base_url="http://testserver.local", token=KEY)
+        # A client given its own httpx client sends what that client sends: the header the generated one would.
+        http.headers[client.auth_header_name] = f"{client.prefix} {client.token}"
         client.set_async_httpx_client(http)
 
         first = await ops["list_papers"].asyncio(client=client, limit=5, count=True, sort=models.PaperOrder.TITLE)
@@ -111,3 +127,8 @@ async def test_a_generated_client_gets_typed_objects_back(generated, fresh_db):
         listings = await ops["list_listings"].asyncio(client=client)
         assert isinstance(listings, models.ListingPage)
         assert isinstance(listings.items[0], models.Listing)
+
+        # The JSON form of a listing (the generator has no text/plain body; curl sends the text form).
+        accepted = await ops["submit_listing"].asyncio(client=client, body=daily)
+        assert isinstance(accepted, models.JobAccepted)
+        assert accepted.status_url == f"/v1/jobs/{accepted.job_id}"

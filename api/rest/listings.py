@@ -25,6 +25,7 @@ from api.rest.params import (
     ListingPage,
     ListingsCursor,
     route,
+    strict_booleans,
 )
 from api.services import catalog, submissions
 from schema import limits
@@ -84,7 +85,7 @@ def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
         raise refusal
 
 
-@route(get, "/v1/listings", "listListings", "List listings", "listings")
+@route(get, "/v1/listings", "listListings", "List listings", "listings", guards=[strict_booleans])
 async def list_listings(
     conn: Conn, limit: Limit = limits.DEFAULT_PAGE, cursor: ListingsCursor = None, count: Count = False
 ) -> ListingPage:

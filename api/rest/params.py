@@ -185,7 +185,7 @@ class JobAccepted(msgspec.Struct, frozen=True):
     status_url: Annotated[str, doc("where to follow the job", "/v1/jobs/job_3f9c2a7b1d4e5f60a1b2")]
 
 
-BOOLEAN_PARAMETERS = ("arxiv",)
+BOOLEAN_PARAMETERS = ("arxiv", "count")
 
 
 async def strict_booleans(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

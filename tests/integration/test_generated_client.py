@@ -15,6 +15,7 @@ from litestar.serialization import encode_json
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
+from api.export_schema import openapi
 from ingest.embed import embed_pending
 from ingest.pipeline import Source, ingest_source
 from sql import db
@@ -132,3 +133,45 @@ async def test_a_generated_client_gets_typed_objects_back(generated, fresh_db):
         accepted = await ops["submit_listing"].asyncio(client=client, body=daily)
         assert isinstance(accepted, models.JobAccepted)
         assert accepted.status_url == f"/v1/jobs/{accepted.job_id}"
+
+
+OPENAPI_FILE = Path(__file__).resolve().parents[2] / "openapi.json"
+
+
+async def test_the_checked_in_openapi_document_is_the_one_served(fresh_db):
+    assert OPENAPI_FILE.read_text() == openapi(), (
+        "openapi.json is out of date; regenerate it with `python -m api.export_schema --openapi > openapi.json`"
+    )
+    async with AsyncTestClient(app=create_app(settings(api_key=KEY), database_url=fresh_db)) as http:
+        served = (await http.get("/schema/openapi.json")).json()
+    assert served == json.loads(OPENAPI_FILE.read_text())
+
+
+def test_every_write_has_a_body_and_every_collection_typed_items():
+    spec = json.loads(OPENAPI_FILE.read_text())
+    for url, operations in spec["paths"].items():
+        if "post" in operations:
+            assert operations["post"].get("requestBody", {}).get("content"), url
+    schemas = spec["components"]["schemas"]
+    for name in ("PaperPage", "ListingPage", "ScoredPage", "ScoredList"):
+        items = schemas[name]["properties"]["items"]["items"]
+        assert set(items) == {"$ref"}, (name, items)
+    submit = spec["paths"]["/v1/listings"]["post"]
+    assert submit["security"] == [{"bearer": []}]
+    assert spec["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "PAPERS_API_KEY, for writes",
+    }
+    assert set(submit["requestBody"]["content"]) == {"text/plain", "application/json"}
+
+
+async def test_the_submissions_body_examples_are_listings(fresh_db):
+    content = json.loads(OPENAPI_FILE.read_text())["paths"]["/v1/listings"]["post"]["requestBody"]["content"]
+    async with db.connection(fresh_db) as conn:
+        for name, example in [
+            ("page.txt", content["text/plain"]["example"].encode()),
+            ("daily.json", json.dumps(content["application/json"]["example"]).encode()),
+        ]:
+            result = await ingest_source(conn, Source(name, example), year=2024)
+            assert (result.error, result.entries, result.rejected) == (None, 1, 0), result

@@ -20,7 +20,7 @@ from types import ModuleType
 
 from bench.harness import report
 
-SECTIONS = ("ingest", "hnsw", "api", "hostile", "server")
+SECTIONS = ("ingest", "hnsw", "api", "hostile", "server", "totals")
 OUT = report.ROOT / "docs" / "benchmarks.md"
 
 

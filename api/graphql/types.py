@@ -218,8 +218,8 @@ class Connection(Generic[T]):
     count: strawberry.Private[Count]
 
     @strawberry.field(
-        description="How many rows the whole collection holds under the same arguments, whatever page this is"
-        " (exact; counted only when asked for)."
+        description="How many rows all pages of this connection hold together, whichever page this is (exact;"
+        " counted only when asked for)."
     )
     async def total_count(self) -> int:
         return await self.count()

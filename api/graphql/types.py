@@ -40,8 +40,13 @@ def _unwrap(kind: Any) -> tuple[Any, str | None]:
     if get_origin(kind) is Annotated:
         base, *extras = get_args(kind)
         meta = next((m for m in extras if isinstance(m, msgspec.Meta)), None)
-        return base, getattr(meta, "description", None)
-    return kind, None
+        return _plain(base), getattr(meta, "description", None)
+    return _plain(kind), None
+
+
+def _plain(kind: Any) -> Any:
+    """A string enum named for OpenAPI (a listing's format) is a plain string in the SDL, as it always was."""
+    return str if isinstance(kind, type) and issubclass(kind, enum.StrEnum) else kind
 
 
 def mirrors(contract: type[msgspec.Struct], *, kind: str = "type") -> Callable[[type[T]], type[T]]:

@@ -20,7 +20,6 @@ from api.rest.params import (
     JobKey,
     Limit,
     ListingDetail,
-    ListingFormat,
     ListingKey,
     ListingPage,
     ListingsCursor,
@@ -30,6 +29,7 @@ from api.rest.params import (
 from api.services import catalog, submissions
 from schema import limits
 from schema.api import JobStatusView
+from schema.ingest import ListingFormat
 
 EXAMPLE_ABSTRACT = (
     "We study how many passes over the data a language model needs. Training for a single epoch on a corpus"

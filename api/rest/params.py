@@ -19,7 +19,6 @@ from api.services import search
 from schema import limits
 from schema.api import Listing, ListingEntry, Paper, PaperFilter, PaperSort, ScoredPaper, SearchMode, doc
 from schema.errors import InvalidInputError
-from schema.ingest import ListingKind
 from sql import cursor
 from sql.queries import entries_kind
 
@@ -34,7 +33,6 @@ def _choices(name: str, values: Any, *, reversible: bool = False) -> Any:
 
 
 PaperOrder = _choices("PaperOrder", PaperSort, reversible=True)
-ListingFormat = _choices("ListingFormat", ListingKind)
 SearchModes = _choices("SearchMode", SearchMode)
 
 

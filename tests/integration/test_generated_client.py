@@ -128,6 +128,7 @@ async def test_a_generated_client_gets_typed_objects_back(generated, fresh_db):
         listings = await ops["list_listings"].asyncio(client=client)
         assert isinstance(listings, models.ListingPage)
         assert isinstance(listings.items[0], models.Listing)
+        assert listings.items[0].kind is models.ListingFormat.PAGE  # the one enum of formats, as the parameter
 
         # The JSON form of a listing (the generator has no text/plain body; curl sends the text form).
         accepted = await ops["submit_listing"].asyncio(client=client, body=daily)

@@ -244,10 +244,10 @@ _ENTRIES = f"""SELECT r.i, o.beyond, e.rank, e.title_variant, e.abstract_variant
     LEFT JOIN LATERAL (
         SELECT * FROM listing_entries e
         WHERE e.listing_key = l.listing_key AND e.rank > r.after_rank AND e.rank < r.before_rank
-        ORDER BY e.rank * r.dir LIMIT r.lim + 1
+        ORDER BY {{order}} LIMIT r.lim + 1
     ) e ON true
     LEFT JOIN papers p ON p.paper_key = e.paper_key
-    ORDER BY r.i, e.rank * r.dir"""
+    ORDER BY r.i, {{order}}"""
 
 
 async def entries_pages(conn: asyncpg.Connection, requests: Sequence[EntriesRequest]) -> list[Page[ListingEntry]]:
@@ -258,10 +258,12 @@ async def entries_pages(conn: asyncpg.Connection, requests: Sequence[EntriesRequ
     types = ["text", "bigint", "bigint", "bigint", "bigint", "int", "int"]
     params: list[Any] = columns
     source = f"unnest({', '.join(f'${n}::{t}[]' for n, t in enumerate(types, start=1))}) WITH ORDINALITY"
+    order = "e.rank * r.dir"  # each page in its own direction
     if len(requests) == 1:  # scalar parameters: one cached generic plan (see fragments.id_match)
         params = [c[0] for c in columns]
         source = f"(VALUES ({', '.join(f'${n}::{t}' for n, t in enumerate(types, start=1))}, 1::bigint))"
-    rows = await conn.fetch(_ENTRIES.format(source=source), *params)
+        order = "e.rank DESC" if requests[0].page.backward else "e.rank"  # read in index order, no sort
+    rows = await conn.fetch(_ENTRIES.format(source=source, order=order), *params)
     grouped: dict[int, list[asyncpg.Record]] = {}
     for row in rows:
         grouped.setdefault(row["i"], []).append(row)

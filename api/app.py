@@ -14,6 +14,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.graphql.controller import graphql_controller
@@ -27,6 +28,8 @@ from api.services.search import QueryEmbeddings
 from ingest.embedder import Embedder, LocalEmbedder, OnnxEmbedder, from_settings
 from schema.settings import Settings
 from sql import db
+
+BEARER = SecurityScheme(type="http", scheme="bearer", description="PAPERS_API_KEY, for writes")
 
 
 async def provide_conn(state: State) -> AsyncIterator[asyncpg.Connection]:
@@ -118,6 +121,7 @@ def create_app(
             version="1.0.0",
             description="Research-paper listings: papers deduplicated across listings, listings with ranked entries.",
             path="/schema",
+            components=Components(security_schemes={"bearer": BEARER}),
             render_plugins=[OfflineSwaggerUI(path=["/", "/swagger"])],
         ),
         state=State({"settings": settings, "queries": QueryEmbeddings(chosen), "graphql_schema": controller.schema}),

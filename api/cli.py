@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import datetime as dt
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -237,6 +238,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     if args.no_serve:
         return 0
+    if settings.api_key is None:
+        # The README's write tour needs a key: the demo makes one (kept in the data directory, so it stays the same
+        # from run to run) and hands it to the server through its environment, as an operator would.
+        os.environ["PAPERS_API_KEY"] = demo_key(settings.data_dir)
+    print(f"API key  {os.environ['PAPERS_API_KEY']}  (writes: Authorization: Bearer <key>)", file=sys.stderr)
     # Listings submitted to the demo (POST /v1/listings, submitListing) are ingested by a worker of its own.
     worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"])
     print(f"worker   pid {worker.pid} ingests submitted listings", file=sys.stderr)
@@ -277,6 +283,18 @@ def _boolean(value: str) -> bool:
     if value not in ("true", "false"):
         raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
     return value == "true"
+
+
+def demo_key(data_dir: Path) -> str:
+    """The demo's development API key: read from `data_dir/demo-api-key`, made there on first use."""
+    path = data_dir / "demo-api-key"
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = "dev_" + secrets.token_urlsafe(24)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

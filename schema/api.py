@@ -11,6 +11,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from schema.ingest import ListingFormat
+from schema.jobs import JobStatus
+
 PaperSort = Literal["recent", "title", "first_seen"]
 MAX_PAGE = 100
 
@@ -81,7 +84,7 @@ class Listing(msgspec.Struct, frozen=True):
     source: Annotated[
         str, doc("the name the input was ingested under (file name, api, graphql)", "daily-2024-03-11.txt")
     ]
-    kind: Annotated[str, doc("input format: page, hf_daily, jsonl, json, atom, rss or html", "page")]
+    kind: Annotated[ListingFormat, doc("input format: page, hf_daily, jsonl, json, atom, rss or html", "page")]
     date_label: DateLabel
     date: ResolvedDate
     heading: Annotated[str | None, doc("page heading, when printed", "Daily Papers")]
@@ -126,7 +129,7 @@ class JobStatusView(msgspec.Struct, frozen=True):
     """A submitted listing's ingest job as clients see it."""
 
     id: Annotated[str, doc("job id", "job_3f9c2a7b1d4e5f60a1b2")]
-    status: Annotated[str, doc("queued, running, done or failed", "done")]
+    status: Annotated[JobStatus, doc("queued, running, done or failed", "done")]
     attempts: Annotated[int, doc("attempts so far", 1)]
     last_error: Annotated[str | None, doc("the last failure, if any", None)]
     result: Annotated[

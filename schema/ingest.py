@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import hashlib
 from typing import Literal, NamedTuple, get_args
 
@@ -10,6 +11,9 @@ import msgspec
 
 ListingKind = Literal["page", "hf_daily", "jsonl", "json", "atom", "rss", "html"]
 FORMATS: tuple[str, ...] = get_args(ListingKind)
+# The same choices as one named type, where a schema (OpenAPI) must name the concept once; made from the
+# Literal so the two cannot drift (mypy reads members only from a literal list, hence the pragma).
+ListingFormat = enum.StrEnum("ListingFormat", [(name, name) for name in FORMATS])  # type: ignore[misc]
 
 
 class ParsedEntry(msgspec.Struct, frozen=True):

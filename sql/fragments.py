@@ -15,6 +15,7 @@ import asyncpg
 from schema.api import PaperFilter
 from schema.errors import InvalidCursorError
 from schema.identity import normalize_arxiv_id
+from schema.paging import PageRequest
 from sql import cursor
 
 # Contract field -> column, for papers (alias p) and listings (alias l).
@@ -113,9 +114,20 @@ PAPER_SORTS = {
 LISTING_SORT = Sort(("coalesce(l.listed_on, date '-infinity')", "l.listing_key"), "DESC", "l.listed_on", "date")
 
 
-def order_by(sort: Sort) -> str:
-    """The ORDER BY list of a sort."""
-    return ", ".join(f"{key} {sort.direction}" for key in sort.keys)
+def reversed_sort(sort: Sort) -> Sort:
+    """The same keys in the opposite direction."""
+    return sort._replace(direction="ASC" if sort.direction == "DESC" else "DESC")
+
+
+def paper_sort(name: str) -> Sort:
+    """The keyset order of a sort name: `title`, or `-title` for the reverse."""
+    return reversed_sort(PAPER_SORTS[name[1:]]) if name.startswith("-") else PAPER_SORTS[name]
+
+
+def order_by(sort: Sort, *, reverse: bool = False) -> str:
+    """The ORDER BY list of a sort (read backwards with `reverse`)."""
+    direction = reversed_sort(sort).direction if reverse else sort.direction
+    return ", ".join(f"{key} {direction}" for key in sort.keys)
 
 
 def keyset_values(sort: Sort, first: Any, key: int) -> list[Any]:
@@ -140,8 +152,14 @@ def _first_key(sort: Sort, value: Any) -> Any:
     return parsed
 
 
-def add_keyset(where: Where, sort: Sort, token: str, kind: str) -> None:
-    """Add `after this cursor` to where; InvalidCursorError for a cursor of another query or with bad values."""
+# Which rows a cursor bounds, in the order of an ascending sort: after it, before it, up to it, from it on.
+_SIDES = {"after": ">", "before": "<", "to": "<=", "from": ">="}
+_FLIPPED = {">": "<", "<": ">", "<=": ">=", ">=": "<="}
+
+
+def add_keyset(where: Where, sort: Sort, token: str, kind: str, side: str = "after") -> None:
+    """Add `rows after (before, up to, from) this cursor` to where; InvalidCursorError for a cursor of another
+    query or with bad values."""
     values = cursor.decode(token, kind)
     try:
         first, key = values
@@ -150,8 +168,16 @@ def add_keyset(where: Where, sort: Sort, token: str, kind: str) -> None:
         first = _first_key(sort, first)
     except (TypeError, ValueError):
         raise InvalidCursorError("cursor is malformed") from None
-    op = "<" if sort.direction == "DESC" else ">"
+    op = _FLIPPED[_SIDES[side]] if sort.direction == "DESC" else _SIDES[side]
     where.add(f"({', '.join(sort.keys)}) {op} ({{}}, {{}})", first, key)
+
+
+def page_bounds(where: Where, sort: Sort, request: PageRequest, kind: str) -> None:
+    """Add a page request's cursors (rows after `after`, before `before`) to where."""
+    if request.after:
+        add_keyset(where, sort, request.after, kind, "after")
+    if request.before:
+        add_keyset(where, sort, request.before, kind, "before")
 
 
 def id_match(where: Where, column: str, ids: Sequence[str]) -> str:

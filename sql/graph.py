@@ -16,22 +16,24 @@ import collections
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from schema.paging import PageRequest
 from schema.selection import Selection
 from sql import cursor
 from sql.fragments import (
     LISTING_FIELDS,
     LISTING_SORT,
     PAPER_FIELDS,
-    PAPER_SORTS,
     TIMESTAMPS,
     Sort,
     Where,
     add_keyset,
     order_by,
+    page_bounds,
     paper_by_public_or_arxiv,
     paper_filters,
+    paper_sort,
 )
-from sql.queries import LISTINGS_OF_PAPER_ORDER, STATS, after_rank, entries_kind
+from sql.queries import LISTINGS_OF_PAPER_ORDER, STATS, entries_kind, rank_bounds
 
 MAX_PAIRS = 50  # json_build_object takes at most 100 arguments
 _ISO = """to_char({0} AT TIME ZONE 'UTC', CASE WHEN extract(microseconds FROM {0})::bigint % 1000000 = 0
@@ -154,44 +156,52 @@ class _Statement:
         cursor_sql: Callable[[], str],
         node: Callable[[Sequence[Selection]], str],
         *,
-        total: Callable[[], str] | None = None,
+        beyond: Callable[[], str],
+        total: Callable[[], str],
         join: str = "",
     ) -> str:
-        """A page over `source` (a subquery numbering its rows n and flagging `more` after them), as a connection.
+        """A page over `source` (a subquery numbering its rows n in the order read and flagging `more` after
+        them), as a Relay connection listed in the collection's order.
 
-        `cursor_sql` and `total` are built only when selected (a parameter no expression uses has no type).
-        `join` is joined to the page's rows after the limit, so only the rows shown are looked up.
+        `cursor_sql`, `beyond` (whether rows lie past the cursor the page starts from) and `total` are built only
+        when selected: a parameter no expression uses has no type. `join` is joined to the page's rows after the
+        limit, so only the rows shown are looked up.
         """
-        first = f"{self.where().param(sel.args['first'])}::int"
-
-        def last_cursor() -> str:
-            return f"CASE WHEN {alias}.n = {first} AND {alias}.more THEN {cursor_sql()} END"
+        page: PageRequest = sel.args["page"]
+        size = f"{self.where().param(page.size)}::int"
+        shown = f"{alias}.n <= {size}"
+        # The page's last row in the order read: row `size`, or the last row when none follows.
+        last_read = f"{shown} AND ({alias}.n = {size} OR NOT {alias}.more)"
+        start, end = (last_read, f"{alias}.n = 1") if page.backward else (f"{alias}.n = 1", last_read)
+        more = f"count(*) > {size}"
+        flags = {"has_next_page": (beyond, lambda: more), "has_previous_page": (lambda: more, beyond)}
 
         def edge(part: Selection) -> str:
             if part.name == "cursor":
-                return last_cursor()
+                return cursor_sql()
             if part.name == "node":
                 return node(part.children)
             raise NotCompiledError(f"Edge.{part.name}")
 
         def info(part: Selection) -> str:
-            if part.name == "has_next_page":
-                return f"count(*) > {first}"
-            if part.name == "end_cursor":
-                return f"max({last_cursor()})"
+            if part.name in flags:
+                return flags[part.name][0 if page.backward else 1]()
+            if part.name in ("start_cursor", "end_cursor"):
+                return f"max(CASE WHEN {start if part.name == 'start_cursor' else end} THEN {cursor_sql()} END)"
             raise NotCompiledError(f"PageInfo.{part.name}")
 
         def value(part: Selection) -> str:
             if part.name == "edges":
                 edges = self.object(part.children, edge)
-                return f"coalesce(json_agg({edges} ORDER BY {alias}.n) FILTER (WHERE {alias}.n <= {first}), '[]'::json)"
+                order = f"{alias}.n DESC" if page.backward else f"{alias}.n"
+                return f"coalesce(json_agg({edges} ORDER BY {order}) FILTER (WHERE {shown}), '[]'::json)"
             if part.name == "page_info":
                 return self.object(part.children, info)
-            if part.name == "total_count" and total is not None:
+            if part.name == "total_count":
                 return total()
             raise NotCompiledError(f"connection.{part.name}")
 
-        return f"(SELECT {self.object(sel.children, value)} FROM ({source} LIMIT {first} + 1) AS {alias} {join})"
+        return f"(SELECT {self.object(sel.children, value)} FROM ({source} LIMIT {size} + 1) AS {alias} {join})"
 
     def numbered(self, table: str, alias: str, where: Where, sort_sql: str) -> str:
         """Rows of a table in a keyset order, numbered (n) and flagged when a row follows (more)."""
@@ -208,44 +218,85 @@ class _Statement:
         }[sort.kind]
         return cursor.sql_encode(f"{self.where().param(kind)}::text", [first, sort.keys[1]])
 
-    def papers(self, sel: Selection) -> str:
-        """`papers(filter, sort, first, after)`: a connection of papers."""
-        sort_name = sel.args["sort"]
-        sort, kind = PAPER_SORTS[sort_name], f"papers:{sort_name}"
+    def keyset_beyond(
+        self, table: str, filters: Callable[[Where], None], sort: Sort, kind: str, page: PageRequest
+    ) -> str:
+        """Whether rows of `table` (under the filters) lie past the cursor the page starts from."""
+        far = page.far_side()
+        if far is None:
+            return "false"
         where = self.where()
-        paper_filters(where, sel.args["filter"])
-        if sel.args.get("after"):
-            add_keyset(where, sort, sel.args["after"], kind)
-        source = self.numbered("papers", "p", where, order_by(sort))
+        filters(where)
+        add_keyset(where, sort, far[0], kind, far[1])
+        return f"EXISTS (SELECT 1 FROM {table} WHERE {where.sql()})"
+
+    def papers(self, sel: Selection) -> str:
+        """`papers(filter, sort, first, after, last, before)`: a connection of papers."""
+        page: PageRequest = sel.args["page"]
+        sort, kind = paper_sort(sel.args["sort"]), f"papers:{sel.args['sort']}"
+
+        def filters(where: Where) -> None:
+            paper_filters(where, sel.args["filter"])
+
+        where = self.where()
+        filters(where)
+        page_bounds(where, sort, page, kind)
+        source = self.numbered("papers", "p", where, order_by(sort, reverse=page.backward))
 
         def total() -> str:
             counted = self.where()
-            paper_filters(counted, sel.args["filter"])
+            filters(counted)
             return f"(SELECT count(*) FROM papers p WHERE {counted.sql()})"
 
-        return self.connection(sel, "p", source, lambda: self.sort_cursor(kind, sort), self.paper, total=total)
+        return self.connection(
+            sel,
+            "p",
+            source,
+            lambda: self.sort_cursor(kind, sort),
+            self.paper,
+            beyond=lambda: self.keyset_beyond("papers p", filters, sort, kind, page),
+            total=total,
+        )
 
     def listings(self, sel: Selection) -> str:
-        """`listings(first, after)`: a connection of listings."""
+        """`listings(first, after, last, before)`: a connection of listings."""
+        page: PageRequest = sel.args["page"]
         where = self.where()
-        if sel.args.get("after"):
-            add_keyset(where, LISTING_SORT, sel.args["after"], "listings")
-        source = self.numbered("listings", "l", where, order_by(LISTING_SORT))
-        return self.connection(sel, "l", source, lambda: self.sort_cursor("listings", LISTING_SORT), self.listing)
+        page_bounds(where, LISTING_SORT, page, "listings")
+        source = self.numbered("listings", "l", where, order_by(LISTING_SORT, reverse=page.backward))
+        return self.connection(
+            sel,
+            "l",
+            source,
+            lambda: self.sort_cursor("listings", LISTING_SORT),
+            self.listing,
+            beyond=lambda: self.keyset_beyond("listings l", lambda _: None, LISTING_SORT, "listings", page),
+            total=lambda: "(SELECT count(*) FROM listings)",
+        )
 
     def entries(self, sel: Selection, listing_id: str | None) -> str:
-        """`Listing.entries(first, after)`: a connection of the entries of the listing over alias l."""
-        if sel.args.get("after") and listing_id is None:
-            raise NotCompiledError("a cursor on the entries of several listings")
+        """`Listing.entries(first, after, last, before)`: a connection of the entries of the listing over alias l."""
+        page: PageRequest = sel.args["page"]
         where = self.where()
         where.conditions.append("e.listing_key = l.listing_key")
-        if listing_id is not None:
-            where.add("e.rank > {}", after_rank(listing_id, sel.args.get("after")))
-        source = self.numbered("listing_entries", "e", where, "e.rank")
+        bounds = None
+        if page.after or page.before:
+            if listing_id is None:
+                raise NotCompiledError("a cursor on the entries of several listings")
+            bounds = rank_bounds(listing_id, page)
+            if page.after:
+                where.add("e.rank > {}", bounds.after)
+            if page.before:
+                where.add("e.rank < {}", bounds.before)
+        source = self.numbered("listing_entries", "e", where, "e.rank DESC" if page.backward else "e.rank")
         kind = f"{_literal(entries_kind(''))} || l.public_id"
 
-        def node(sels: Sequence[Selection]) -> str:
-            return self.once("entry", sels, lambda: self.object(sels, self.entry))
+        def beyond() -> str:
+            if bounds is None or page.far_side() is None:
+                return "false"
+            far = self.where()
+            far.add("x.rank BETWEEN {} AND {}", bounds.lo, bounds.hi)
+            return f"EXISTS (SELECT 1 FROM listing_entries x WHERE x.listing_key = l.listing_key AND {far.sql()})"
 
         return self.connection(
             sel,
@@ -253,6 +304,8 @@ class _Statement:
             source,
             lambda: cursor.sql_encode(kind, ["e.rank"]),
             lambda sels: self.once("entry", sels, lambda: self.object(sels, self.entry)),
+            beyond=beyond,
+            total=lambda: "l.entry_count",
             join="JOIN papers p ON p.paper_key = e.paper_key",
         )
 

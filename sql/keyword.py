@@ -105,6 +105,26 @@ async def keyword(
     return [scored_paper(r, r["score"], r["snippet"]) for r in rows]
 
 
+async def count_ranked(
+    conn: asyncpg.Connection, query: KeywordQuery, flt: PaperFilter, *, keyword: bool, semantic: bool
+) -> int:
+    """How many filtered papers a search ranks: those the keyword query matches, those with a vector, or either."""
+    params: list[object] = [query.text]
+    ranked = ["p.embedding IS NOT NULL"] if semantic else []
+    if keyword:
+        words = _where(query, PaperFilter(), params)  # phrases and excluded words
+        ranked.append(f"({words.sql()})" if query.phrases else f"({_ANY_TERM} AND {words.sql()})")
+    where = Where(params)
+    paper_filters(where, flt)
+    return int(
+        await conn.fetchval(
+            f"""WITH {_QUERY_TERMS.format(text="$1", stems=int(limits.MAX_QUERY_STEMS))}
+            SELECT count(*) FROM papers p WHERE ({" OR ".join(ranked)}) AND {where.sql()}""",
+            *params,
+        )
+    )
+
+
 def or_words(query: KeywordQuery) -> str:
     """The query's words joined by `or` (web search syntax), for highlighting any of them."""
     return " or ".join(query.text.split())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -14,25 +14,27 @@ from schema.api import (
     Paper,
     PaperDetail,
     PaperFilter,
-    PaperSort,
     Stats,
     TitleMatch,
 )
 from schema.errors import InvalidCursorError
+from schema.paging import Page, PageRequest, flags
 from sql import cursor
 from sql.fragments import (
     LISTING_COLUMNS,
     LISTING_SORT,
     PAPER_COLUMNS,
-    PAPER_SORTS,
+    Sort,
     Where,
     add_keyset,
     id_match,
     in_asked_order,
     keyset_values,
     order_by,
+    page_bounds,
     paper_by_public_or_arxiv,
     paper_filters,
+    paper_sort,
 )
 
 # The order of a paper's listings, and of a listing's entries.
@@ -48,30 +50,57 @@ def _listing(row: asyncpg.Record) -> Listing:
     return Listing(**{k: row[k] for k in Listing.__struct_fields__})
 
 
-async def papers_page(
+async def _keyset_page(
     conn: asyncpg.Connection,
-    flt: PaperFilter,
-    *,
-    sort: PaperSort = "recent",
-    after: str | None = None,
-    limit: int = 20,
-) -> tuple[list[Paper], str | None]:
-    """One page of papers matching the filter, in keyset order, with the cursor of the next page."""
-    order, kind = PAPER_SORTS[sort], f"papers:{sort}"
+    source: str,
+    columns: str,
+    filters: Callable[[Where], None],
+    sort: Sort,
+    kind: str,
+    request: PageRequest,
+    build: Callable[[asyncpg.Record], Any],
+) -> Page[Any]:
+    """One page of `source` (a table and its alias; `columns` selected) in a keyset order, read forward or
+    backward, every row with its cursor; whether rows lie past the cursor the page starts from is one index
+    probe, made only then."""
     where = Where()
-    paper_filters(where, flt)
-    if after:
-        add_keyset(where, order, after, kind)
+    filters(where)
+    page_bounds(where, sort, request, kind)
     rows = await conn.fetch(
-        f"""SELECT {PAPER_COLUMNS}, {order.value} AS sort_key, p.paper_key FROM papers p WHERE {where.sql()}
-            ORDER BY {order_by(order)} LIMIT {limit + 1}""",
+        f"""SELECT {columns}, {sort.value} AS sort_key, {sort.keys[1]} AS row_key FROM {source} WHERE {where.sql()}
+            ORDER BY {order_by(sort, reverse=request.backward)} LIMIT {request.size + 1}""",
         *where.params,
     )
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = cursor.encode(kind, keyset_values(order, last["sort_key"], last["paper_key"]))
-    return [paper_of(r) for r in rows[:limit]], next_cursor
+    more = len(rows) > request.size
+    rows = rows[: request.size]
+    if request.backward:
+        rows.reverse()
+    beyond = False
+    far = request.far_side()
+    if far is not None:
+        other = Where()
+        filters(other)
+        add_keyset(other, sort, far[0], kind, far[1])
+        beyond = await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {source} WHERE {other.sql()})", *other.params)
+    has_next, has_previous = flags(request, more, beyond)
+    cursors = [cursor.encode(kind, keyset_values(sort, r["sort_key"], r["row_key"])) for r in rows]
+    return Page([build(r) for r in rows], cursors, has_next, has_previous)
+
+
+async def papers_page(
+    conn: asyncpg.Connection, flt: PaperFilter, request: PageRequest, *, sort: str = "recent"
+) -> Page[Paper]:
+    """One page of papers matching the filter, in the keyset order of `sort` (`-name` reverses it)."""
+    return await _keyset_page(
+        conn,
+        "papers p",
+        PAPER_COLUMNS,
+        lambda where: paper_filters(where, flt),
+        paper_sort(sort),
+        f"papers:{sort}",
+        request,
+        paper_of,
+    )
 
 
 async def count_papers(conn: asyncpg.Connection, flt: PaperFilter) -> int:
@@ -139,23 +168,16 @@ async def match_title(conn: asyncpg.Connection, title: str, *, threshold: float 
     return TitleMatch(paper_of(row), round(float(row["score"]), 4))
 
 
-async def listings_page(
-    conn: asyncpg.Connection, *, after: str | None = None, limit: int = 20
-) -> tuple[list[Listing], str | None]:
+async def listings_page(conn: asyncpg.Connection, request: PageRequest) -> Page[Listing]:
     """One page of listings, newest date first."""
-    where = Where()
-    if after:
-        add_keyset(where, LISTING_SORT, after, "listings")
-    rows = await conn.fetch(
-        f"""SELECT {LISTING_COLUMNS}, l.listing_key FROM listings l WHERE {where.sql()}
-            ORDER BY {order_by(LISTING_SORT)} LIMIT {limit + 1}""",
-        *where.params,
+    return await _keyset_page(
+        conn, "listings l", LISTING_COLUMNS, lambda where: None, LISTING_SORT, "listings", request, _listing
     )
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = cursor.encode("listings", keyset_values(LISTING_SORT, last["date"], last["listing_key"]))
-    return [_listing(r) for r in rows[:limit]], next_cursor
+
+
+async def count_listings(conn: asyncpg.Connection) -> int:
+    """How many listings there are."""
+    return int(await conn.fetchval("SELECT count(*) FROM listings"))
 
 
 async def listings_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[Listing | None]:
@@ -168,11 +190,10 @@ async def listings_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[
 
 
 class EntriesRequest(NamedTuple):
-    """One page of one listing's entries: after this cursor, at most limit."""
+    """One page of one listing's entries."""
 
     listing_id: str
-    after: str | None
-    limit: int
+    page: PageRequest
 
 
 MAX_RANK = 2**31 - 1
@@ -183,11 +204,9 @@ def entries_kind(listing_id: str) -> str:
     return f"entries:{listing_id}"
 
 
-def after_rank(listing_id: str, after: str | None) -> int:
-    """The rank an entries cursor of this listing points after (0 for none); InvalidCursorError otherwise."""
-    if not after:
-        return 0
-    values = cursor.decode(after, entries_kind(listing_id))
+def rank_of(listing_id: str, token: str) -> int:
+    """The rank an entries cursor of this listing stands for; InvalidCursorError otherwise."""
+    values = cursor.decode(token, entries_kind(listing_id))
     if len(values) != 1 or not isinstance(values[0], int) or isinstance(values[0], bool):
         raise InvalidCursorError("cursor is malformed")
     if not 0 <= values[0] <= MAX_RANK:
@@ -195,40 +214,77 @@ def after_rank(listing_id: str, after: str | None) -> int:
     return values[0]
 
 
-async def entries_pages(
-    conn: asyncpg.Connection, requests: Sequence[EntriesRequest]
-) -> list[tuple[list[ListingEntry], str | None]]:
+class RankBounds(NamedTuple):
+    """A page of entries in ranks: strictly between `after` and `before`, and the far side's ranks [lo, hi]
+    (an empty range when the page starts from no cursor)."""
+
+    after: int
+    before: int
+    lo: int
+    hi: int
+
+
+def rank_bounds(listing_id: str, request: PageRequest) -> RankBounds:
+    """The ranks a page request of this listing's entries covers (InvalidCursorError for a cursor not its own)."""
+    after = rank_of(listing_id, request.after) if request.after else 0
+    before = rank_of(listing_id, request.before) if request.before else MAX_RANK + 1
+    far = request.far_side()
+    if far is None:
+        return RankBounds(after, before, 1, 0)
+    return RankBounds(after, before, before, MAX_RANK) if far[1] == "from" else RankBounds(after, before, 1, after)
+
+
+_ENTRIES = f"""SELECT r.i, o.beyond, e.rank, e.title_variant, e.abstract_variant, {PAPER_COLUMNS}
+    FROM {{source}} AS r(listing_id, after_rank, before_rank, lo, hi, lim, dir, i)
+    JOIN listings l ON l.public_id = r.listing_id
+    CROSS JOIN LATERAL (
+        SELECT EXISTS (SELECT 1 FROM listing_entries x WHERE x.listing_key = l.listing_key
+                       AND x.rank BETWEEN r.lo AND r.hi) AS beyond
+    ) o
+    LEFT JOIN LATERAL (
+        SELECT * FROM listing_entries e
+        WHERE e.listing_key = l.listing_key AND e.rank > r.after_rank AND e.rank < r.before_rank
+        ORDER BY {{order}} LIMIT r.lim + 1
+    ) e ON true
+    LEFT JOIN papers p ON p.paper_key = e.paper_key
+    ORDER BY r.i, {{order}}"""
+
+
+async def entries_pages(conn: asyncpg.Connection, requests: Sequence[EntriesRequest]) -> list[Page[ListingEntry]]:
     """Pages of entries of several listings in rank order, in one statement (raises InvalidCursorError)."""
-    ranks = [after_rank(r.listing_id, r.after) for r in requests]
-    params: list[Any] = [[r.listing_id for r in requests], ranks, [r.limit for r in requests]]
-    source = "unnest($1::text[], $2::int[], $3::int[]) WITH ORDINALITY"
+    bounds = [rank_bounds(r.listing_id, r.page) for r in requests]
+    columns: list[list[Any]] = [[r.listing_id for r in requests], *map(list, zip(*bounds, strict=True))]
+    columns += [[r.page.size for r in requests], [-1 if r.page.backward else 1 for r in requests]]
+    types = ["text", "bigint", "bigint", "bigint", "bigint", "int", "int"]
+    params: list[Any] = columns
+    source = f"unnest({', '.join(f'${n}::{t}[]' for n, t in enumerate(types, start=1))}) WITH ORDINALITY"
+    order = "e.rank * r.dir"  # each page in its own direction
     if len(requests) == 1:  # scalar parameters: one cached generic plan (see fragments.id_match)
-        source, params = "(VALUES ($1::text, $2::int, $3::int, 1::bigint))", [p[0] for p in params]
-    rows = await conn.fetch(
-        f"""SELECT r.i, e.rank, e.title_variant, e.abstract_variant, {PAPER_COLUMNS}
-            FROM {source} AS r(listing_id, after_rank, lim, i)
-            JOIN listings l ON l.public_id = r.listing_id
-            CROSS JOIN LATERAL (
-                SELECT * FROM listing_entries e WHERE e.listing_key = l.listing_key AND e.rank > r.after_rank
-                ORDER BY e.rank LIMIT r.lim + 1
-            ) e
-            JOIN papers p ON p.paper_key = e.paper_key
-            ORDER BY r.i, e.rank""",
-        *params,
-    )
+        params = [c[0] for c in columns]
+        source = f"(VALUES ({', '.join(f'${n}::{t}' for n, t in enumerate(types, start=1))}, 1::bigint))"
+        order = "e.rank DESC" if requests[0].page.backward else "e.rank"  # read in index order, no sort
+    rows = await conn.fetch(_ENTRIES.format(source=source, order=order), *params)
     grouped: dict[int, list[asyncpg.Record]] = {}
     for row in rows:
         grouped.setdefault(row["i"], []).append(row)
-    pages = []
-    for i, request in enumerate(requests, start=1):
-        found = grouped.get(i, [])
-        entries = [ListingEntry(r["rank"], paper_of(r), r["title_variant"], r["abstract_variant"]) for r in found]
-        more = len(found) > request.limit
-        last = found[request.limit - 1]["rank"] if more else None
-        pages.append(
-            (entries[: request.limit], cursor.encode(entries_kind(request.listing_id), [last]) if more else None)
-        )
-    return pages
+    return [_entries_page(request, grouped.get(i, [])) for i, request in enumerate(requests, start=1)]
+
+
+def _entries_page(request: EntriesRequest, rows: list[asyncpg.Record]) -> Page[ListingEntry]:
+    beyond = bool(rows and rows[0]["beyond"])
+    found = [r for r in rows if r["rank"] is not None]
+    more = len(found) > request.page.size
+    found = found[: request.page.size]
+    if request.page.backward:
+        found.reverse()
+    has_next, has_previous = flags(request.page, more, beyond)
+    kind = entries_kind(request.listing_id)
+    return Page(
+        [ListingEntry(r["rank"], paper_of(r), r["title_variant"], r["abstract_variant"]) for r in found],
+        [cursor.encode(kind, [r["rank"]]) for r in found],
+        has_next,
+        has_previous,
+    )
 
 
 STATS = {

@@ -46,12 +46,13 @@ from api.graphql.documents import TextLRU, cache_key
 from api.services import catalog
 from schema.api import PaperFilter
 from schema.errors import DomainError
+from schema.paging import PageRequest
 from schema.selection import Selection
 from sql.graph import NotCompiledError
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 # Arguments a dry build is made with, to learn whether a document compiles at all.
-_DRY = {"id": "x", "first": 1, "after": None, "sort": "recent", "filter": PaperFilter()}
+_DRY = {"id": "x", "page": PageRequest(1), "sort": "recent", "filter": PaperFilter()}
 
 
 def contract_name(graphql_name: str) -> str:
@@ -204,9 +205,16 @@ def _contract_value(name: str, value: Any) -> Any:
         return value.value
     if name == "filter":
         return catalog.check_filter(PaperFilter(**{contract_name(k): v for k, v in (value or {}).items()}))
-    if name == "first":
-        return catalog.page_size(value)
     return value
+
+
+def _contract_arguments(values: dict[str, Any]) -> dict[str, Any]:
+    """A field's arguments as contract values; a connection's four paging arguments become one `page`."""
+    args = {name: _contract_value(name, value) for name, value in values.items()}
+    if "after" in args:
+        paging = [args.pop(name, None) for name in ("first", "after", "last", "before")]
+        args["page"] = catalog.page_request(*paging)
+    return args
 
 
 def _statement(schema: GraphQLSchema, plan: _Plan, inputs: dict[str, Any]) -> catalog.GraphStatement | None:
@@ -216,8 +224,7 @@ def _statement(schema: GraphQLSchema, plan: _Plan, inputs: dict[str, Any]) -> ca
         return None
 
     def arguments(field: _Field) -> dict[str, Any]:
-        values = get_argument_values(field.definition, field.node, variables)
-        return {name: _contract_value(name, value) for name, value in values.items()}
+        return _contract_arguments(get_argument_values(field.definition, field.node, variables))
 
     try:
         return catalog.graph_statement(_tree(plan.fields, arguments))

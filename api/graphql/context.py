@@ -21,11 +21,12 @@ from api.services.search import Budget, QueryEmbeddings
 from api.services.submissions import write_refusal
 from schema.api import Listing, ListingEntry, ListingRef, Paper
 from schema.errors import DomainError
+from schema.paging import Page
 from sql.db import pooled
 from sql.queries import EntriesRequest
 
 R = TypeVar("R")
-EntriesPage = tuple[list[ListingEntry], str | None]
+EntriesPage = Page[ListingEntry]
 
 
 async def on_pool(pool: asyncpg.Pool, fn: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:

@@ -4,7 +4,7 @@
   of one name compares them pair by pair): at most MAX_FIELDS field selections, and one response
   key at most MAX_REPEATS times in a selection set.
 - Work, estimated with the request's variables before anything runs: every list field multiplies
-  what it holds by its page size (`first`, or its default; LISTINGS_PER_PAPER for a paper's
+  what it holds by its page size (`first` or `last`, or the default page; LISTINGS_PER_PAPER for a paper's
   listings), so `papers(first: 100) { ... listing { entries(first: 100) } }` costs 100 × 10 × 100
   objects; and every text the model must embed (a semantic or hybrid `search`, a `recommend` text)
   is a model call. Past MAX_OBJECTS or MAX_MODEL_CALLS the operation is refused, with its cost and
@@ -47,7 +47,7 @@ MAX_REPEATS = 10
 MAX_OBJECTS = 10_000
 MAX_MODEL_CALLS = 10
 LISTINGS_PER_PAPER = 10  # a paper's listings are not paged; few papers appear in more
-COST_ARGUMENTS = frozenset({"first", "mode", "text"})  # the arguments an estimate reads
+COST_ARGUMENTS = frozenset({"first", "last", "mode", "text"})  # the arguments an estimate reads
 # The cost of an operation no variable changes, by the document's identity (the schema's document store hands
 # out one object per text), so a repeated read is not walked again; held, so an id is never reused meanwhile.
 _FIXED: collections.OrderedDict[tuple[int, int, str | None], tuple[DocumentNode, Cost]] = collections.OrderedDict()
@@ -190,9 +190,11 @@ class _Walk:
             return {}
 
     def _multiplier(self, name: str, kind: Any, args: dict[str, Any]) -> int:
-        first = args.get("first")
+        first = args.get("first") if args.get("last") is None else args.get("last")
         if isinstance(first, int) and first > 0:
             return min(first, limits.MAX_PAGE)  # a larger page is refused, with its own message, when it runs
+        if "first" in args and first is None:
+            return limits.DEFAULT_PAGE  # a connection asked for neither `first` nor `last`
         if name == "edges":
             return 1  # a connection's page: its `first` already multiplied what it holds
         bare = kind.of_type if is_non_null_type(kind) else kind

@@ -44,18 +44,24 @@ class Query:
     async def paper(self, info: Info, id: str) -> Paper | None:
         return convert(await info.context.papers.load(id))
 
-    @strawberry.field(description="Papers matching the filter, one page at a time.")
+    @strawberry.field(
+        description="Papers matching the filter, one page at a time (`first`/`after` or `last`/`before`)."
+    )
     async def papers(
         self,
         info: Info,
         filter: PaperFilterInput | None = None,
         sort: PaperSort = PaperSort.RECENT,
-        first: int = limits.DEFAULT_PAGE,
+        first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> PaperConnection:
         flt = filter_contract(filter)
-        items, next_cursor = await info.context.run(catalog.papers_page, flt, sort=sort.value, after=after, limit=first)
-        return PaperConnection.of(items, next_cursor, filter=flt)
+        page = catalog.page_request(first, after, last, before)
+        context = info.context
+        found = await context.run(catalog.papers_page, flt, page, sort=sort.value)
+        return PaperConnection.of(found, lambda: context.run(catalog.count_papers, flt))
 
     @strawberry.field(
         description="How many papers matching the filter share each value of `by`, largest counts first"
@@ -77,12 +83,18 @@ class Query:
     async def listing(self, info: Info, id: str) -> Listing | None:
         return convert(await info.context.listings.load(id))
 
-    @strawberry.field(description="Listings, newest first, one page at a time.")
+    @strawberry.field(description="Listings, newest first, one page at a time (`first`/`after` or `last`/`before`).")
     async def listings(
-        self, info: Info, first: int = limits.DEFAULT_PAGE, after: str | None = None
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> Connection[Listing]:
-        items, next_cursor = await info.context.run(catalog.listings_page, after=after, limit=first)
-        return Connection.of(items, next_cursor)
+        context = info.context
+        found = await context.run(catalog.listings_page, catalog.page_request(first, after, last, before))
+        return Connection.of(found, lambda: context.run(catalog.count_listings))
 
     @strawberry.field(description="Collection totals.")
     async def stats(self, info: Info) -> Stats:
@@ -98,21 +110,22 @@ class Query:
         q: str,
         mode: SearchMode = SearchMode.HYBRID,
         filter: PaperFilterInput | None = None,
-        first: int = limits.DEFAULT_PAGE,
+        first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> ScoredPaperConnection:
-        context = info.context
-        items, next_cursor = await context.run(
+        context, flt = info.context, filter_contract(filter)
+        found = await context.run(
             search.search_papers,
             context.queries,
             q,
+            catalog.page_request(first, after, last, before),
             mode=mode.value,
-            flt=filter_contract(filter),
-            after=after,
-            limit=first,
+            flt=flt,
             budget=context.budget,
         )
-        return ScoredPaperConnection.of(items, next_cursor)
+        return ScoredPaperConnection.of(found, lambda: context.run(search.count_search, q, mode=mode.value, flt=flt))
 
     @strawberry.field(
         description="Papers like the `positive` ids and the `text`, unlike the `negative` ids (public or arXiv ids),"

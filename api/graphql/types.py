@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Generic, TypeVar, get_args, get_origin
 
 import msgspec
@@ -18,6 +18,7 @@ import strawberry
 import schema.api as contracts
 from api.graphql.context import Context
 from api.services import catalog, search
+from schema.paging import Page
 from sql.queries import EntriesRequest
 
 T = TypeVar("T")
@@ -39,8 +40,13 @@ def _unwrap(kind: Any) -> tuple[Any, str | None]:
     if get_origin(kind) is Annotated:
         base, *extras = get_args(kind)
         meta = next((m for m in extras if isinstance(m, msgspec.Meta)), None)
-        return base, getattr(meta, "description", None)
-    return kind, None
+        return _plain(base), getattr(meta, "description", None)
+    return _plain(kind), None
+
+
+def _plain(kind: Any) -> Any:
+    """A string enum named for OpenAPI (a listing's format) is a plain string in the SDL, as it always was."""
+    return str if isinstance(kind, type) and issubclass(kind, enum.StrEnum) else kind
 
 
 def mirrors(contract: type[msgspec.Struct], *, kind: str = "type") -> Callable[[type[T]], type[T]]:
@@ -128,11 +134,24 @@ Info = strawberry.Info[Context, None]
 @mirrors(contracts.Listing)
 class Listing:
     id: str  # the contract's field, declared for the resolver below
+    entry_count: int  # the contract's field: the entries' total
 
     @strawberry.field(description="The listing's entries in rank order.")
-    async def entries(self, info: Info, first: int = 20, after: str | None = None) -> Connection[ListingEntry]:
-        page = await info.context.entries.load(EntriesRequest(self.id, after, catalog.page_size(first)))
-        return Connection.of(*page)
+    async def entries(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[ListingEntry]:
+        page = catalog.page_request(first, after, last, before)
+        total = self.entry_count
+
+        async def count() -> int:
+            return total
+
+        return Connection.of(await info.context.entries.load(EntriesRequest(self.id, page)), count)
 
 
 @mirrors(contracts.ListingRef)
@@ -179,43 +198,58 @@ class ListingEntry:
     paper: Paper
 
 
-@strawberry.type(description="Where a page ends.")
+@strawberry.type(description="Where a page starts and ends, and whether rows lie beyond either end.")
 class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None = strawberry.field(description="Pass as `after` to get the next page.")
+    has_next_page: bool = strawberry.field(
+        description="Rows follow this page (read backward: whether rows exist at or after `before`)."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="Rows precede this page (read forward: whether rows exist at or before `after`)."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="The first edge's cursor (pass as `before` with `last` for the page before); null without edges."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="The last edge's cursor (pass as `after` with `first` for the page after); null without edges."
+    )
 
 
 @strawberry.type
 class Edge(Generic[T]):
-    cursor: str | None = strawberry.field(
-        description="The cursor of the page after this edge; only the last edge of a page that has a next page"
-        " carries one (the same as pageInfo.endCursor)."
-    )
+    cursor: str = strawberry.field(description="This edge's place: pass as `after` or `before` to page from it.")
     node: T
+
+
+Count = Callable[[], Awaitable[int]]
 
 
 @strawberry.type
 class Connection(Generic[T]):
     edges: list[Edge[T]]
     page_info: PageInfo
+    count: strawberry.Private[Count]
+
+    @strawberry.field(
+        description="How many rows all pages of this connection hold together, whichever page this is (exact;"
+        " counted only when asked for)."
+    )
+    async def total_count(self) -> int:
+        return await self.count()
 
     @classmethod
-    def of(cls, items: Sequence[Any], next_cursor: str | None, **extra: Any) -> Any:
-        """A page of contracts as a connection."""
-        nodes = [convert(item) for item in items]
-        last = len(nodes) - 1
-        edges = [Edge(node=node, cursor=next_cursor if i == last else None) for i, node in enumerate(nodes)]
-        info = PageInfo(has_next_page=next_cursor is not None, end_cursor=next_cursor)
-        return cls(edges=edges, page_info=info, **extra)
+    def of(cls, page: Page[Any], count: Count) -> Any:
+        """A page of contracts as a connection; `count` counts the collection when totalCount is asked for."""
+        edges = [Edge(node=convert(item), cursor=at) for item, at in zip(page.items, page.cursors, strict=True)]
+        start, end = (page.cursors[0], page.cursors[-1]) if page.cursors else (None, None)
+        info = PageInfo(
+            has_next_page=page.has_next, has_previous_page=page.has_previous, start_cursor=start, end_cursor=end
+        )
+        return cls(edges=edges, page_info=info, count=count)
 
 
 @strawberry.type(description="A page of papers.")
 class PaperConnection(Connection[Paper]):
-    filter: strawberry.Private[contracts.PaperFilter]
-
-    @strawberry.field(description="How many papers match the filter (counted only when asked for).")
-    async def total_count(self, info: Info) -> int:
-        return await info.context.run(catalog.count_papers, self.filter)
+    pass
 
 
 @strawberry.type(description="A page of search results, best first.")

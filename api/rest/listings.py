@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.openapi.spec import Example
+from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import Parameter
 
-from api.rest.papers import cached
+from api.rest.papers import Count, cached
 from api.rest.params import (
     Conn,
     EntriesCursor,
@@ -19,14 +21,61 @@ from api.rest.params import (
     Limit,
     ListingDetail,
     ListingKey,
+    ListingPage,
     ListingsCursor,
-    Page,
     route,
+    strict_booleans,
 )
 from api.services import catalog, submissions
 from schema import limits
 from schema.api import JobStatusView
-from schema.ingest import ListingKind
+from schema.ingest import ListingFormat
+
+EXAMPLE_ABSTRACT = (
+    "We study how many passes over the data a language model needs. Training for a single epoch on a corpus"
+    " that is large enough matches several epochs on a smaller one, at the same compute, across every model"
+    " size we tried; the result suggests collecting more data rather than repeating it."
+)
+EXAMPLE_PAGE = f"Daily Papers\n\nMar 11\n\nOne Epoch Is All You Need\n\n{EXAMPLE_ABSTRACT}\n"
+EXAMPLE_HF_DAILY = [
+    {
+        "publishedAt": "2024-03-11T09:30:00.000Z",
+        "paper": {"id": "2306.00001", "title": "One Epoch Is All You Need", "summary": EXAMPLE_ABSTRACT},
+    }
+]
+_HF_ITEM = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["paper"],
+    properties={
+        "publishedAt": Schema(type=OpenAPIType.STRING, description="the day the paper was listed (ISO 8601)"),
+        "paper": Schema(
+            type=OpenAPIType.OBJECT,
+            required=["title", "summary"],
+            properties={
+                "id": Schema(type=OpenAPIType.STRING, description="arXiv id"),
+                "title": Schema(type=OpenAPIType.STRING),
+                "summary": Schema(type=OpenAPIType.STRING, description="the abstract"),
+            },
+        ),
+    },
+)
+
+
+@dataclass
+class SubmitOperation(Operation):
+    """The submission's operation with its body described: the handler reads the body raw, so Litestar cannot."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="the listing: a scraped page or JSON Lines as text, or the daily-papers JSON array",
+            content={
+                "text/plain": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING), example=EXAMPLE_PAGE),
+                "application/json": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.ARRAY, items=_HF_ITEM), example=EXAMPLE_HF_DAILY
+                ),
+            },
+        )
 
 
 def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -36,11 +85,13 @@ def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
         raise refusal
 
 
-@route(get, "/v1/listings", "listListings", "List listings", "listings")
-async def list_listings(conn: Conn, limit: Limit = limits.DEFAULT_PAGE, cursor: ListingsCursor = None) -> Page:
+@route(get, "/v1/listings", "listListings", "List listings", "listings", guards=[strict_booleans])
+async def list_listings(
+    conn: Conn, limit: Limit = limits.DEFAULT_PAGE, cursor: ListingsCursor = None, count: Count = False
+) -> ListingPage:
     """Listings, newest date first, keyset-paginated."""
-    items, next_cursor = await catalog.listings_page(conn, after=cursor, limit=limit)
-    return Page(items, next_cursor)
+    page = await catalog.listings_page(conn, catalog.page_request(limit, cursor))
+    return ListingPage(page.items, page.next_cursor, await catalog.count_listings(conn) if count else None)
 
 
 @route(get, "/v1/listings/{listing_id:str}", "getListing", "Get a listing", "listings", 404)
@@ -53,8 +104,8 @@ async def get_listing(
 ) -> Response[ListingDetail]:
     """A listing and one page of its entries in rank order."""
     listing = await catalog.listing(conn, listing_id)
-    entries, next_cursor = await catalog.entries_page(conn, listing_id, after=cursor, limit=limit)
-    return cached(request, ListingDetail(listing, entries, next_cursor))
+    page = await catalog.entries_page(conn, listing_id, catalog.page_request(limit, cursor))
+    return cached(request, ListingDetail(listing, page.items, page.next_cursor))
 
 
 @route(
@@ -67,13 +118,15 @@ async def get_listing(
     413,
     status_code=202,
     guards=[require_api_key],
+    security=[{"bearer": []}],
+    operation_class=SubmitOperation,
 )
 async def submit_listing(
     request: Request[Any, Any, Any],
     conn: Conn,
     format: Annotated[
-        ListingKind | None,
-        Parameter(description="skip detection", examples=[Example(value="page")]),
+        ListingFormat | None,
+        Parameter(description="the input's format (detected when absent)", examples=[Example(value="page")]),
     ] = None,
     year: Annotated[
         int | None,
@@ -95,7 +148,8 @@ async def submit_listing(
     It is parsed before it is queued: what is not a listing is refused with the reason and line the CLI gives.
     """
     content_type = request.headers.get("content-type")
-    submission = submissions.Submission(await request.body(), source, format, year, content_type)
+    kind = None if format is None else format.value
+    submission = submissions.Submission(await request.body(), source, kind, year, content_type)
     job_id = await submissions.submit(conn, submission)
     return JobAccepted(job_id, f"/v1/jobs/{job_id}")
 

@@ -18,8 +18,9 @@ from api.rest.params import (
     Limit,
     ListedFrom,
     ListedTo,
-    Page,
     PaperKey,
+    PaperOrder,
+    PaperPage,
     PapersCursor,
     Query,
     route,
@@ -27,11 +28,12 @@ from api.rest.params import (
 )
 from api.services import browse, catalog
 from schema import limits
-from schema.api import PAPER_FIELDS, FacetCount, FacetField, Paper, PaperDetail, PaperFilter, PaperSort, TitleMatch
+from schema.api import PAPER_FIELDS, FacetCount, FacetField, Paper, PaperDetail, PaperFilter, TitleMatch
 from schema.errors import InvalidInputError
 
 Fields = Annotated[
-    str | None, Parameter(description="comma-separated fields to return", examples=[Example(value="id,title")])
+    str | None,
+    Parameter(description="comma-separated fields to return of each paper", examples=[Example(value="id,title")]),
 ]
 GroupBy = Annotated[
     FacetField | None,
@@ -59,15 +61,22 @@ def cached(request: Request[Any, Any, Any], data: Any) -> Response[Any]:
     return Response(body, media_type="application/json", headers=headers)
 
 
-def select_fields(items: list[Any], fields: str | None) -> list[Any]:
-    """The items, or only the named paper fields of each."""
+SCORED_FIELDS = PAPER_FIELDS | {"score", "snippet"}
+RECENT = PaperOrder("recent")
+Count = Annotated[
+    bool, Parameter(description="add `total`: how many items all pages hold", examples=[Example(value=True)])
+]
+
+
+def select_fields(items: list[Any], fields: str | None, known: frozenset[str] = PAPER_FIELDS) -> list[Any]:
+    """The items, or only the named fields of each (None stays None)."""
     if not fields:
         return items
     wanted = [f.strip() for f in fields.split(",") if f.strip()]
-    unknown = sorted(set(wanted) - PAPER_FIELDS)
+    unknown = sorted(set(wanted) - known)
     if unknown:
-        raise InvalidInputError(f"unknown fields: {', '.join(unknown)}; known: {', '.join(sorted(PAPER_FIELDS))}")
-    return [{name: getattr(item, name) for name in wanted} for item in items]
+        raise InvalidInputError(f"unknown fields: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return [None if item is None else {name: getattr(item, name) for name in wanted} for item in items]
 
 
 @route(get, "/v1/papers", "listPapers", "List papers", "papers", guards=[strict_booleans])
@@ -79,16 +88,19 @@ async def list_papers(
     listed_to: ListedTo = None,
     arxiv: HasArxiv = None,
     sort: Annotated[
-        PaperSort,
+        PaperOrder,
         Parameter(
-            description="most recently listed first (default), title, first_seen", examples=[Example(value="title")]
+            description="recent (most recently listed first, the default), title or first_seen; `-` reverses"
+            " (`-title`: Z to A)",
+            examples=[Example(value="title")],
         ),
-    ] = "recent",
+    ] = RECENT,
     limit: Limit = limits.DEFAULT_PAGE,
     cursor: PapersCursor = None,
     fields: Fields = None,
+    count: Count = False,
     group_by: GroupBy = None,
-) -> Page | list[FacetCount]:
+) -> PaperPage | list[FacetCount]:
     """Papers matching the filters, keyset-paginated: follow `next_cursor` until it is null.
 
     With `group_by`, instead: how many of them share each value of that field, `[{key, count}]`, largest first.
@@ -96,8 +108,9 @@ async def list_papers(
     flt = PaperFilter(q=q, listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)
     if group_by is not None:
         return await browse.facets(conn, flt, group_by)
-    items, next_cursor = await catalog.papers_page(conn, flt, sort=sort, after=cursor, limit=limit)
-    return Page(select_fields(items, fields), next_cursor)
+    page = await catalog.papers_page(conn, flt, catalog.page_request(limit, cursor), sort=sort.value)
+    total = await catalog.count_papers(conn, flt) if count else None
+    return PaperPage(select_fields(page.items, fields), page.next_cursor, total)
 
 
 @route(get, "/v1/papers/match", "matchPaperTitle", "Fuzzy title match", "papers", 404)
@@ -117,9 +130,9 @@ async def match_paper(
 
 
 @route(post, "/v1/papers/batch", "batchGetPapers", "Fetch many papers", "papers", status_code=200)
-async def batch_papers(conn: Conn, data: JSONBody[BatchRequest]) -> list[Paper | None]:
+async def batch_papers(conn: Conn, data: JSONBody[BatchRequest], fields: Fields = None) -> list[Paper | None]:
     """Papers by public id or arXiv id, in the order asked, null for unknown ids."""
-    return await catalog.papers_by_ids(conn, data.ids)
+    return select_fields(await catalog.papers_by_ids(conn, data.ids), fields)
 
 
 @route(get, "/v1/papers/{paper_id:str}", "getPaper", "Get a paper", "papers", 404)

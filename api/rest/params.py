@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+import enum
+from typing import Annotated, Any, get_args
 
 import asyncpg
 import msgspec
@@ -16,12 +17,23 @@ from litestar.params import Parameter, PathParameter
 from api.rest.problems import documented
 from api.services import search
 from schema import limits
-from schema.api import Listing, ListingEntry, PaperFilter, ScoredPaper, doc
+from schema.api import Listing, ListingEntry, Paper, PaperFilter, PaperSort, ScoredPaper, SearchMode, doc
 from schema.errors import InvalidInputError
 from sql import cursor
 from sql.queries import entries_kind
 
 Conn = NamedDependency[asyncpg.Connection]
+
+
+def _choices(name: str, values: Any, *, reversible: bool = False) -> Any:
+    """A string enum of a contract Literal's values (and each reversed, `-value`), named once for OpenAPI."""
+    names = list(get_args(values))
+    members = [(v, v) for v in names] + ([(f"-{v}", f"-{v}") for v in names] if reversible else [])
+    return enum.StrEnum(name, members)
+
+
+PaperOrder = _choices("PaperOrder", PaperSort, reversible=True)
+SearchModes = _choices("SearchMode", SearchMode)
 
 
 def query(description: str, example: Any, **constraints: Any) -> Any:
@@ -35,8 +47,41 @@ def path(description: str, *examples: Any) -> Any:
 
 
 def route(method: Any, url: str, operation_id: str, summary: str, tag: str, *errors: int, **options: Any) -> Any:
-    """A route decorator (`get`, `post`) with its OpenAPI name, summary, tag and problem responses."""
-    return method(url, operation_id=operation_id, summary=summary, tags=[tag], responses=documented(*errors), **options)
+    """A route decorator (`get`, `post`) with its OpenAPI name, summary, tag and problem responses; a query
+    parameter the route does not take is refused (400, naming it)."""
+    guards = [known_parameters, *options.pop("guards", [])]
+    return method(
+        url,
+        operation_id=operation_id,
+        summary=summary,
+        tags=[tag],
+        responses=documented(*errors),
+        guards=guards,
+        **options,
+    )
+
+
+_TAKEN: dict[Any, frozenset[str]] = {}
+
+
+async def known_parameters(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Guard: 400 naming the query parameters the route does not take, instead of ignoring a misspelt filter.
+
+    (A typo such as `listed_form=` would otherwise return the unfiltered collection as if it were the answer.)
+    """
+    # By the handler's function: Litestar hands each guard call a copy of the handler.
+    taken = _TAKEN.get(handler.fn)
+    if taken is None:
+        taken = _TAKEN[handler.fn] = frozenset(handler.parsed_fn_signature.parameters)
+    unknown = sorted(set(connection.query_params) - taken)
+    if unknown:
+        raise InvalidInputError(
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)};"
+            f" this endpoint takes: {', '.join(sorted(taken - _NOT_QUERY)) or 'none'}"
+        )
+
+
+_NOT_QUERY = frozenset({"request", "conn", "data", "paper_id", "listing_id", "job_id"})
 
 
 # Each collection's example cursor is one its own endpoint accepts (a cursor of another query is refused).
@@ -76,30 +121,37 @@ HasArxiv = Annotated[bool | None, query("only papers with (true) or without (fal
 NextCursor = Annotated[str | None, doc("cursor of the next page; null on the last page", PAPERS_CURSOR)]
 
 
-class Page(msgspec.Struct, frozen=True):
-    """A page of a collection and the cursor of the next one (null on the last page)."""
+Total = Annotated[int | None, doc("how many items all pages hold together (only with count=true)", 559)]
 
-    items: Annotated[
-        list[Any],
-        doc(
-            "the page's items (papers, or only the fields asked for)",
-            [{"id": "pap_z77nqhjb6zugfnc4", "title": "One Epoch Is All You Need"}],
-        ),
-    ]
+
+class PaperPage(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A page of papers and the cursor of the next one (null on the last page)."""
+
+    items: Annotated[list[Paper], doc("the page's papers; with `fields=` each holds only the fields asked for", [])]
     next_cursor: NextCursor
+    total: Total = None
 
 
-class ScoredPage(msgspec.Struct, frozen=True):
+class ListingPage(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A page of listings and the cursor of the next one (null on the last page)."""
+
+    items: list[Listing]
+    next_cursor: Annotated[str | None, doc("cursor of the next page; null on the last page", LISTINGS_CURSOR)]
+    total: Total = None
+
+
+class ScoredPage(msgspec.Struct, frozen=True, omit_defaults=True):
     """A page of scored papers and the cursor of the next page."""
 
-    items: list[ScoredPaper]
-    next_cursor: NextCursor
+    items: Annotated[list[ScoredPaper], doc("best first; with `fields=` each holds only the fields asked for", [])]
+    next_cursor: Annotated[str | None, doc("cursor of the next page; null on the last page", SEARCH_CURSOR)]
+    total: Total = None
 
 
 class ScoredList(msgspec.Struct, frozen=True):
     """Scored papers, best first."""
 
-    items: Annotated[list[ScoredPaper], doc("best first", [])]
+    items: Annotated[list[ScoredPaper], doc("best first; with `fields=` each holds only the fields asked for", [])]
 
 
 class ListingDetail(msgspec.Struct, frozen=True):
@@ -107,7 +159,7 @@ class ListingDetail(msgspec.Struct, frozen=True):
 
     listing: Listing
     entries: list[ListingEntry]
-    next_cursor: NextCursor
+    next_cursor: Annotated[str | None, doc("cursor of the next page of entries; null on the last page", ENTRIES_CURSOR)]
 
 
 class BatchRequest(msgspec.Struct, frozen=True):
@@ -131,7 +183,7 @@ class JobAccepted(msgspec.Struct, frozen=True):
     status_url: Annotated[str, doc("where to follow the job", "/v1/jobs/job_3f9c2a7b1d4e5f60a1b2")]
 
 
-BOOLEAN_PARAMETERS = ("arxiv",)
+BOOLEAN_PARAMETERS = ("arxiv", "count")
 
 
 async def strict_booleans(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

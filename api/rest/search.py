@@ -9,9 +9,12 @@ from litestar.openapi.spec import Example
 from litestar.params import JSONBody, Parameter
 
 from api.rest import params
-from api.services import search
+from api.rest.papers import SCORED_FIELDS, Count, Fields, select_fields
+from api.services import catalog, search
 from schema import limits
-from schema.api import PaperFilter, RecommendRequest, SearchMode
+from schema.api import PaperFilter, RecommendRequest
+
+HYBRID = params.SearchModes("hybrid")
 
 
 def _queries(request: Request[Any, Any, Any]) -> search.QueryEmbeddings:
@@ -40,22 +43,25 @@ async def search_papers(
         ),
     ],
     mode: Annotated[
-        SearchMode,
+        params.SearchModes,
         Parameter(description="hybrid (default) fuses keyword and semantic by RRF", examples=[Example(value="hybrid")]),
-    ] = "hybrid",
+    ] = HYBRID,
     listing: params.InListing = None,
     listed_from: params.ListedFrom = None,
     listed_to: params.ListedTo = None,
     arxiv: params.HasArxiv = None,
     limit: params.Limit = limits.DEFAULT_PAGE,
     cursor: params.SearchCursor = None,
+    fields: Fields = None,
+    count: Count = False,
 ) -> params.ScoredPage:
     """Papers for a query, best first; keyword hits carry highlighted snippets."""
     flt = PaperFilter(listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)
-    items, next_cursor = await search.search_papers(
-        conn, _queries(request), q, mode=mode, flt=flt, after=cursor, limit=limit
+    page = await search.search_papers(
+        conn, _queries(request), q, catalog.page_request(limit, cursor), mode=mode.value, flt=flt
     )
-    return params.ScoredPage(items, next_cursor)
+    total = await search.count_search(conn, q, mode=mode.value, flt=flt) if count else None
+    return params.ScoredPage(select_fields(page.items, fields, SCORED_FIELDS), page.next_cursor, total)
 
 
 @params.route(get, "/v1/papers/{paper_id:str}/similar", "similarPapers", "More like this", "search", 404, 409)
@@ -68,20 +74,23 @@ async def similar_papers(
     ] = 10,
     listed_from: params.ListedFrom = None,
     listed_to: params.ListedTo = None,
+    fields: Fields = None,
 ) -> params.ScoredList:
     """The nearest papers by embedding, never the paper itself, each with its cosine similarity."""
     flt = PaperFilter(listed_from=listed_from, listed_to=listed_to)
-    return params.ScoredList(await search.similar_papers(conn, _queries(request), paper_id, flt=flt, limit=limit))
+    found = await search.similar_papers(conn, _queries(request), paper_id, flt=flt, limit=limit)
+    return params.ScoredList(select_fields(found, fields, SCORED_FIELDS))
 
 
 @params.route(
     post, "/v1/recommendations", "recommendPapers", "Recommendations from examples", "search", 404, 409, status_code=200
 )
 async def recommend(
-    request: Request[Any, Any, Any], conn: params.Conn, data: JSONBody[RecommendRequest]
+    request: Request[Any, Any, Any], conn: params.Conn, data: JSONBody[RecommendRequest], fields: Fields = None
 ) -> params.ScoredList:
     """Papers like the positive ids and the text, unlike the negative ids."""
-    return params.ScoredList(await search.recommend(conn, _queries(request), data))
+    found = await search.recommend(conn, _queries(request), data)
+    return params.ScoredList(select_fields(found, fields, SCORED_FIELDS))
 
 
 ROUTES = [search_papers, similar_papers, recommend]

@@ -15,11 +15,11 @@ import msgspec
 import schema.api as contracts
 from schema import limits
 from schema.errors import InvalidInputError, NotFoundError
+from schema.paging import Page, PageRequest
 from schema.selection import Selection
 from sql import graph, queries
 from sql.queries import EntriesRequest
 
-Page = tuple[list[contracts.Paper], str | None]
 GraphStatement = tuple[str, list[Any]]
 
 
@@ -30,6 +30,21 @@ def page_size(limit: int) -> int:
     return limit
 
 
+def page_request(
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    *,
+    default: int = limits.DEFAULT_PAGE,
+) -> PageRequest:
+    """Which page a client asks for: `first` rows after a cursor, or `last` rows before one (not both)."""
+    if first is not None and last is not None:
+        raise InvalidInputError("give `first` or `last`, not both")
+    size = last if last is not None else first if first is not None else default
+    return PageRequest(page_size(size), after or None, before or None, backward=last is not None)
+
+
 def check_filter(flt: contracts.PaperFilter) -> contracts.PaperFilter:
     """A filter whose text is short enough to search with."""
     if flt.q is not None and len(flt.q) > limits.MAX_QUERY_CHARS:
@@ -38,15 +53,10 @@ def check_filter(flt: contracts.PaperFilter) -> contracts.PaperFilter:
 
 
 async def papers_page(
-    conn: asyncpg.Connection,
-    flt: contracts.PaperFilter,
-    *,
-    sort: contracts.PaperSort = "recent",
-    after: str | None = None,
-    limit: int = limits.DEFAULT_PAGE,
-) -> Page:
-    """One page of papers matching the filter, with the cursor of the next page."""
-    return await queries.papers_page(conn, check_filter(flt), sort=sort, after=after, limit=page_size(limit))
+    conn: asyncpg.Connection, flt: contracts.PaperFilter, page: PageRequest, *, sort: str = "recent"
+) -> Page[contracts.Paper]:
+    """One page of papers matching the filter, in the order of `sort` (`-name` reverses it)."""
+    return await queries.papers_page(conn, check_filter(flt), page, sort=sort)
 
 
 async def count_papers(conn: asyncpg.Connection, flt: contracts.PaperFilter) -> int:
@@ -85,11 +95,14 @@ async def listings_of_papers(conn: asyncpg.Connection, paper_ids: Sequence[str])
     return await queries.listings_of_papers(conn, paper_ids)
 
 
-async def listings_page(
-    conn: asyncpg.Connection, *, after: str | None = None, limit: int = limits.DEFAULT_PAGE
-) -> tuple[list[contracts.Listing], str | None]:
+async def listings_page(conn: asyncpg.Connection, page: PageRequest) -> Page[contracts.Listing]:
     """One page of listings, newest first."""
-    return await queries.listings_page(conn, after=after, limit=page_size(limit))
+    return await queries.listings_page(conn, page)
+
+
+async def count_listings(conn: asyncpg.Connection) -> int:
+    """How many listings there are."""
+    return await queries.count_listings(conn)
 
 
 async def listings_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[contracts.Listing | None]:
@@ -107,19 +120,15 @@ async def listing(conn: asyncpg.Connection, listing_id: str) -> contracts.Listin
 
 async def entries_pages(
     conn: asyncpg.Connection, requests: Sequence[EntriesRequest]
-) -> list[tuple[list[contracts.ListingEntry], str | None]]:
+) -> list[Page[contracts.ListingEntry]]:
     """Pages of entries of several listings in rank order (InvalidCursorError when a cursor is not theirs)."""
-    for request in requests:
-        page_size(request.limit)
     return await queries.entries_pages(conn, requests)
 
 
-async def entries_page(
-    conn: asyncpg.Connection, listing_id: str, *, after: str | None = None, limit: int = limits.DEFAULT_ENTRIES_PAGE
-) -> tuple[list[contracts.ListingEntry], str | None]:
+async def entries_page(conn: asyncpg.Connection, listing_id: str, page: PageRequest) -> Page[contracts.ListingEntry]:
     """One page of a listing's entries in rank order."""
-    [page] = await queries.entries_pages(conn, [EntriesRequest(listing_id, after, page_size(limit))])
-    return page
+    [found] = await queries.entries_pages(conn, [EntriesRequest(listing_id, page)])
+    return found
 
 
 async def stats(conn: asyncpg.Connection) -> contracts.Stats:

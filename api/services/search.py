@@ -27,6 +27,7 @@ from schema.errors import (
     SpaceMismatchError,
     UnavailableError,
 )
+from schema.paging import Page, PageRequest
 from sql import cursor, keyword, search
 from sql.embeddings import current_space
 from sql.keyword import KeywordQuery
@@ -175,55 +176,77 @@ def _query_text(q: str) -> str:
     return q
 
 
-def _page_window(kind: str, after: str | None, limit: int) -> int:
-    page_size(limit)
-    offset = 0
-    if after:
-        values = cursor.decode(after, kind)
-        if len(values) != 1 or not isinstance(values[0], int) or values[0] < 0:
-            raise InvalidCursorError("cursor is malformed")
-        offset = values[0]
-    if offset + limit > limits.MAX_WINDOW:
+def _position(kind: str, token: str) -> int:
+    """The 1-based position in the ranking a search cursor stands for."""
+    values = cursor.decode(token, kind)
+    if len(values) != 1 or not isinstance(values[0], int) or isinstance(values[0], bool) or values[0] < 0:
+        raise InvalidCursorError("cursor is malformed")
+    return values[0]
+
+
+def _window(kind: str, request: PageRequest) -> tuple[int, int]:
+    """The ranks a page may take, as indexes [low, high): after `after`, before `before`, within MAX_WINDOW."""
+    low = _position(kind, request.after) if request.after else 0
+    high = min(_position(kind, request.before) - 1, limits.MAX_WINDOW) if request.before else limits.MAX_WINDOW
+    if not request.backward and low + request.size > limits.MAX_WINDOW:
         raise InvalidInputError(f"search results can be paged up to {limits.MAX_WINDOW}; narrow the query instead")
-    return offset
+    return low, max(low, high)
+
+
+def _slice(request: PageRequest, low: int, high: int, found: int) -> tuple[int, int, bool, bool]:
+    """The page's indexes [start, stop) among `found` ranked hits, and its has_next and has_previous."""
+    end = min(high, found)
+    if request.backward:
+        start = max(low, end - request.size)
+        return start, end, bool(request.before) and found > high, start > low
+    stop = min(low + request.size, end)
+    return low, stop, end > stop, low > 0 and found > 0
 
 
 async def search_papers(
     conn: asyncpg.Connection,
     queries: QueryEmbeddings,
     q: str,
+    page: PageRequest,
     *,
     mode: SearchMode = "hybrid",
     flt: PaperFilter = PaperFilter(),
-    after: str | None = None,
-    limit: int = limits.DEFAULT_PAGE,
     budget: Budget | None = None,
-) -> tuple[list[ScoredPaper], str | None]:
-    """Keyword, semantic or hybrid search with filters and an opaque offset cursor."""
+) -> Page[ScoredPaper]:
+    """Keyword, semantic or hybrid search with filters, paged both ways by cursors of ranking positions."""
     q = _query_text(q)
     check_filter(flt)
     kind = cursor_kind(q, mode, flt)
-    offset = _page_window(kind, after, limit)
-    want = offset + limit + 1
+    low, high = _window(kind, page)
+    want = (high if page.backward else min(low + page.size, high)) + 1
     matched: list[ScoredPaper] = []
     query = keyword_query(q)
-    if mode == "keyword":  # the page's snippets come with the ranking, in one statement
-        hits = await _keyword(conn, query, flt, want, snippets=(offset, offset + limit))
-        return hits[offset : offset + limit], _next_cursor(kind, hits, offset, limit)
-    await queries.check_space(conn)
-    vector = await queries.vector(q, budget or Budget())
-    bound = max(want, HYBRID_KEYWORD_HITS) if mode == "hybrid" else want
-    semantic = await search.nearest(conn, vector, flt, limit=bound)
-    if mode == "hybrid":
-        matched = await _keyword(conn, query, flt, bound)
-    hits = semantic if mode == "semantic" else rrf([matched, semantic])
-    page = hits[offset : offset + limit]
-    return await _with_snippets(conn, query, page, {h.id for h in matched}), _next_cursor(kind, hits, offset, limit)
+    if mode == "keyword":
+        # A forward page's ranks are known before the ranking runs, so its snippets come in the same statement;
+        # a backward page's are known only once the hits are counted.
+        ahead = None if page.backward else (low, min(low + page.size, high))
+        hits = matched = await _keyword(conn, query, flt, want, snippets=ahead)
+    else:
+        await queries.check_space(conn)
+        vector = await queries.vector(q, budget or Budget())
+        bound = max(want, HYBRID_KEYWORD_HITS) if mode == "hybrid" else want
+        semantic = await search.nearest(conn, vector, flt, limit=bound)
+        if mode == "hybrid":
+            matched = await _keyword(conn, query, flt, bound)
+        hits = semantic if mode == "semantic" else rrf([matched, semantic])
+    start, stop, has_next, has_previous = _slice(page, low, high, len(hits))
+    items = hits[start:stop]
+    if mode != "keyword" or page.backward:
+        items = await _with_snippets(conn, query, items, {h.id for h in matched})
+    cursors = [cursor.encode(kind, [position]) for position in range(start + 1, stop + 1)]
+    return Page(items, cursors, has_next, has_previous)
 
 
-def _next_cursor(kind: str, hits: Sequence[ScoredPaper], offset: int, limit: int) -> str | None:
-    """The cursor of the next page, or None when the hits end on this one."""
-    return cursor.encode(kind, [offset + limit]) if len(hits) > offset + limit else None
+async def count_search(conn: asyncpg.Connection, q: str, *, mode: SearchMode, flt: PaperFilter) -> int:
+    """How many papers a search ranks (paging reaches the first MAX_WINDOW of them)."""
+    query = keyword_query(_query_text(q))
+    check_filter(flt)
+    return await keyword.count_ranked(conn, query, flt, keyword=mode != "semantic", semantic=mode != "keyword")
 
 
 async def _with_snippets(

@@ -19,6 +19,7 @@ from bench.quality.queries import KINDS, build
 from bench.quality.seeds import PAPERS_SQL, Paper, seed_files
 from ingest.pipeline import Source, ingest_source
 from schema.api import PaperFilter
+from schema.paging import PageRequest
 from sql import search
 from sql.db import connection
 
@@ -26,7 +27,7 @@ SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
 
 
 async def _ranks(conn: asyncpg.Connection, text: str, target: str) -> tuple[int | None, int | None]:
-    hits, _ = await search_papers(conn, QueryEmbeddings(None), text, mode="keyword", limit=K)
+    hits = (await search_papers(conn, QueryEmbeddings(None), text, PageRequest(K), mode="keyword")).items
     before = await search.keyword_all_words(conn, text, PaperFilter(), limit=K)
     return rank_of([h.id for h in hits], target), rank_of([h.id for h in before], target)
 

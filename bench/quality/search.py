@@ -14,6 +14,7 @@ from bench.harness.report import Target, fmt, table
 from bench.quality.metrics import K, Scores, ms, rank_of, single_target
 from bench.quality.queries import KINDS, QuerySet
 from schema.api import SearchMode
+from schema.paging import PageRequest
 
 MODES: tuple[SearchMode, ...] = ("keyword", "semantic", "hybrid")
 FOUND = Target(at_most=5)  # the done-when check: a description's paper ranks in the top 5
@@ -65,7 +66,7 @@ async def _search(
     mode: SearchMode,
 ) -> tuple[int | None, float]:
     started = time.perf_counter()
-    hits, _ = await search_papers(conn, embeddings, text, mode=mode, limit=K)
+    hits = (await search_papers(conn, embeddings, text, PageRequest(K), mode=mode)).items
     return rank_of([h.id for h in hits], target), time.perf_counter() - started
 
 

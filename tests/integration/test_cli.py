@@ -161,16 +161,25 @@ def test_serve_answers_then_stops_gracefully_on_sigterm(env):
         assert "Traceback" not in log.read_text()
 
 
-def test_demo_serves_and_its_worker_ingests_a_submitted_listing(env, listing_dir):
+def test_demo_serves_and_its_worker_ingests_a_listing_submitted_with_the_key_it_made(env, listing_dir, tmp_path):
     import signal
     import time
 
     import httpx
 
     listing = factories.page([factories.paper(i) for i in range(40, 43)], label="Mar 14")
-    with serving(env["DATABASE_URL"], "demo", str(listing_dir), PAPERS_API_KEY="k") as (base, proc, log):
+    data_dir = tmp_path / "data"
+    with serving(env["DATABASE_URL"], "demo", str(listing_dir), PAPERS_API_KEY="", PAPERS_DATA_DIR=str(data_dir)) as (
+        base,
+        proc,
+        log,
+    ):
+        key = (data_dir / "demo-api-key").read_text().strip()
+        assert key.startswith("dev_")
+        text_plain = {"Content-Type": "text/plain"}
+        assert httpx.post(f"{base}/v1/listings", content=listing, headers=text_plain).status_code == 401
         submitted = httpx.post(
-            f"{base}/v1/listings", content=listing, headers={"Authorization": "Bearer k", "Content-Type": "text/plain"}
+            f"{base}/v1/listings", content=listing, headers={"Authorization": f"Bearer {key}", **text_plain}
         ).json()
         deadline = time.monotonic() + 30
         job: dict[str, Any] = {}
@@ -183,7 +192,10 @@ def test_demo_serves_and_its_worker_ingests_a_submitted_listing(env, listing_dir
         assert proc.wait(timeout=60) == 0
         stderr = log.read_text()
     assert "worker stopped after 1 job(s)" in stderr, stderr
+    assert f"API key  {key}" in stderr, stderr
     assert "Traceback" not in stderr, stderr
+    # kept for the next demo, readable by its owner only
+    assert (data_dir / "demo-api-key").stat().st_mode & 0o077 == 0
 
 
 def test_the_embedded_server_starts_again_in_the_process_that_stopped_it(tmp_path):

@@ -18,6 +18,7 @@ from ingest.embed import embed_pending
 from ingest.pipeline import Source, ingest_source
 from ingest.worker import Worker
 from schema.api import PaperFilter
+from schema.paging import PageRequest
 from sql import jobs, keyword
 from tests import factories
 from tests.apps import settings
@@ -53,7 +54,7 @@ async def ingest(conn, name: str, text: str) -> None:
 
 
 async def ids(conn, q: str, flt: PaperFilter = PaperFilter(), limit: int = 20) -> list[str]:
-    hits, _ = await search_papers(conn, NO_MODEL, q, mode="keyword", flt=flt, limit=limit)
+    hits = (await search_papers(conn, NO_MODEL, q, PageRequest(limit), mode="keyword", flt=flt)).items
     return [h.title for h in hits]
 
 
@@ -151,7 +152,7 @@ async def test_filtered_queries_still_fill_the_page(conn):
         day,
     )
     assert matching >= 15
-    hits, _ = await search_papers(conn, NO_MODEL, "method benchmarks", mode="keyword", flt=flt, limit=20)
+    hits = (await search_papers(conn, NO_MODEL, "method benchmarks", PageRequest(20), mode="keyword", flt=flt)).items
     assert len(hits) == matching
     assert all(h.first_listed == day for h in hits)
     assert len(await ids(conn, "method", PaperFilter(listed_from=day, listed_to=day), limit=5)) == 5

@@ -126,8 +126,9 @@ async def test_failed_embedding_keeps_the_paper_and_retries(conn):
     assert "unreachable" in rows[0]["embedding_error"]
     queries = QueryEmbeddings(None)
     from api.services.search import search_papers
+    from schema.paging import PageRequest
 
-    hits, _ = await search_papers(conn, queries, "molecule", mode="keyword")
+    hits = (await search_papers(conn, queries, "molecule", PageRequest(20), mode="keyword")).items
     assert len(hits) == 2
     assert hits[0].snippet is not None
     assert "<mark>" in hits[0].snippet

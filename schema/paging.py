@@ -6,6 +6,7 @@ Every collection pages by cursor both ways: `first` rows after a cursor (forward
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 import msgspec
@@ -34,7 +35,7 @@ class Page(msgspec.Struct, Generic[T], frozen=True):
     """Rows in the collection's order with their cursors, and whether rows exist beyond each end."""
 
     items: list[T]
-    cursors: list[str]
+    cursors: Sequence[str]  # made as they are read (sql.cursor.Cursors): REST wants one, GraphQL's edges all
     has_next: bool
     has_previous: bool
 

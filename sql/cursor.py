@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 from schema.errors import InvalidCursorError
 
@@ -22,6 +22,29 @@ def encode(kind: str, values: Sequence[Any]) -> str:
     """Encode a cursor for the row after which the next page starts."""
     text = json.dumps([kind, *values], ensure_ascii=False)
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+class Cursors(Sequence[str]):
+    """The cursors of a page's rows, each encoded when it is read: a REST page shows only its last one, and
+    encoding every row's cost about 3 µs each (a fifth of a page of papers' CPU)."""
+
+    __slots__ = ("_kind", "_values")
+
+    def __init__(self, kind: str, values: Sequence[Sequence[Any]]) -> None:
+        self._kind = kind
+        self._values = values
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [encode(self._kind, values) for values in self._values[index]]
+        return encode(self._kind, self._values[index])
 
 
 def sql_encode(kind: str, values: Sequence[str]) -> str:

@@ -83,7 +83,7 @@ async def _keyset_page(
         add_keyset(other, sort, far[0], kind, far[1])
         beyond = await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {source} WHERE {other.sql()})", *other.params)
     has_next, has_previous = flags(request, more, beyond)
-    cursors = [cursor.encode(kind, keyset_values(sort, r["sort_key"], r["row_key"])) for r in rows]
+    cursors = cursor.Cursors(kind, [keyset_values(sort, r["sort_key"], r["row_key"]) for r in rows])
     return Page([build(r) for r in rows], cursors, has_next, has_previous)
 
 
@@ -281,7 +281,7 @@ def _entries_page(request: EntriesRequest, rows: list[asyncpg.Record]) -> Page[L
     kind = entries_kind(request.listing_id)
     return Page(
         [ListingEntry(r["rank"], paper_of(r), r["title_variant"], r["abstract_variant"]) for r in found],
-        [cursor.encode(kind, [r["rank"]]) for r in found],
+        cursor.Cursors(kind, [[r["rank"]] for r in found]),
         has_next,
         has_previous,
     )

@@ -238,7 +238,7 @@ async def search_papers(
     items = hits[start:stop]
     if mode != "keyword" or page.backward:
         items = await _with_snippets(conn, query, items, {h.id for h in matched})
-    cursors = [cursor.encode(kind, [position]) for position in range(start + 1, stop + 1)]
+    cursors = cursor.Cursors(kind, [[position] for position in range(start + 1, stop + 1)])
     return Page(items, cursors, has_next, has_previous)
 
 

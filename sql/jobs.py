@@ -130,14 +130,14 @@ async def fail(
     await conn.execute("SELECT pg_advisory_unlock($1, $2)", JOB_LOCK_CLASS, _lock_id(job.key))
 
 
-async def papers_to_embed(conn: asyncpg.Connection, listing_id: str) -> int:
-    """How many papers of a listing still wait for an embedding (retries left)."""
+async def papers_to_embed(conn: asyncpg.Connection, listing_ids: list[str]) -> int:
+    """How many papers of these listings still wait for an embedding (retries left)."""
     return int(
         await conn.fetchval(
             """SELECT count(DISTINCT p.paper_key) FROM listings l JOIN listing_entries e USING (listing_key)
                JOIN papers p USING (paper_key)
-               WHERE l.public_id = $1 AND p.embedding IS NULL AND p.embedding_attempts < $2""",
-            listing_id,
+               WHERE l.public_id = ANY($1::text[]) AND p.embedding IS NULL AND p.embedding_attempts < $2""",
+            listing_ids,
             EMBEDDING_ATTEMPTS,
         )
     )

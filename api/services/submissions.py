@@ -104,8 +104,10 @@ async def job_status(conn: asyncpg.Connection, job_id: str) -> JobStatusView:
     job = await jobs.get(conn, job_id)
     if job is None:
         raise NotFoundError(f"no job with id {job_id!r}")
-    listing_id = (job.result or {}).get("listing_id") if job.status == "done" else None
-    to_embed = await jobs.papers_to_embed(conn, listing_id) if listing_id else None
+    result = (job.result or {}) if job.status == "done" else {}
+    # A file whose items carry several days became several listings: its papers are those of all of them.
+    listing_ids = result.get("listing_ids") or ([result["listing_id"]] if result.get("listing_id") else [])
+    to_embed = await jobs.papers_to_embed(conn, listing_ids) if listing_ids else None
     return JobStatusView(
         job.public_id, job.status, job.attempts, job.last_error, job.result, job.created_at, job.finished_at, to_embed
     )

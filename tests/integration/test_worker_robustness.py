@@ -104,3 +104,21 @@ async def test_a_job_says_whether_its_papers_are_embedded(conn, fresh_db):
     assert (await job_status(conn, job_id)).papers_to_embed == 0
     [queued] = await enqueue_pages(conn, 1)
     assert (await job_status(conn, queued)).papers_to_embed is None
+
+
+async def test_a_job_of_several_listing_days_counts_the_papers_of_all_of_them(conn, fresh_db):
+    import json
+
+    items = [
+        {"title": title, "abstract": abstract, "date": day}
+        for (title, abstract), day in zip(
+            [factories.paper(i) for i in (71, 72, 73)], ["2024-03-11", "2024-03-11", "2024-03-12"], strict=True
+        )
+    ]
+    payload = "\n".join(json.dumps(item) for item in items).encode()
+    job_id = await jobs.enqueue(conn, "two-days.jsonl", payload, fmt="jsonl")
+    await Worker(fresh_db, poll_seconds=0.01).run(once=True)
+    status = await job_status(conn, job_id)
+    assert status.status == "done", status
+    assert len(status.result["listing_ids"]) == 2
+    assert status.papers_to_embed == 3  # both days' papers, not only the first listing's

@@ -120,5 +120,6 @@ async def test_a_job_of_several_listing_days_counts_the_papers_of_all_of_them(co
     await Worker(fresh_db, poll_seconds=0.01).run(once=True)
     status = await job_status(conn, job_id)
     assert status.status == "done", status
+    assert status.result is not None
     assert len(status.result["listing_ids"]) == 2
     assert status.papers_to_embed == 3  # both days' papers, not only the first listing's

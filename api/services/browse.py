@@ -68,22 +68,28 @@ async def export(pool: asyncpg.Pool, flt: PaperFilter, fmt: str) -> AsyncIterato
 
     Each batch borrows a connection only while its statement runs, and the next is read only when the
     consumer asks for it: memory stays at one batch, a slow reader slows the export and holds no connection.
-    The format and filter are checked before the first chunk, so a bad request fails before any byte is sent.
+    The format and filter are checked, and the first batch read, before the stream starts: a request the
+    database refuses (a NUL in a filter, the database gone) fails before any byte is sent, as a 4xx or 503.
     """
     chosen, flt = export_format(fmt), check_filter(flt)
-    return _chunks(pool, flt, chosen)
+    async with db.pooled(pool) as conn:
+        first = await browse.papers_after(conn, flt, 0, limits.EXPORT_BATCH)
+    return _chunks(pool, flt, chosen, first)
 
 
-async def _chunks(pool: asyncpg.Pool, flt: PaperFilter, fmt: ExportFormat) -> AsyncIterator[bytes]:
+async def _chunks(
+    pool: asyncpg.Pool, flt: PaperFilter, fmt: ExportFormat, first: tuple[list[Paper], int | None]
+) -> AsyncIterator[bytes]:
     if fmt == "csv":
         yield csv_header()
-    after: int | None = 0
-    while after is not None:
-        async with db.pooled(pool) as conn:
-            papers, last = await browse.papers_after(conn, flt, after, limits.EXPORT_BATCH)
+    papers, last = first
+    while True:
         if papers:
             yield encode_batch(papers, fmt)
-        after = last if len(papers) == limits.EXPORT_BATCH else None  # a short batch was the last
+        if len(papers) < limits.EXPORT_BATCH or last is None:  # a short batch was the last
+            return
+        async with db.pooled(pool) as conn:
+            papers, last = await browse.papers_after(conn, flt, last, limits.EXPORT_BATCH)
 
 
 async def autocomplete(conn: asyncpg.Connection, text: str, limit: int = limits.MAX_SUGGESTIONS) -> list[Suggestion]:

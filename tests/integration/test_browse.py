@@ -125,6 +125,8 @@ async def test_export_refuses_bad_requests_before_streaming(client):
     assert_problem(await client.get("/v1/export", params={"format": "xml"}), 400)
     assert_problem(await client.get("/v1/export", params={"q": "x" * (limits.MAX_QUERY_CHARS + 1)}), 400)
     assert_problem(await client.get("/v1/export", params={"arxiv": "yes"}), 400)
+    # A filter only the database refuses (a NUL) is refused before the stream starts, not by cutting it.
+    assert_problem(await client.get("/v1/export", params={"listing": "lst_\x00"}), 400)
 
 
 async def test_export_reads_a_batch_only_when_asked_and_holds_no_connection_between(fresh_db, monkeypatch):

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-system lint install install-dev
+.PHONY: demo test test-system lint install install-dev system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,13 @@ lint: install-dev
 	$(BIN)/lint-imports
 	$(BIN)/deptry .
 
-test: lint
+# Debian programs some tests drive (chromium, pgbouncer, redis-server), installed where root can.
+system-packages:
+	@scripts/system-packages
+
+test: lint system-packages
 	$(BIN)/pytest
 
 # The slow system checks (kill -9 and PostgreSQL restarts under load, soak, schemathesis) as well.
-test-system: install-dev
+test-system: install-dev system-packages
 	$(BIN)/pytest tests/system --slow

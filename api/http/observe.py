@@ -7,7 +7,7 @@ One ASGI middleware around the whole app (REST and GraphQL alike):
 - One access-log line per request on the `papers.access` logger: a JSON object with method, path,
   status, duration in ms, response bytes, request id and client address.
 - HEAD runs the GET route and sends its headers without the body (Litestar routes only the methods
-  a handler declares).
+  a handler declares); `is_head(scope)` tells a route whose body costs work (the export) to skip it.
 - A 405's `Allow` and an OPTIONS answer's `Allow` list the same methods, HEAD wherever GET is. Litestar 2
   answers OPTIONS with the methods of a path's first registered handler only (litestar#4169, fixed in v3:
   `OPTIONS /v1/listings` left out POST), so OPTIONS takes the path's methods from `methods`, by the route's
@@ -78,6 +78,14 @@ def _allow(headers: list[tuple[bytes, bytes]], known: Collection[str] | None) ->
     return [*out, (b"allow", ", ".join(sorted(methods)).encode())]
 
 
+_HEAD = "papers.head"  # scope key: this GET is a HEAD
+
+
+def is_head(scope: Any) -> bool:
+    """Whether the request routed as GET is a HEAD (its body will be dropped, so need not be made)."""
+    return bool(scope.get(_HEAD, False))
+
+
 def observe(app: ASGIApp, methods: Mapping[str, Collection[str]] | None = None) -> ASGIApp:
     """Wrap the app: request ids, access log, HEAD and Allow (see the module docstring).
 
@@ -112,7 +120,8 @@ def observe(app: ASGIApp, methods: Mapping[str, Collection[str]] | None = None) 
             await send(message)
 
         try:
-            await app({**scope, "method": "GET"} if head else scope, receive, send_wrapped)
+            routed = cast("Scope", {**scope, "method": "GET", _HEAD: True}) if head else scope
+            await app(routed, receive, send_wrapped)
         finally:
             _log_access(scope, request_id, sent, started)
             REQUEST_ID.reset(token)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import Any
 
 import asyncpg
@@ -15,6 +15,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.graphql.controller import graphql_controller
@@ -60,9 +61,11 @@ class PapersApp(Litestar):
     the request id, the access log, HEAD and rate limits must wrap the router itself.
     """
 
-    def __init__(self, outer: Callable[[ASGIApp], ASGIApp], **options: Any) -> None:
+    def __init__(self, outer: Callable[[ASGIApp, Mapping[str, Collection[str]]], ASGIApp], **options: Any) -> None:
         super().__init__(**options)
-        self._outer = outer(super().__call__)
+        # Each path's methods, by its template: what OPTIONS answers in `Allow` (api/http/observe.py).
+        methods = {route.path_format: frozenset(route.methods) for route in self.routes if isinstance(route, HTTPRoute)}
+        self._outer = outer(super().__call__, methods)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         """Every ASGI event, through the outer middleware first."""
@@ -103,8 +106,8 @@ def create_app(
     limits = RateLimits(settings) if settings.rate_limit else None
 
     # Outermost first: every request gets its id and access-log line, then is counted against the limits.
-    def outer(app: ASGIApp) -> ASGIApp:
-        return observe(rate_limited(app, limits) if limits else app)
+    def outer(app: ASGIApp, methods: Mapping[str, Collection[str]]) -> ASGIApp:
+        return observe(rate_limited(app, limits) if limits else app, methods)
 
     controller = graphql_controller(settings)
     return PapersApp(

@@ -11,7 +11,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from schema.errors import DomainError
+from schema.errors import DomainError, InvalidInputError
 from sql.db import as_domain_error
 
 log = logging.getLogger("papers.graphql")
@@ -19,6 +19,8 @@ MASKED = "Unexpected error."
 
 
 def _domain(error: GraphQLError) -> DomainError | None:
+    if isinstance(error.original_error, GraphQLError):  # GraphQL refused an input value: a variable of the wrong
+        return InvalidInputError(error.message)  # type or no such enum value; its message says which and why
     return as_domain_error(error.original_error) if error.original_error is not None else None
 
 

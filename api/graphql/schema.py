@@ -21,6 +21,7 @@ from api.graphql.types import (
     FacetField,
     Info,
     Listing,
+    ListingFormat,
     Paper,
     PaperConnection,
     PaperFilterInput,
@@ -158,10 +159,15 @@ class Mutation:
         " `year` resolves date labels such as 'Mar 11'; `source` is the name the input is reported under."
     )
     async def submit_listing(
-        self, info: Info, text: str, format: str | None = None, year: int | None = None, source: str = "graphql"
+        self,
+        info: Info,
+        text: str,
+        format: ListingFormat | None = None,
+        year: int | None = None,
+        source: str = "graphql",
     ) -> SubmitResult:
         info.context.check_write()
-        submission = submissions.Submission(text.encode(), source, format, year)
+        submission = submissions.Submission(text.encode(), source, None if format is None else format.value, year)
         return SubmitResult(job_id=await info.context.run(submissions.submit, submission))
 
 

@@ -18,6 +18,7 @@ import strawberry
 import schema.api as contracts
 from api.graphql.context import Context
 from api.services import catalog, search
+from schema.ingest import ListingFormat
 from schema.paging import Page
 from sql.queries import EntriesRequest
 
@@ -40,13 +41,8 @@ def _unwrap(kind: Any) -> tuple[Any, str | None]:
     if get_origin(kind) is Annotated:
         base, *extras = get_args(kind)
         meta = next((m for m in extras if isinstance(m, msgspec.Meta)), None)
-        return _plain(base), getattr(meta, "description", None)
-    return _plain(kind), None
-
-
-def _plain(kind: Any) -> Any:
-    """A string enum named for OpenAPI (a listing's format) is a plain string in the SDL, as it always was."""
-    return str if isinstance(kind, type) and issubclass(kind, enum.StrEnum) else kind
+        return base, getattr(meta, "description", None)
+    return kind, None
 
 
 def mirrors(contract: type[msgspec.Struct], *, kind: str = "type") -> Callable[[type[T]], type[T]]:
@@ -109,6 +105,14 @@ SearchMode = _enum(
     contracts.SearchMode,
     'How search ranks: keywords by BM25 (any word may match, "quoted phrases" must, -words must not),'
     " embedding similarity, or both fused by reciprocal rank.",
+)
+# The one enum of listing formats (schema/ingest.py), as REST names it too. Its members are named by their
+# values (`page`, `hf_daily`), so `kind` answers the strings it answered as a String, and a variable keeps
+# its JSON value; a literal argument is written unquoted (`format: page`).
+strawberry.enum(  # registers the enum in place: the class stays the one Python type of the concept
+    ListingFormat,
+    description="Input formats of a listing: a scraped page, Hugging Face daily papers, JSON Lines, JSON, Atom,"
+    " RSS, HTML.",
 )
 FacetField = _enum(
     "FacetField",

@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
+from litestar.exceptions import NotFoundException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.static_files import create_static_files_router
 
@@ -32,6 +35,13 @@ CONTENT_SECURITY_POLICY = "; ".join(
     ]
 )
 
+
+async def _no_nul(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: a path with a NUL names no asset (the file system refuses to look it up: ValueError, a 500)."""
+    if "\x00" in connection.scope["path"]:
+        raise NotFoundException("no such asset")
+
+
 # Assets change only with the package; an hour keeps reloads cheap without outliving an upgrade for long.
 EXPLORER_ASSETS = create_static_files_router(
     path=ASSETS,
@@ -39,6 +49,7 @@ EXPLORER_ASSETS = create_static_files_router(
     include_in_schema=False,
     cache_control=CacheControlHeader(max_age=3600, public=True),
     name="explorer-assets",
+    guards=[_no_nul],
 )
 
 

@@ -7,8 +7,11 @@ One ASGI middleware around the whole app (REST and GraphQL alike):
 - One access-log line per request on the `papers.access` logger: a JSON object with method, path,
   status, duration in ms, response bytes, request id and client address.
 - HEAD runs the GET route and sends its headers without the body (Litestar routes only the methods
-  a handler declares).
-- A 405's `Allow` and an OPTIONS answer's `Allow` list the same methods, HEAD wherever GET is.
+  a handler declares); `is_head(scope)` tells a route whose body costs work (the export) to skip it.
+- A 405's `Allow` and an OPTIONS answer's `Allow` list the same methods, HEAD wherever GET is. Litestar 2
+  answers OPTIONS with the methods of a path's first registered handler only (litestar#4169, fixed in v3:
+  `OPTIONS /v1/listings` left out POST), so OPTIONS takes the path's methods from `methods`, by the route's
+  path template, which the app knows in full.
 - One `Content-Security-Policy` on every answer: scripts, styles and requests from this host only (the
   explorers' pages need nothing else, api/http/explorer.py; a JSON answer needs nothing at all).
 """
@@ -20,6 +23,7 @@ import logging
 import random
 import re
 import time
+from collections.abc import Collection, Mapping
 from typing import Any, cast
 
 import msgspec
@@ -55,22 +59,39 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _allow(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The headers with `Allow` completed: OPTIONS always, HEAD wherever GET is."""
-    out, methods = [], set()
+# What `Allow` may name: Litestar's 405 also lists WEBSOCKET where a websocket route shares the path (/graphql).
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+
+
+def _allow(headers: list[tuple[bytes, bytes]], known: Collection[str] | None) -> list[tuple[bytes, bytes]]:
+    """The headers with `Allow` made whole: the `known` methods of the path when given (else the header's own),
+    OPTIONS always, HEAD wherever GET is, nothing that is not an HTTP method."""
+    out, methods = [], set(known or ())
     for key, value in headers:
-        if key.lower() == b"allow":
-            methods |= {m.strip().upper() for m in value.decode("latin-1").split(",") if m.strip()}
-        else:
+        if key.lower() != b"allow":
             out.append((key, value))
+        elif known is None:
+            methods |= {m.strip().upper() for m in value.decode("latin-1").split(",") if m.strip()}
     if not methods:
         return headers
-    methods |= {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set())
+    methods = (methods & _HTTP_METHODS) | {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set())
     return [*out, (b"allow", ", ".join(sorted(methods)).encode())]
 
 
-def observe(app: ASGIApp) -> ASGIApp:
-    """Wrap the app: request ids, access log, HEAD and Allow (see the module docstring)."""
+_HEAD = "papers.head"  # scope key: this GET is a HEAD
+
+
+def is_head(scope: Any) -> bool:
+    """Whether the request routed as GET is a HEAD (its body will be dropped, so need not be made)."""
+    return bool(scope.get(_HEAD, False))
+
+
+def observe(app: ASGIApp, methods: Mapping[str, Collection[str]] | None = None) -> ASGIApp:
+    """Wrap the app: request ids, access log, HEAD and Allow (see the module docstring).
+
+    `methods` maps each route's path template (`/v1/papers/{paper_id}`) to the HTTP methods it has.
+    """
+    methods = methods or {}
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,8 +108,10 @@ def observe(app: ASGIApp) -> ASGIApp:
             if message["type"] == "http.response.start":
                 sent["status"] = message["status"]
                 headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode()), _CSP]
-                if message["status"] == 405 or scope["method"] == "OPTIONS":
-                    headers = _allow(headers)
+                if message["status"] == 405:
+                    headers = _allow(headers, None)
+                elif scope["method"] == "OPTIONS":  # routed: Litestar put the route's template in the scope
+                    headers = _allow(headers, methods.get(scope.get("path_template", "")))
                 message = {**message, "headers": headers}
             elif message["type"] == "http.response.body":
                 sent["bytes"] += len(message.get("body", b""))
@@ -97,7 +120,8 @@ def observe(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         try:
-            await app({**scope, "method": "GET"} if head else scope, receive, send_wrapped)
+            routed = cast("Scope", {**scope, "method": "GET", _HEAD: True}) if head else scope
+            await app(routed, receive, send_wrapped)
         finally:
             _log_access(scope, request_id, sent, started)
             REQUEST_ID.reset(token)

@@ -10,9 +10,11 @@ from litestar import Request, Response, get, post
 from litestar.openapi.spec import Example
 from litestar.params import JSONBody, Parameter
 
+from api.rest.fields import EitherAnswer, Fields, PaperFields, PaperFieldsPage, select_fields
 from api.rest.params import (
     BatchRequest,
     Conn,
+    FacetFields,
     HasArxiv,
     InListing,
     Limit,
@@ -28,15 +30,10 @@ from api.rest.params import (
 )
 from api.services import browse, catalog
 from schema import limits
-from schema.api import PAPER_FIELDS, FacetCount, FacetField, Paper, PaperDetail, PaperFilter, TitleMatch
-from schema.errors import InvalidInputError
+from schema.api import FacetCount, Paper, PaperDetail, PaperFilter, TitleMatch
 
-Fields = Annotated[
-    str | None,
-    Parameter(description="comma-separated fields to return of each paper", examples=[Example(value="id,title")]),
-]
 GroupBy = Annotated[
-    FacetField | None,
+    FacetFields | None,
     Parameter(
         description="answer counts per value of this field (at most 200 groups, largest first) instead of a page:"
         " listing, listed_month / listed_year (of the paper's first listing), has_arxiv",
@@ -61,25 +58,13 @@ def cached(request: Request[Any, Any, Any], data: Any) -> Response[Any]:
     return Response(body, media_type="application/json", headers=headers)
 
 
-SCORED_FIELDS = PAPER_FIELDS | {"score", "snippet"}
 RECENT = PaperOrder("recent")
 Count = Annotated[
     bool, Parameter(description="add `total`: how many items all pages hold", examples=[Example(value=True)])
 ]
 
 
-def select_fields(items: list[Any], fields: str | None, known: frozenset[str] = PAPER_FIELDS) -> list[Any]:
-    """The items, or only the named fields of each (None stays None)."""
-    if not fields:
-        return items
-    wanted = [f.strip() for f in fields.split(",") if f.strip()]
-    unknown = sorted(set(wanted) - known)
-    if unknown:
-        raise InvalidInputError(f"unknown fields: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return [None if item is None else {name: getattr(item, name) for name in wanted} for item in items]
-
-
-@route(get, "/v1/papers", "listPapers", "List papers", "papers", guards=[strict_booleans])
+@route(get, "/v1/papers", "listPapers", "List papers", "papers", guards=[strict_booleans], operation_class=EitherAnswer)
 async def list_papers(
     conn: Conn,
     q: Query = None,
@@ -100,17 +85,19 @@ async def list_papers(
     fields: Fields = None,
     count: Count = False,
     group_by: GroupBy = None,
-) -> PaperPage | list[FacetCount]:
+) -> PaperPage | PaperFieldsPage | list[FacetCount]:
     """Papers matching the filters, keyset-paginated: follow `next_cursor` until it is null.
 
     With `group_by`, instead: how many of them share each value of that field, `[{key, count}]`, largest first.
     """
     flt = PaperFilter(q=q, listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)
     if group_by is not None:
-        return await browse.facets(conn, flt, group_by)
+        return await browse.facets(conn, flt, group_by.value)
     page = await catalog.papers_page(conn, flt, catalog.page_request(limit, cursor), sort=sort.value)
     total = await catalog.count_papers(conn, flt) if count else None
-    return PaperPage(select_fields(page.items, fields), page.next_cursor, total)
+    if fields:
+        return PaperFieldsPage(select_fields(page.items, fields), page.next_cursor, total)
+    return PaperPage(page.items, page.next_cursor, total)
 
 
 @route(get, "/v1/papers/match", "matchPaperTitle", "Fuzzy title match", "papers", 404)
@@ -129,8 +116,18 @@ async def match_paper(
     return await catalog.match_title(conn, title)
 
 
-@route(post, "/v1/papers/batch", "batchGetPapers", "Fetch many papers", "papers", status_code=200)
-async def batch_papers(conn: Conn, data: JSONBody[BatchRequest], fields: Fields = None) -> list[Paper | None]:
+@route(
+    post,
+    "/v1/papers/batch",
+    "batchGetPapers",
+    "Fetch many papers",
+    "papers",
+    status_code=200,
+    operation_class=EitherAnswer,
+)
+async def batch_papers(
+    conn: Conn, data: JSONBody[BatchRequest], fields: Fields = None
+) -> list[Paper | None] | list[PaperFields | None]:
     """Papers by public id or arXiv id, in the order asked, null for unknown ids."""
     return select_fields(await catalog.papers_by_ids(conn, data.ids), fields)
 

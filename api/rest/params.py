@@ -17,7 +17,17 @@ from litestar.params import Parameter, PathParameter
 from api.rest.problems import documented
 from api.services import search
 from schema import limits
-from schema.api import Listing, ListingEntry, Paper, PaperFilter, PaperSort, ScoredPaper, SearchMode, doc
+from schema.api import (
+    FacetField,
+    Listing,
+    ListingEntry,
+    Paper,
+    PaperFilter,
+    PaperSort,
+    ScoredPaper,
+    SearchMode,
+    doc,
+)
 from schema.errors import InvalidInputError
 from sql import cursor
 from sql.queries import entries_kind
@@ -34,6 +44,7 @@ def _choices(name: str, values: Any, *, reversible: bool = False) -> Any:
 
 PaperOrder = _choices("PaperOrder", PaperSort, reversible=True)
 SearchModes = _choices("SearchMode", SearchMode)
+FacetFields = _choices("FacetField", FacetField)
 
 
 def query(description: str, example: Any, **constraints: Any) -> Any:
@@ -127,7 +138,7 @@ Total = Annotated[int | None, doc("how many items all pages hold together (only 
 class PaperPage(msgspec.Struct, frozen=True, omit_defaults=True):
     """A page of papers and the cursor of the next one (null on the last page)."""
 
-    items: Annotated[list[Paper], doc("the page's papers; with `fields=` each holds only the fields asked for", [])]
+    items: Annotated[list[Paper], doc("the page's papers", [])]
     next_cursor: NextCursor
     total: Total = None
 
@@ -143,7 +154,7 @@ class ListingPage(msgspec.Struct, frozen=True, omit_defaults=True):
 class ScoredPage(msgspec.Struct, frozen=True, omit_defaults=True):
     """A page of scored papers and the cursor of the next page."""
 
-    items: Annotated[list[ScoredPaper], doc("best first; with `fields=` each holds only the fields asked for", [])]
+    items: Annotated[list[ScoredPaper], doc("best first", [])]
     next_cursor: Annotated[str | None, doc("cursor of the next page; null on the last page", SEARCH_CURSOR)]
     total: Total = None
 
@@ -151,7 +162,7 @@ class ScoredPage(msgspec.Struct, frozen=True, omit_defaults=True):
 class ScoredList(msgspec.Struct, frozen=True):
     """Scored papers, best first."""
 
-    items: Annotated[list[ScoredPaper], doc("best first; with `fields=` each holds only the fields asked for", [])]
+    items: Annotated[list[ScoredPaper], doc("best first", [])]
 
 
 class ListingDetail(msgspec.Struct, frozen=True):

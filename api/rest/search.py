@@ -9,16 +9,24 @@ from litestar.openapi.spec import Example
 from litestar.params import JSONBody, Parameter
 
 from api.rest import params
-from api.rest.papers import SCORED_FIELDS, Count, Fields, select_fields
+from api.rest.fields import SCORED_FIELDS, EitherAnswer, Fields, ScoredFieldsList, ScoredFieldsPage, select_fields
+from api.rest.papers import Count
 from api.services import catalog, search
 from schema import limits
-from schema.api import PaperFilter, RecommendRequest
+from schema.api import PaperFilter, RecommendRequest, ScoredPaper
 
 HYBRID = params.SearchModes("hybrid")
 
 
 def _queries(request: Request[Any, Any, Any]) -> search.QueryEmbeddings:
     return request.app.state.queries
+
+
+def scored_list(found: list[ScoredPaper], fields: str | None) -> params.ScoredList | ScoredFieldsList:
+    """The scored papers, whole or with only the fields asked for."""
+    if fields:
+        return ScoredFieldsList(select_fields(found, fields, SCORED_FIELDS))
+    return params.ScoredList(found)
 
 
 @params.route(
@@ -29,6 +37,7 @@ def _queries(request: Request[Any, Any, Any]) -> search.QueryEmbeddings:
     "search",
     409,
     guards=[params.strict_booleans],
+    operation_class=EitherAnswer,
 )
 async def search_papers(
     request: Request[Any, Any, Any],
@@ -54,17 +63,28 @@ async def search_papers(
     cursor: params.SearchCursor = None,
     fields: Fields = None,
     count: Count = False,
-) -> params.ScoredPage:
+) -> params.ScoredPage | ScoredFieldsPage:
     """Papers for a query, best first; keyword hits carry highlighted snippets."""
     flt = PaperFilter(listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)
     page = await search.search_papers(
         conn, _queries(request), q, catalog.page_request(limit, cursor), mode=mode.value, flt=flt
     )
     total = await search.count_search(conn, q, mode=mode.value, flt=flt) if count else None
-    return params.ScoredPage(select_fields(page.items, fields, SCORED_FIELDS), page.next_cursor, total)
+    if fields:
+        return ScoredFieldsPage(select_fields(page.items, fields, SCORED_FIELDS), page.next_cursor, total)
+    return params.ScoredPage(page.items, page.next_cursor, total)
 
 
-@params.route(get, "/v1/papers/{paper_id:str}/similar", "similarPapers", "More like this", "search", 404, 409)
+@params.route(
+    get,
+    "/v1/papers/{paper_id:str}/similar",
+    "similarPapers",
+    "More like this",
+    "search",
+    404,
+    409,
+    operation_class=EitherAnswer,
+)
 async def similar_papers(
     request: Request[Any, Any, Any],
     conn: params.Conn,
@@ -75,22 +95,30 @@ async def similar_papers(
     listed_from: params.ListedFrom = None,
     listed_to: params.ListedTo = None,
     fields: Fields = None,
-) -> params.ScoredList:
+) -> params.ScoredList | ScoredFieldsList:
     """The nearest papers by embedding, never the paper itself, each with its cosine similarity."""
     flt = PaperFilter(listed_from=listed_from, listed_to=listed_to)
     found = await search.similar_papers(conn, _queries(request), paper_id, flt=flt, limit=limit)
-    return params.ScoredList(select_fields(found, fields, SCORED_FIELDS))
+    return scored_list(found, fields)
 
 
 @params.route(
-    post, "/v1/recommendations", "recommendPapers", "Recommendations from examples", "search", 404, 409, status_code=200
+    post,
+    "/v1/recommendations",
+    "recommendPapers",
+    "Recommendations from examples",
+    "search",
+    404,
+    409,
+    status_code=200,
+    operation_class=EitherAnswer,
 )
 async def recommend(
     request: Request[Any, Any, Any], conn: params.Conn, data: JSONBody[RecommendRequest], fields: Fields = None
-) -> params.ScoredList:
+) -> params.ScoredList | ScoredFieldsList:
     """Papers like the positive ids and the text, unlike the negative ids."""
     found = await search.recommend(conn, _queries(request), data)
-    return params.ScoredList(select_fields(found, fields, SCORED_FIELDS))
+    return scored_list(found, fields)
 
 
 ROUTES = [search_papers, similar_papers, recommend]

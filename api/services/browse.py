@@ -17,7 +17,8 @@ from schema.errors import InvalidInputError
 from sql import browse, db
 
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
-MEDIA_TYPES = {"jsonl": "application/jsonl", "csv": "text/csv; charset=utf-8"}
+# Litestar adds `; charset=utf-8` to a text/ type itself (given here too, it was sent twice).
+MEDIA_TYPES = {"jsonl": "application/jsonl", "csv": "text/csv"}
 CSV_COLUMNS = Paper.__struct_fields__
 _ENCODER = msgspec.json.Encoder()
 
@@ -63,18 +64,27 @@ def csv_header() -> bytes:
     return out.getvalue().encode()
 
 
-async def export(pool: asyncpg.Pool, flt: PaperFilter, fmt: str) -> AsyncIterator[bytes]:
+async def export(pool: asyncpg.Pool, flt: PaperFilter, fmt: str, *, rows: bool = True) -> AsyncIterator[bytes]:
     """Every paper matching the filter, encoded, one batch of EXPORT_BATCH papers per chunk.
 
     Each batch borrows a connection only while its statement runs, and the next is read only when the
     consumer asks for it: memory stays at one batch, a slow reader slows the export and holds no connection.
     The format and filter are checked, and the first batch read, before the stream starts: a request the
     database refuses (a NUL in a filter, the database gone) fails before any byte is sent, as a 4xx or 503.
+
+    Without `rows` (HEAD) the same checks run and the database gets the same statement with LIMIT 0, which
+    it refuses alike but answers without reading a paper; the chunks are then none.
     """
     chosen, flt = export_format(fmt), check_filter(flt)
     async with db.pooled(pool) as conn:
-        first = await browse.papers_after(conn, flt, 0, limits.EXPORT_BATCH)
-    return _chunks(pool, flt, chosen, first)
+        first = await browse.papers_after(conn, flt, 0, limits.EXPORT_BATCH if rows else 0)
+    return _chunks(pool, flt, chosen, first) if rows else _none()
+
+
+async def _none() -> AsyncIterator[bytes]:
+    nothing: tuple[bytes, ...] = ()
+    for chunk in nothing:  # an async iterator of no chunks
+        yield chunk
 
 
 async def _chunks(

@@ -15,6 +15,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
+from api.http.problem import PROBLEM_JSON
 from api.services import browse
 from schema import limits
 from schema.api import PaperFilter
@@ -127,6 +128,29 @@ async def test_export_refuses_bad_requests_before_streaming(client):
     assert_problem(await client.get("/v1/export", params={"arxiv": "yes"}), 400)
     # A filter only the database refuses (a NUL) is refused before the stream starts, not by cutting it.
     assert_problem(await client.get("/v1/export", params={"listing": "lst_\x00"}), 400)
+
+
+async def test_head_of_an_export_answers_gets_headers_and_reads_no_paper(fresh_db):
+    """HEAD checks what GET checks, and the database sees the statement, but with LIMIT 0: no paper is read."""
+    await load(fresh_db, CORPUS)
+    async with AsyncTestClient(create_app(settings(pool_min=1, pool_max=1), database_url=fresh_db)) as c:
+        statements: list[str] = []
+        async with c.app.state.pool.acquire() as conn:  # the pool's one connection: every statement is logged
+            conn.add_query_logger(lambda record: statements.append(record.query))
+        for fmt in ("jsonl", "csv"):
+            get, head = await c.get("/v1/export", params={"format": fmt}), await c.head(f"/v1/export?format={fmt}")
+            assert (head.status_code, head.content) == (200, b"")
+            assert get.content
+            assert "content-length" not in head.headers  # streamed: no length is claimed
+            for name in ("content-type", "content-disposition"):
+                assert head.headers[name] == get.headers[name]
+        reads = [re.search(r"LIMIT (\d+)", q).group(1) for q in statements if "FROM papers" in q]  # type: ignore[union-attr]
+        assert reads == [str(limits.EXPORT_BATCH), "0"] * 2
+        # Refused as GET is: a filter only the database refuses, an unknown format, a parameter export does not take.
+        for query in ("listing=lst_%00", "format=xml", "limit=5"):
+            head = await c.head(f"/v1/export?{query}")
+            assert (head.status_code, head.headers["content-type"], head.content) == (400, PROBLEM_JSON, b"")
+            assert_problem(await c.get(f"/v1/export?{query}"), 400)
 
 
 async def test_export_reads_a_batch_only_when_asked_and_holds_no_connection_between(fresh_db, monkeypatch):

@@ -50,6 +50,13 @@ async def test_pages_load_only_local_assets_under_the_policy(client, page):
         assert loaded.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
 
 
+@pytest.mark.parametrize("path", ["/explorer/%00", "/explorer/graphiql/%00.js", "/explorer/..%2f..%2fexplorer.py"])
+async def test_an_asset_path_outside_the_assets_is_404(client, path):
+    """A NUL in the path was a 500 (the file system's ValueError); a way out of the folder names nothing."""
+    for method in ("GET", "HEAD"):
+        assert (await client.request(method, path)).status_code == 404
+
+
 def test_the_policy_allows_this_host_only():
     directives = dict(d.split(" ", 1) for d in CONTENT_SECURITY_POLICY.split("; "))
     assert directives["default-src"] == "'none'"

@@ -115,6 +115,16 @@ async def test_a_generated_client_gets_typed_objects_back(generated, fresh_db):
         assert titles == sorted(titles)
         assert len(set(titles)) == 10
 
+        # The other answers of the operation come back typed too: papers with only the fields asked for, facets.
+        partial = await ops["list_papers"].asyncio(client=client, limit=2, fields="id,title")
+        assert isinstance(partial, models.PaperFieldsPage)
+        assert [type(p) for p in partial.items] == [models.PaperFields] * 2
+        assert isinstance(partial.items[0].title, str)
+        assert isinstance(partial.items[0].abstract, generated.types.Unset)
+        facets = await ops["list_papers"].asyncio(client=client, group_by=models.FacetField.HAS_ARXIV)
+        assert isinstance(facets, list)
+        assert [type(f) for f in facets] == [models.FacetCount]
+
         paper = await ops["get_paper"].asyncio(client=client, paper_id=first.items[0].id)
         assert isinstance(paper, models.PaperDetail)
         assert isinstance(paper.listings[0], models.ListingRef)
@@ -122,6 +132,11 @@ async def test_a_generated_client_gets_typed_objects_back(generated, fresh_db):
         found = await ops["search_papers"].asyncio(client=client, q="paper", mode=models.SearchMode.KEYWORD, limit=3)
         assert isinstance(found, models.ScoredPage)
         assert all(isinstance(p, models.ScoredPaper) for p in found.items)
+        scores = await ops["search_papers"].asyncio(
+            client=client, q="paper", mode=models.SearchMode.KEYWORD, fields="score"
+        )
+        assert isinstance(scores, models.ScoredFieldsPage)
+        assert all(isinstance(p.score, float) for p in scores.items)
         similar = await ops["similar_papers"].asyncio(client=client, paper_id=paper.id, limit=3)
         assert isinstance(similar, models.ScoredList)
         assert [type(p) for p in similar.items] == [models.ScoredPaper] * 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,6 +316,24 @@ async def test_bad_cursors_are_reported_not_masked(api):
     assert error["path"] == ["listing", "entries"]
 
 
+@pytest.mark.parametrize(
+    ("query", "variables", "reason"),
+    [
+        ("query($n: Int) { papers(first: $n) { totalCount } }", {"n": "abc"}, "Int cannot represent"),
+        ("query($n: Int) { papers(first: $n) { totalCount } }", {"n": 2**40}, "non 32-bit signed integer"),
+        ("query($s: PaperSort) { papers(sort: $s) { totalCount } }", {"s": "bogus"}, "'bogus' does not exist"),
+        ("query($f: PaperFilterInput) { papers(filter: $f) { totalCount } }", {"f": {"arxiv": "no"}}, "Boolean"),
+    ],
+)
+async def test_variables_graphql_cannot_read_are_the_clients_error(api, caplog, query, variables, reason):
+    """A variable of the wrong type was answered "Unexpected error." and logged as a server failure."""
+    error = await api.error(query, variables)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}
+    assert reason in error["message"]
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+    assert api.client.app.state.graphql_schema.unexpected_errors == 0
+
+
 async def test_unexpected_errors_are_masked_logged_and_counted(api, monkeypatch, caplog):
     calls = []
 
@@ -334,7 +353,7 @@ async def test_unexpected_errors_are_masked_logged_and_counted(api, monkeypatch,
     assert len(calls) == 1  # whichever path ran it, it ran once: a failed compiled read is not run again
 
 
-SUBMIT = """mutation($text: String!, $format: String, $year: Int) {
+SUBMIT = """mutation($text: String!, $format: ListingFormat, $year: Int) {
   submitListing(text: $text, format: $format, year: $year) { jobId } }"""
 
 
@@ -355,9 +374,12 @@ async def test_submit_listing_needs_the_api_key(api):
     assert (job.payload, job.format, job.year, job.source) == (text.encode(), "page", 2024, "graphql")
     assert (await api.data("{ stats { jobsQueued } }"))["stats"]["jobsQueued"] == 1
 
+    # The format is the ListingFormat enum (REST's too), written unquoted in a document, its value in variables.
     error = await api.error(SUBMIT, {"text": text, "format": "pdf"}, key=KEY)
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
-    assert "unknown format" in error["message"]
+    assert "Value 'pdf' does not exist in 'ListingFormat' enum" in error["message"]
+    literal = f"mutation {{ submitListing(text: {json.dumps(text)}, format: page, year: 2024) {{ jobId }} }}"
+    assert (await api.data(literal, key=KEY))["submitListing"]["jobId"]
 
     # Not a listing: refused at once with the reason and line `papers ingest` gives, nothing queued.
     html = "<!DOCTYPE html><html><body><p>Hello.</p></body></html>"
@@ -366,7 +388,7 @@ async def test_submit_listing_needs_the_api_key(api):
     assert error["message"].startswith("line 1: an HTML page with no entries")
     atom = (Path(__file__).parents[1] / "fixtures" / "arxiv_api.atom").read_text()
     assert (await api.data(SUBMIT, {"text": atom}, key=KEY))["submitListing"]["jobId"]
-    assert (await api.data("{ stats { jobsQueued } }"))["stats"]["jobsQueued"] == 2
+    assert (await api.data("{ stats { jobsQueued } }"))["stats"]["jobsQueued"] == 3
 
 
 async def test_writes_are_refused_without_a_configured_key(fresh_db):

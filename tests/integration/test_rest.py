@@ -317,7 +317,7 @@ async def test_openapi_documents_every_route(client):
         assert all(p.get("examples") for p in op.get("parameters", [])), (path, "parameter without example")
         [ok] = [r for code, r in op["responses"].items() if code.startswith("2")]
         if path == "/v1/export":  # a stream of papers, not one JSON document
-            assert list(ok["content"]) == ["application/jsonl"]
+            assert list(ok["content"]) == ["application/jsonl", "text/csv"]
             continue
         assert _has_example(ok["content"]["application/json"]["schema"], components), (path, "response without example")
         for status in ("400", "500", "503", *(["404"] if "{" in path else [])):

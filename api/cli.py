@@ -207,7 +207,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run() -> int:
         worker = Worker(
-            await db.migrated_url(settings),
+            db.session_url(settings, await db.migrated_url(settings)),
             poll_seconds=args.poll,
             embedder=from_settings(settings.embedder),
             pulls=settings.pull,

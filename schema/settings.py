@@ -65,6 +65,8 @@ class Settings(msgspec.Struct, frozen=True):
     database_session_url: str | None = None
     rate_limit: str | None = DEFAULT_RATE_LIMIT  # None: no rate limits
     rate_limit_storage: str = "memory://"
+    # Load balancers whose X-Forwarded-For names the client (addresses, networks or names; `*` trusts any).
+    trusted_proxies: tuple[str, ...] = ()
     embedder: EmbedderSettings = EmbedderSettings()
     pull: PullSettings = PullSettings()
 
@@ -87,6 +89,9 @@ class Settings(msgspec.Struct, frozen=True):
             database_session_url=read.text("DATABASE_SESSION_URL"),
             rate_limit=read.parsed("PAPERS_RATE_LIMIT", _rate_limit, _DEFAULT_LIMIT),
             rate_limit_storage=read.text("PAPERS_RATE_LIMIT_STORAGE") or "memory://",
+            trusted_proxies=tuple(
+                p.strip() for p in (read.text("PAPERS_TRUSTED_PROXIES") or "").split(",") if p.strip()
+            ),
             embedder=_embedder(read, data_dir),
             pull=_pull(read),
         )
@@ -118,6 +123,10 @@ def _bool(raw: str) -> bool:
     if value not in _TRUE | _FALSE:
         raise ValueError("expected 1/true/yes/on or 0/false/no/off")
     return value in _TRUE
+
+
+def _items(raw: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (raw or "").split(",") if item.strip())
 
 
 def _pooler(raw: str) -> Pooler:

@@ -37,8 +37,10 @@ def test_every_variable_is_read():
             "PAPERS_POOL_MAX": "20",
             "PAPERS_DB_POOLER": "PgBouncer",
             "DATABASE_SESSION_URL": "postgresql://u@h:5432/db",
+            "PAPERS_TRUSTED_PROXIES": "10.0.0.0/8, lb,",
         }
     )
+    assert settings.trusted_proxies == ("10.0.0.0/8", "lb")
     assert settings.db_pooler == "pgbouncer"
     assert settings.database_session_url == "postgresql://u@h:5432/db"
     assert settings.database_url == "postgresql://u@h/db"

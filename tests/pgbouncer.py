@@ -45,7 +45,7 @@ def _backend(database_url: str) -> tuple[str, int, str, str]:
     return host, port or 5432, parts.path.lstrip("/"), parts.username or "postgres"
 
 
-def _config(directory: Path, database_url: str, port: int) -> Path:
+def _config(directory: Path, database_url: str, port: int, pool_size: int) -> Path:
     host, pg_port, database, user = _backend(database_url)
     target = f"host={host} port={pg_port} dbname={database} user={user}"
     (directory / "userlist.txt").write_text(f'"{user}" ""\n')
@@ -63,7 +63,7 @@ auth_type = trust
 auth_file = {directory / "userlist.txt"}
 pool_mode = transaction
 max_client_conn = 500
-default_pool_size = 4
+default_pool_size = {pool_size}
 logfile = {directory / "pgbouncer.log"}
 pidfile = {directory / "pgbouncer.pid"}
 """
@@ -72,13 +72,13 @@ pidfile = {directory / "pgbouncer.pid"}
 
 
 @contextlib.contextmanager
-def pgbouncer(database_url: str) -> Iterator[tuple[str, str]]:
-    """PgBouncer in transaction mode (4 server connections) in front of database_url: yields (transaction-mode URL,
-    session-mode URL) of the same database, once it accepts connections."""
-    binary = pgbouncer_binary()
+def pgbouncer(database_url: str, *, pool_size: int = 4, binary: str | None = None) -> Iterator[tuple[str, str]]:
+    """PgBouncer in transaction mode (pool_size server connections) in front of database_url: yields
+    (transaction-mode URL, session-mode URL) of the same database, once it accepts connections."""
+    binary = binary or pgbouncer_binary()
     directory = Path(tempfile.mkdtemp(prefix="papers-pgbouncer-"))
     port = _free_port()
-    ini = _config(directory, database_url, port)
+    ini = _config(directory, database_url, port, pool_size)
     command = [binary, str(ini)]
     if os.geteuid() == 0:  # PgBouncer refuses to run as root: run as the user that owns the embedded database
         owner = pwd.getpwuid(Path(_backend(database_url)[0]).stat().st_uid).pw_name

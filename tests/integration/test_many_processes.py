@@ -4,21 +4,27 @@ queue without doing a job twice."""
 from __future__ import annotations
 
 import asyncio
+import http.server
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from typing import ClassVar
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
+from ingest.pipeline import Source, ingest_source
 from sql import jobs
 from tests import apps, factories
+from tests.embedders import HashEmbedder
 from tests.redis_server import redis_server
 from tests.servers import serving
 
@@ -120,3 +126,52 @@ async def test_worker_processes_share_the_queue_and_never_run_a_job_twice(conn, 
     assert {r["attempts"] for r in rows} == {1}  # no job was claimed twice
     assert len({r["worker"] for r in rows}) == 2  # both made progress
     assert await conn.fetchval("SELECT count(*) FROM listings") == 40
+
+
+class _Embeddings(http.server.BaseHTTPRequestHandler):
+    """An OpenAI-compatible /v1/embeddings that remembers every text it was asked to embed."""
+
+    texts: ClassVar[list[str]] = []
+    lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        with self.lock:
+            self.texts.extend(body["input"])
+        vectors = [HashEmbedder().vector(text).tolist() for text in body["input"]]
+        answer = json.dumps({"data": [{"index": i, "embedding": v} for i, v in enumerate(vectors)]}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+async def test_worker_processes_share_the_embedding_backlog_without_embedding_a_paper_twice(conn, fresh_db):
+    for k in range(6):
+        page = factories.page([factories.paper(40 * k + i) for i in range(40)], label=f"Jun {k + 1}")
+        await ingest_source(conn, Source(f"jun{k}.txt", page.encode()))
+    papers = await conn.fetchval("SELECT count(*) FROM papers")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Embeddings)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {
+        **os.environ,
+        "DATABASE_URL": fresh_db,
+        "PAPERS_EMBEDDER": "openai",
+        "PAPERS_EMBEDDING_URL": f"http://127.0.0.1:{server.server_address[1]}",
+        "PAPERS_EMBEDDING_MODEL": "test/hash-bow",
+        "PAPERS_EMBEDDING_DIM": "384",
+    }
+    try:
+        command = [sys.executable, "-m", "api.cli", "worker", "--once", "--poll", "0.1"]
+        workers = [
+            subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in "ab"
+        ]
+        assert [w.wait(timeout=120) for w in workers] == [0, 0]
+    finally:
+        server.shutdown()
+    assert await conn.fetchval("SELECT count(*) FROM papers WHERE embedding IS NOT NULL") == papers
+    assert len(_Embeddings.texts) == len(set(_Embeddings.texts)) == papers  # each paper embedded once, by one worker

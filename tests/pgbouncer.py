@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import os
 import pwd
@@ -71,14 +72,49 @@ pidfile = {directory / "pgbouncer.pid"}
     return ini
 
 
+SHIPPED_TARGET = "host=db port=5432 dbname=papers"  # where deploy/pgbouncer/pgbouncer.ini points (compose's `db`)
+SHIPPED_PASSWORD = "not-a-secret"
+
+
+def _shipped_config(directory: Path, shipped: Path, database_url: str, port: int) -> Path:
+    """The deployment's own config, pointed at database_url and listening locally; otherwise as shipped."""
+    host, pg_port, database, user = _backend(database_url)
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.optionxform = str  # type: ignore[assignment,method-assign]  # keep names as written (configparser's own hook)
+    ini.read_string(shipped.read_text())
+    for alias, spec in ini["databases"].items():
+        assert SHIPPED_TARGET in spec, spec
+        ini["databases"][alias] = spec.replace(
+            SHIPPED_TARGET, f"host={host} port={pg_port} dbname={database} user={user}"
+        )
+    (directory / "userlist.txt").write_text(f'"{user}" "{SHIPPED_PASSWORD}"\n')
+    ini["pgbouncer"].update(
+        listen_addr="127.0.0.1",
+        listen_port=str(port),
+        auth_file=str(directory / "userlist.txt"),
+        logfile=str(directory / "pgbouncer.log"),
+        pidfile=str(directory / "pgbouncer.pid"),
+    )
+    path = directory / "pgbouncer.ini"
+    with path.open("w") as out:
+        ini.write(out)
+    return path
+
+
 @contextlib.contextmanager
-def pgbouncer(database_url: str, *, pool_size: int = 4, binary: str | None = None) -> Iterator[tuple[str, str]]:
+def pgbouncer(
+    database_url: str, *, pool_size: int = 4, binary: str | None = None, shipped: Path | None = None
+) -> Iterator[tuple[str, str]]:
     """PgBouncer in transaction mode (pool_size server connections) in front of database_url: yields
-    (transaction-mode URL, session-mode URL) of the same database, once it accepts connections."""
+    (transaction-mode URL, session-mode URL) of the same database, once it accepts connections. With
+    `shipped`, that config file is run instead (its aliases `papers` and `papers_session`, password auth)."""
     binary = binary or pgbouncer_binary()
     directory = Path(tempfile.mkdtemp(prefix="papers-pgbouncer-"))
     port = _free_port()
-    ini = _config(directory, database_url, port, pool_size)
+    if shipped is not None:
+        ini = _shipped_config(directory, shipped, database_url, port)
+    else:
+        ini = _config(directory, database_url, port, pool_size)
     command = [binary, str(ini)]
     if os.geteuid() == 0:  # PgBouncer refuses to run as root: run as the user that owns the embedded database
         owner = pwd.getpwuid(Path(_backend(database_url)[0]).stat().st_uid).pw_name
@@ -89,6 +125,8 @@ def pgbouncer(database_url: str, *, pool_size: int = 4, binary: str | None = Non
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     _, _, database, user = _backend(database_url)
     base = f"postgresql://{user}@127.0.0.1:{port}/"
+    if shipped is not None:
+        base, database = f"postgresql://{user}:{SHIPPED_PASSWORD}@127.0.0.1:{port}/", "papers"
     try:
         _wait_listening(port, proc, directory / "pgbouncer.log")
         yield base + database, base + database + SESSION_SUFFIX

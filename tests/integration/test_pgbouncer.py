@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -29,6 +30,7 @@ from tests.pgbouncer import pgbouncer
 from tests.servers import serving
 
 POOLED = {"PAPERS_DB_POOLER": "pgbouncer"}
+PID = "SELECT pg_backend_pid()"
 KEY = "test-key-pgbouncer"
 
 
@@ -169,3 +171,29 @@ async def _check_stored(url: str, job_ids: list[str]) -> None:
             assert job is not None
             assert (job.status, job.attempts) == ("done", 1)
         assert await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0
+
+
+async def test_the_shipped_config_pools_transactions_and_sessions(fresh_db):
+    """deploy/pgbouncer/pgbouncer.ini as compose and Kubernetes run it (pointed at the test database): the API's
+    alias takes asyncpg as configured, and the workers' alias gives each client a session of its own."""
+    shipped = Path(__file__).resolve().parents[2] / "deploy" / "pgbouncer" / "pgbouncer.ini"
+    with pgbouncer(fresh_db, shipped=shipped) as (pooled, session):
+        db.transaction_pooled(pooled)
+        pool = await db.create_pool(pooled, min_size=2, max_size=8)
+        try:
+            counts = await asyncio.gather(*(_papers_count(pool) for _ in range(32)))
+        finally:
+            await pool.close()
+        assert set(counts) == {0}
+        # Transaction mode: a server is anybody's between transactions (one client's, then the next's); session
+        # mode: each client keeps its own server for as long as it is connected.
+        async with db.connection(pooled) as first, db.connection(pooled) as second:
+            assert await first.fetchval(PID) == await second.fetchval(PID)
+        async with db.connection(session) as first, db.connection(session) as second:
+            assert db.keeps_session(first)
+            assert await first.fetchval(PID) != await second.fetchval(PID)
+
+
+async def _papers_count(pool: asyncpg.Pool) -> int:
+    async with db.pooled(pool) as conn, conn.transaction():
+        return int(await conn.fetchval("SELECT count(*) FROM papers"))

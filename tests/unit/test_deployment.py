@@ -112,3 +112,10 @@ def test_the_api_is_probed_limited_and_autoscaled():
     assert worker["args"] == ["papers", "worker"]
     assert "resources" in worker
     assert found[("ConfigMap", "papers-config")]["data"]["PAPERS_DB_POOLER"] == "pgbouncer"
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "deploy").rglob("*.sh")), ids=lambda p: p.name)
+def test_the_container_scripts_parse_as_posix_shell(script):
+    # The images run them with /bin/sh; `sh -n` reads the whole script without running it.
+    checked = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr

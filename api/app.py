@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
+from granian.utils.proxies import wrap_asgi_with_proxy_headers
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
@@ -105,9 +106,13 @@ def create_app(
 
     limits = RateLimits(settings) if settings.rate_limit else None
 
-    # Outermost first: every request gets its id and access-log line, then is counted against the limits.
+    # Outermost first: the client's address as a trusted load balancer gives it, then every request gets its id and
+    # access-log line, then is counted against the limits (per client: behind a proxy, not all as the proxy's).
     def outer(app: ASGIApp, methods: Mapping[str, Collection[str]]) -> ASGIApp:
-        return observe(rate_limited(app, limits) if limits else app, methods)
+        inner = observe(rate_limited(app, limits) if limits else app, methods)
+        if settings.trusted_proxies:
+            return cast(ASGIApp, wrap_asgi_with_proxy_headers(inner, list(settings.trusted_proxies)))
+        return inner
 
     controller = graphql_controller(settings)
     return PapersApp(

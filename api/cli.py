@@ -207,7 +207,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run() -> int:
         worker = Worker(
-            await db.migrated_url(settings),
+            db.session_url(settings, await db.migrated_url(settings)),
             poll_seconds=args.poll,
             embedder=from_settings(settings.embedder),
             pulls=settings.pull,
@@ -302,6 +302,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
+    if args.workers > 1 and settings.rate_limit and settings.rate_limit_storage.split("+")[-1].startswith("memory"):
+        raise SettingsError(
+            f"PAPERS_RATE_LIMIT_STORAGE: {settings.rate_limit_storage} counts in each process, so with --workers "
+            f"{args.workers} a client could make {args.workers} times PAPERS_RATE_LIMIT; give a store the processes "
+            "share (redis://HOST:6379) or PAPERS_RATE_LIMIT=none"
+        )
     asyncio.run(db.migrated_url(settings))
     base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
     print(f"REST     {base}/v1/papers\nOpenAPI  {base}/schema\nGraphiQL {base}/graphql", file=sys.stderr)

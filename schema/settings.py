@@ -17,6 +17,7 @@ from schema.pull import PullSettings, parse_schedule
 
 EmbedderKind = Literal["local", "openai", "none"]
 LocalBackend = Literal["onnx", "torch"]
+Pooler = Literal["none", "pgbouncer"]
 DEFAULT_DATA_DIR = ".papers"
 DEFAULT_MAX_BODY_BYTES = 2_000_000
 DEFAULT_RATE_LIMIT = "50/second;1000/minute"  # per client address; the API key's holder gets ten times as much
@@ -58,8 +59,14 @@ class Settings(msgspec.Struct, frozen=True):
     graphql_compiled: bool = True
     pool_min: int = 1
     pool_max: int = 10
+    # What DATABASE_URL leads to: PostgreSQL itself, or PgBouncer in transaction mode (no session state kept).
+    db_pooler: Pooler = "none"
+    # A connection that keeps its session (PostgreSQL, or a session-mode pool): the worker's per-job locks need one.
+    database_session_url: str | None = None
     rate_limit: str | None = DEFAULT_RATE_LIMIT  # None: no rate limits
     rate_limit_storage: str = "memory://"
+    # Load balancers whose X-Forwarded-For names the client (addresses, networks or names; `*` trusts any).
+    trusted_proxies: tuple[str, ...] = ()
     embedder: EmbedderSettings = EmbedderSettings()
     pull: PullSettings = PullSettings()
 
@@ -78,8 +85,13 @@ class Settings(msgspec.Struct, frozen=True):
             graphql_compiled=read.parsed("PAPERS_GRAPHQL_COMPILED", _bool, True),
             pool_min=read.parsed("PAPERS_POOL_MIN", _positive, 1),
             pool_max=read.parsed("PAPERS_POOL_MAX", _positive, 10),
+            db_pooler=read.parsed("PAPERS_DB_POOLER", _pooler, "none"),
+            database_session_url=read.text("DATABASE_SESSION_URL"),
             rate_limit=read.parsed("PAPERS_RATE_LIMIT", _rate_limit, _DEFAULT_LIMIT),
             rate_limit_storage=read.text("PAPERS_RATE_LIMIT_STORAGE") or "memory://",
+            trusted_proxies=tuple(
+                p.strip() for p in (read.text("PAPERS_TRUSTED_PROXIES") or "").split(",") if p.strip()
+            ),
             embedder=_embedder(read, data_dir),
             pull=_pull(read),
         )
@@ -111,6 +123,17 @@ def _bool(raw: str) -> bool:
     if value not in _TRUE | _FALSE:
         raise ValueError("expected 1/true/yes/on or 0/false/no/off")
     return value in _TRUE
+
+
+def _items(raw: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (raw or "").split(",") if item.strip())
+
+
+def _pooler(raw: str) -> Pooler:
+    value = raw.strip().lower()
+    if value not in get_args(Pooler):
+        raise ValueError(f"expected one of {', '.join(get_args(Pooler))}")
+    return cast(Pooler, value)
 
 
 def _positive(raw: str) -> int:

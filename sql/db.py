@@ -1,4 +1,11 @@
-"""Connections: single connections, the pool, and which database failures mean "unavailable"."""
+"""Connections: single connections, the pool, and which database failures mean "unavailable".
+
+Through PgBouncer in transaction mode (`PAPERS_DB_POOLER=pgbouncer`) a client holds a server session only
+for one transaction, so connections to such a URL keep nothing in the session: asyncpg's documented set-up
+(`statement_cache_size=0`, so no named prepared statements; its unnamed ones are parsed and executed before
+one Sync), no session `SET` (searches set theirs with `SET LOCAL`), and no session advisory lock (the worker
+takes its connection from `DATABASE_SESSION_URL`; migrations lock per transaction).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +13,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import cast
+from typing import Any, cast
 
 import asyncpg
 from pgvector.asyncpg import register_vector
 
 from schema.errors import DATABASE_UNAVAILABLE, UNSTORABLE, DatabaseUnavailableError, DomainError, InvalidInputError
-from schema.settings import Settings
+from schema.settings import Settings, SettingsError
 from sql import search
 from sql.embedded import database_url
 from sql.migrate import migrate
+from sql.session import TransactionPooledConnection, keeps_session
 
 log = logging.getLogger("papers.db")
 
@@ -36,7 +44,20 @@ CONNECTION_LOST = (
     asyncpg.TooManyConnectionsError,
 )
 # Every session reads timestamps in UTC, so JSON built by PostgreSQL (sql/graph.py) and by Python agree.
-SERVER_SETTINGS = {"timezone": "UTC"}
+SERVER_SETTINGS = {"timezone": "UTC"}  # PgBouncer keeps TimeZone per client too (one of its tracked parameters)
+# URLs that lead to PgBouncer in transaction mode, registered by `transaction_pooled` from the Settings.
+_TRANSACTION_POOLED: set[str] = set()
+
+
+def transaction_pooled(url: str) -> None:
+    """Record that url leads to PgBouncer in transaction mode: connections to it keep no session state."""
+    _TRANSACTION_POOLED.add(url)
+
+
+def _options(url: str) -> dict[str, Any]:
+    if url in _TRANSACTION_POOLED:
+        return {"statement_cache_size": 0, "connection_class": TransactionPooledConnection}
+    return {}
 
 
 def as_domain_error(exc: BaseException) -> DomainError | None:
@@ -54,13 +75,14 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     """Per-connection setup: the pgvector codec and the HNSW search settings (the extension must exist, so migrate
     first)."""
     await register_vector(conn)
-    await search.configure_session(conn)
+    if keeps_session(conn):
+        await search.configure_session(conn)
 
 
 async def connect(url: str, *, vector: bool = True) -> asyncpg.Connection:
     """Open one connection, with a clear error when the database cannot be reached."""
     try:
-        conn = await asyncpg.connect(url, server_settings=SERVER_SETTINGS)
+        conn = await asyncpg.connect(url, server_settings=SERVER_SETTINGS, **_options(url))
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailableError(f"cannot connect to the database: {exc}") from None
     if vector:
@@ -85,6 +107,7 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
             init=init_connection,
             reset=_keep_session,
             server_settings=SERVER_SETTINGS,
+            **_options(url),
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailableError(f"cannot connect to the database: {exc}") from None
@@ -118,6 +141,20 @@ async def connection(url: str, *, vector: bool = True) -> AsyncIterator[asyncpg.
 async def migrated_url(settings: Settings) -> str:
     """The database URL, after starting the embedded server if needed and applying pending migrations."""
     url = await asyncio.to_thread(database_url, settings)
+    if settings.db_pooler == "pgbouncer":
+        transaction_pooled(url)
     async with connection(url, vector=False) as conn:
         await migrate(conn)
+    return url
+
+
+def session_url(settings: Settings, url: str) -> str:
+    """Where a connection that holds session state goes: DATABASE_SESSION_URL, else url unless it is pooled."""
+    if settings.database_session_url:
+        return settings.database_session_url
+    if url in _TRANSACTION_POOLED:
+        raise SettingsError(
+            "DATABASE_SESSION_URL is needed with PAPERS_DB_POOLER=pgbouncer: the worker holds a lock on each job "
+            "for the whole job, which a transaction-mode pool cannot keep (PostgreSQL itself, or a session-mode pool)"
+        )
     return url

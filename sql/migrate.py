@@ -1,4 +1,4 @@
-"""Numbered plain-SQL migrations, applied in order, each in a transaction, under an advisory lock."""
+"""Numbered plain-SQL migrations, applied in order, each in a transaction, under a transaction-scoped advisory lock."""
 
 from __future__ import annotations
 
@@ -72,20 +72,25 @@ async def pending(conn: asyncpg.Connection) -> list[str]:
 
 
 async def migrate(conn: asyncpg.Connection) -> list[str]:
-    """Apply every pending migration in order and return their names; safe to run concurrently."""
-    await conn.execute("SELECT pg_advisory_lock($1, $2)", *_LOCK)
-    try:
-        await conn.execute(_TABLE)
-        todo = _check(await _applied(conn), available())
-        for migration in todo:
-            async with conn.transaction():
-                await conn.execute(migration.sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                    migration.version,
-                    migration.name,
-                    migration.checksum,
-                )
-        return [m.name for m in todo]
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1, $2)", *_LOCK)
+    """Apply every pending migration in order and return their names; safe to run concurrently.
+
+    Each migration commits on its own, under a transaction-scoped advisory lock taken again for each: nothing
+    outlives a transaction, so this runs the same through PgBouncer in transaction mode as on PostgreSQL.
+    """
+    applied: list[str] = []
+    while True:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_LOCK)
+            await conn.execute(_TABLE)
+            todo = _check(await _applied(conn), available())
+            if not todo:
+                return applied
+            migration = todo[0]
+            await conn.execute(migration.sql)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                migration.version,
+                migration.name,
+                migration.checksum,
+            )
+        applied.append(migration.name)

@@ -10,6 +10,7 @@ import numpy as np
 
 from schema.api import Paper, PaperFilter, ScoredPaper
 from sql.fragments import PAPER_COLUMNS, Where, in_asked_order, paper_by_public_or_arxiv, paper_filters
+from sql.session import keeps_session
 
 # Chosen by measurement (docs/similarity.md): recall@10 0.998 against exact search at 100k topically
 # structured papers (0.955 on structureless gaussian vectors, where 200 would be needed for 0.99).
@@ -98,11 +99,15 @@ async def nearest(
             WHERE {where.sql()} ORDER BY p.embedding <=> ${n + 1} LIMIT ${n + 2})
         SELECT * FROM nn ORDER BY distance OFFSET ${n + 3}"""
     args = (*where.params, vector, limit + offset, offset)
-    if limit + offset <= EF_SEARCH:  # the session's settings (configure_session) suffice
+    if limit + offset <= EF_SEARCH and keeps_session(conn):  # the session's settings (configure_session) suffice
         rows = await conn.fetch(statement, *args)
     else:
         async with conn.transaction():
-            await conn.execute(f"SET LOCAL hnsw.ef_search = {limit + offset}")
+            # Through a transaction pool the session's settings are not there: all of them, in one round trip.
+            settings = [f"SET LOCAL hnsw.ef_search = {max(limit + offset, EF_SEARCH)}"]
+            if not keeps_session(conn) and await _iterative_scan(conn):
+                settings.append("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            await conn.execute("; ".join(settings))
             rows = await conn.fetch(statement, *args)
     return [scored_paper(r, 1 - r["distance"]) for r in rows]
 

@@ -4,11 +4,15 @@ Counting uses the `limits` library (sliding window counters), in this process's 
 in a shared store (`PAPERS_RATE_LIMIT_STORAGE`, e.g. `redis://host:6379`) so that several processes
 and replicas count together. Every answer carries the IETF draft headers: `RateLimit-Policy` (each
 limit's quota and window) and `RateLimit` (what is left of the tightest one and when it resets).
+
+A shared store that cannot be reached lets requests through uncounted (logged at most once a minute): the
+limits protect the service, and an outage of their store must not become an outage of the API.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -30,6 +34,7 @@ from litestar.types import (
 from api.http.problem import PROBLEM_JSON
 from schema.settings import Settings
 
+log = logging.getLogger("papers.ratelimit")
 EXEMPT = frozenset({"/healthz", "/readyz"})  # probes must answer whatever a client does
 KEY_FACTOR = 10  # the API key's holder may do this many times what an anonymous address may
 
@@ -49,6 +54,7 @@ class RateLimits:
         storage = storage_from_string(uri if "+" in uri else f"async+{uri}")
         self.limiter = SlidingWindowCounterRateLimiter(storage)
         self.api_key = settings.api_key
+        self._warned_at = -math.inf
 
     def identify(self, scope: Scope) -> tuple[str, Sequence[RateLimitItem]]:
         """Who is asking: the API key's holder (a bearer of the configured key), else the client address."""
@@ -60,6 +66,15 @@ class RateLimits:
 
     async def check(self, scope: Scope) -> tuple[list[tuple[bytes, bytes]], int | None]:
         """Count one request; its RateLimit headers, and the seconds to wait when a limit is exceeded."""
+        try:
+            return await self._count(scope)
+        except Exception as exc:  # noqa: BLE001 - any failure of the store (connection, timeout, protocol)
+            if time.monotonic() - self._warned_at > 60:
+                self._warned_at = time.monotonic()
+                log.warning("rate-limit store unavailable, requests pass uncounted: %r", exc)
+            return [], None
+
+    async def _count(self, scope: Scope) -> tuple[list[tuple[bytes, bytes]], int | None]:
         who, items = self.identify(scope)
         wait: int | None = None
         tightest: tuple[int, int] | None = None

@@ -125,6 +125,24 @@ async def test_rate_limits_answer_429_with_retry_after_and_spare_the_probes(fres
         assert keyed.headers["ratelimit-policy"] == '"60s";q=50;w=60'
 
 
+async def test_behind_a_trusted_load_balancer_each_forwarded_client_has_its_own_limit(fresh_db):
+    limited = {"rate_limit": "2/minute"}
+    trusting = create_app(settings(**limited, trusted_proxies=("testclient",)), database_url=fresh_db)
+    async with AsyncTestClient(trusting) as client:
+        statuses = [
+            (await client.get("/v1/stats", headers={"X-Forwarded-For": f"203.0.113.{k % 2}"})).status_code
+            for k in range(4)
+        ]
+        assert statuses == [200, 200, 200, 200]  # two clients, two requests each
+        assert (await client.get("/v1/stats", headers={"X-Forwarded-For": "203.0.113.1"})).status_code == 429
+    # Not trusted, the header is anybody's to write: every request counts against the connecting address.
+    async with AsyncTestClient(create_app(settings(**limited), database_url=fresh_db)) as client:
+        statuses = [
+            (await client.get("/v1/stats", headers={"X-Forwarded-For": f"203.0.113.{k}"})).status_code for k in range(3)
+        ]
+        assert statuses == [200, 200, 429]
+
+
 async def test_not_ready_until_the_model_is_loaded_but_stored_vectors_work_meanwhile(fresh_db):
     await load(fresh_db, CORPUS)
     from ingest.embed import embed_pending

@@ -35,8 +35,14 @@ def test_every_variable_is_read():
             "PAPERS_GRAPHQL_COMPILED": "0",
             "PAPERS_POOL_MIN": "2",
             "PAPERS_POOL_MAX": "20",
+            "PAPERS_DB_POOLER": "PgBouncer",
+            "DATABASE_SESSION_URL": "postgresql://u@h:5432/db",
+            "PAPERS_TRUSTED_PROXIES": "10.0.0.0/8, lb,",
         }
     )
+    assert settings.trusted_proxies == ("10.0.0.0/8", "lb")
+    assert settings.db_pooler == "pgbouncer"
+    assert settings.database_session_url == "postgresql://u@h:5432/db"
     assert settings.database_url == "postgresql://u@h/db"
     assert settings.data_dir == Path("/srv/papers")
     assert settings.api_key == "k"
@@ -62,6 +68,7 @@ def test_body_sizes_take_units(value, size):
         ({"PAPERS_DEBUG": "maybe"}, "PAPERS_DEBUG: expected 1/true/yes/on or 0/false/no/off, got 'maybe'"),
         ({"PAPERS_POOL_MAX": "-3"}, "PAPERS_POOL_MAX: expected a positive whole number"),
         ({"PAPERS_POOL_MIN": "5", "PAPERS_POOL_MAX": "2"}, "PAPERS_POOL_MIN (5) exceeds PAPERS_POOL_MAX (2)"),
+        ({"PAPERS_DB_POOLER": "pgpool"}, "PAPERS_DB_POOLER: expected one of none, pgbouncer, got 'pgpool'"),
         ({"PAPERS_EMBEDDER": "magic"}, "PAPERS_EMBEDDER: expected one of local, openai, none, got 'magic'"),
         ({"PAPERS_EMBEDDER_BACKEND": "tensorflow"}, "PAPERS_EMBEDDER_BACKEND: expected one of onnx, torch"),
         ({"PAPERS_EMBEDDER": "openai"}, "needs PAPERS_EMBEDDING_URL, PAPERS_EMBEDDING_MODEL, PAPERS_EMBEDDING_DIM"),

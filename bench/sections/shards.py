@@ -44,6 +44,7 @@ QUERIES = 100
 K = 10
 PERTURBATION = 0.1  # query vectors: corpus vectors plus noise of this norm, as the hnsw section makes them
 EVERY = 10**9  # postings read per stem for the exact keyword ranking: all of them
+NEAREST = "SELECT paper_key FROM papers p WHERE p.embedding IS NOT NULL ORDER BY p.embedding <=> $1 LIMIT 10"
 KINDS = ("similarity", "keyword, per-part statistics", "keyword, global statistics", "hybrid")
 TARGETS = {
     "exact_keyword": report.Target(at_least=1.0),
@@ -130,6 +131,9 @@ async def _layout(pg: TempPostgres, url: str, n: int, texts: list[str], probes: 
         counts = [int((await sql(url, "SELECT count(*) FROM papers"))[0])]
     split_s = round(time.perf_counter() - started, 1)
     async with opened(urls) as parts:
+        # whether each part's planner takes its HNSW index (a small part may be scanned instead: exact, slower)
+        plans = await parts.each(lambda c: c.fetchval(f"EXPLAIN (FORMAT JSON) {NEAREST}", probes[0]))
+        hnsw = sum("papers_embedding_hnsw_idx" in str(plan) for plan in plans)
         for i in range(10):  # warm caches
             await parts.hybrid(keyword_query(texts[i]), probes[i], K, fuse_first=False)
         answers = await _answers(parts, texts, probes)
@@ -138,7 +142,7 @@ async def _layout(pg: TempPostgres, url: str, n: int, texts: list[str], probes: 
         for part in urls:
             await sql(pg.url, f"DROP DATABASE {urllib.parse.urlsplit(part).path.lstrip('/')}")
     log("shards", f"{n} parts {counts}: split {split_s} s, latency {latency}")
-    return {"parts": n, "papers": counts, "split_s": split_s, "answers": answers, "ms": latency}
+    return {"parts": n, "papers": counts, "hnsw_parts": hnsw, "split_s": split_s, "answers": answers, "ms": latency}
 
 
 def _quality(
@@ -209,6 +213,7 @@ def render(result: dict) -> str:
         (
             n["parts"],
             f"{min(n['papers']):,}-{max(n['papers']):,}",
+            f"{n['hnsw_parts']}/{n['parts']}",
             n["split_s"],
             report.fmt(n["similarity_recall"], 3),
             report.fmt(n["similarity_vs_single"], 3),
@@ -277,6 +282,7 @@ def render(result: dict) -> str:
                 (
                     "parts",
                     "papers per part",
+                    "parts whose plan takes HNSW",
                     "split s",
                     f"similarity recall@{k}",
                     "similarity overlap with single",
@@ -288,7 +294,7 @@ def render(result: dict) -> str:
                     "hybrid fused per part, overlap with single",
                 ),
                 quality,
-                align="rrrrrrrrrrr",
+                align="rrrrrrrrrrrr",
             ),
             "",
             f"The single node's own keyword answer (postings walk, depth 200) finds"

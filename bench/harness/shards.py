@@ -73,8 +73,12 @@ async def _pipe(source: asyncpg.Connection, target: asyncpg.Connection, query: s
     producer = asyncio.create_task(produce())
     try:
         await target.copy_to_table("papers", source=consume(), columns=list(COLUMNS), format="binary")
-    finally:
-        await producer
+    except BaseException:
+        producer.cancel()  # it may wait on a full queue nobody reads any more
+        with contextlib.suppress(asyncio.CancelledError, asyncpg.PostgresError):
+            await producer
+        raise
+    await producer
 
 
 async def split(source_url: str, part_urls: Sequence[str]) -> list[int]:

@@ -1,6 +1,6 @@
 """Sharding, simulated: one collection split into 1, 2, 4 and 8 parts, queried part by part and merged.
 
-    flock /tmp/papers-bench.lock .venv/bin/python -m bench.run --only shards      # 50k papers, about 7 minutes
+    flock /tmp/papers-bench.lock .venv/bin/python -m bench.run --only shards      # 50k papers, about 6 minutes
     PAPERS_BENCH_SHARDS_PAPERS=5000 .venv/bin/python -m bench.sections.shards     # smoke run, printed, not saved
 
 The search section's corpus (papers recombined from the seed listings, real vocabulary, clustered vectors) is

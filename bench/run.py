@@ -20,7 +20,19 @@ from types import ModuleType
 
 from bench.harness import report
 
-SECTIONS = ("ingest", "embedder", "hnsw", "api", "hostile", "server", "search", "serving", "totals", "processes")
+SECTIONS = (
+    "ingest",
+    "embedder",
+    "hnsw",
+    "api",
+    "hostile",
+    "server",
+    "search",
+    "serving",
+    "shards",
+    "totals",
+    "processes",
+)
 OUT = report.ROOT / "docs" / "benchmarks.md"
 
 

@@ -11,6 +11,7 @@ Two plans (docs/design.md, "Keyword ranking"):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import asyncpg
@@ -20,17 +21,64 @@ from schema.api import PaperFilter, ScoredPaper
 from sql.fragments import PAPER_COLUMNS, Where, paper_filters
 from sql.search import headline, scored_paper
 
-# BM25 idf from the live document frequencies: ln(1 + (N - df + 0.5) / (df + 0.5)); the rarest stems that occur, so a
+# The query's stems with their document frequency (df) and the number of papers (n), from this database's index.
+_LOCAL_STATS = """(SELECT s.term, coalesce(k.df, 0) AS df, n.df AS n
+    FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', {text})))) AS s(term)
+    CROSS JOIN (SELECT coalesce(max(df), 0) AS df FROM keyword_terms WHERE term = '') n
+    LEFT JOIN keyword_terms k ON k.term = s.term) t"""
+# The same, given by the caller: statistics of a whole collection split over several databases (docs/scale-out.md), so
+# every part scores with the same idf and the parts' scores can be merged.
+_GIVEN_STATS = """(SELECT g.term, g.df, {n}::bigint AS n
+    FROM unnest({terms}::text[], {dfs}::bigint[]) AS g(term, df)) t"""
+# BM25 idf from the document frequencies: ln(1 + (N - df + 0.5) / (df + 0.5)); the rarest stems that occur, so a
 # long query reads a bounded number of postings lists.
 _QUERY_TERMS = """q AS MATERIALIZED (
-    SELECT t.term, ln(1 + (n.df - coalesce(k.df, 0) + 0.5)::float8 / (coalesce(k.df, 0) + 0.5)) AS idf
-    FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', {text})))) AS t(term)
-    CROSS JOIN (SELECT coalesce(max(df), 0) AS df FROM keyword_terms WHERE term = '') n
-    LEFT JOIN keyword_terms k ON k.term = t.term
-    ORDER BY coalesce(k.df, 0) > 0 DESC, idf DESC, t.term LIMIT {stems})"""
+    SELECT t.term, ln(1 + (t.n - t.df + 0.5)::float8 / (t.df + 0.5)) AS idf FROM {stats}
+    ORDER BY t.df > 0 DESC, idf DESC, t.term LIMIT {stems})"""
 # Any of the stems, as a tsquery the GIN index answers (each stem quoted as tsquery input wants).
 _ANY_TERM = """p.search @@ (SELECT string_agg('''' || replace(replace(term, '\\', '\\\\'), '''', '''''') || '''', ' | ')
     FROM q)::tsquery"""
+
+
+class TermStats(NamedTuple):
+    """Collection statistics of a query's stems: the papers counted, and each stem's document frequency."""
+
+    papers: int
+    df: dict[str, int]
+
+
+def combined(parts: Sequence[TermStats]) -> TermStats:
+    """The statistics of disjoint parts of a collection taken together (counts add up)."""
+    df: dict[str, int] = {}
+    for part in parts:
+        for term, count in part.df.items():
+            df[term] = df.get(term, 0) + count
+    return TermStats(sum(p.papers for p in parts), df)
+
+
+def _query_terms(params: list[object], text: str, stats: TermStats | None) -> str:
+    """The `q` CTE (stems and idf), its parameters appended to params: local statistics, or the given ones."""
+    if stats is None:
+        params.append(text)
+        source = _LOCAL_STATS.format(text=f"${len(params)}")
+    else:
+        terms = sorted(stats.df)
+        params += [terms, [stats.df[t] for t in terms], stats.papers]
+        n = len(params)
+        source = _GIVEN_STATS.format(terms=f"${n - 2}", dfs=f"${n - 1}", n=f"${n}")
+    return _QUERY_TERMS.format(stats=source, stems=int(limits.MAX_QUERY_STEMS))
+
+
+async def term_stats(conn: asyncpg.Connection, text: str) -> TermStats:
+    """This database's statistics of the stems of a query text (one part's share, for `combined`)."""
+    row = await conn.fetchrow(
+        f"""SELECT (SELECT coalesce(max(df), 0) FROM keyword_terms WHERE term = '') AS n,
+                   coalesce(array_agg(t.term), '{{}}') AS terms, coalesce(array_agg(t.df), '{{}}') AS dfs
+            FROM {_LOCAL_STATS.format(text="$1")}""",
+        text,
+    )
+    assert row is not None  # an aggregate without GROUP BY always answers one row
+    return TermStats(int(row["n"]), dict(zip(row["terms"], map(int, row["dfs"]), strict=True)))
 
 
 class KeywordQuery(NamedTuple):
@@ -65,13 +113,16 @@ async def keyword(
     depth: int,
     exhaustive: bool = False,
     snippets: tuple[int, int] | None = None,
+    stats: TermStats | None = None,
 ) -> list[ScoredPaper]:
     """The `limit` best papers by BM25 (title-boosted), filtered; see the module note for the two plans.
 
     With `snippets=(after, last)`, the hits ranked after..last (1-based, inclusive of last) carry snippets, made in
-    the same statement, so only the page shown pays for them.
+    the same statement, so only the page shown pays for them. With `stats`, idf comes from them instead of this
+    database's index (a collection split over several databases: docs/scale-out.md).
     """
-    params: list[object] = [query.text]
+    params: list[object] = []
+    terms = _query_terms(params, query.text, stats)
     where = _where(query, flt, params)
     if exhaustive or query.phrases or flt.listing:
         condition = where.sql() if (query.phrases or flt.listing) else f"{_ANY_TERM} AND {where.sql()}"
@@ -94,7 +145,7 @@ async def keyword(
         snippet = f"CASE WHEN {ranks} THEN {headline(shown.param(or_words(query)))} END"
     n = len(params)
     rows = await conn.fetch(
-        f"""WITH {_QUERY_TERMS.format(text="$1", stems=int(limits.MAX_QUERY_STEMS))},
+        f"""WITH {terms},
             hits AS (SELECT *, row_number() OVER (ORDER BY score DESC, paper_key) AS rank
                      FROM ({hits} ORDER BY score DESC, paper_key LIMIT ${n + 1}) top)
             SELECT {PAPER_COLUMNS}, hits.score, {snippet} AS snippet FROM hits JOIN papers p USING (paper_key)
@@ -109,7 +160,8 @@ async def count_ranked(
     conn: asyncpg.Connection, query: KeywordQuery, flt: PaperFilter, *, keyword: bool, semantic: bool
 ) -> int:
     """How many filtered papers a search ranks: those the keyword query matches, those with a vector, or either."""
-    params: list[object] = [query.text]
+    params: list[object] = []
+    terms = _query_terms(params, query.text, None)
     ranked = ["p.embedding IS NOT NULL"] if semantic else []
     if keyword:
         words = _where(query, PaperFilter(), params)  # phrases and excluded words
@@ -118,7 +170,7 @@ async def count_ranked(
     paper_filters(where, flt)
     return int(
         await conn.fetchval(
-            f"""WITH {_QUERY_TERMS.format(text="$1", stems=int(limits.MAX_QUERY_STEMS))}
+            f"""WITH {terms}
             SELECT count(*) FROM papers p WHERE ({" OR ".join(ranked)}) AND {where.sql()}""",
             *params,
         )

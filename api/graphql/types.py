@@ -257,9 +257,14 @@ class ScoredPaperConnection(Connection[ScoredPaper]):
     pass
 
 
+@mirrors(contracts.DatabaseStatus)
+class DatabaseStatus:
+    pass
+
+
 @mirrors(contracts.Stats)
 class Stats:
-    pass
+    databases: list[DatabaseStatus]
 
 
 @mirrors(contracts.FacetCount)

@@ -32,7 +32,7 @@ def _queries(request: Request[Any, Any, Any]) -> search.QueryEmbeddings:
 )
 async def search_papers(
     request: Request[Any, Any, Any],
-    conn: params.Conn,
+    db: params.Db,
     q: Annotated[
         str,
         Parameter(
@@ -58,16 +58,16 @@ async def search_papers(
     """Papers for a query, best first; keyword hits carry highlighted snippets."""
     flt = PaperFilter(listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)
     page = await search.search_papers(
-        conn, _queries(request), q, catalog.page_request(limit, cursor), mode=mode.value, flt=flt
+        db, _queries(request), q, catalog.page_request(limit, cursor), mode=mode.value, flt=flt
     )
-    total = await search.count_search(conn, q, mode=mode.value, flt=flt) if count else None
+    total = await search.count_search(db, q, mode=mode.value, flt=flt) if count else None
     return params.ScoredPage(select_fields(page.items, fields, SCORED_FIELDS), page.next_cursor, total)
 
 
 @params.route(get, "/v1/papers/{paper_id:str}/similar", "similarPapers", "More like this", "search", 404, 409)
 async def similar_papers(
     request: Request[Any, Any, Any],
-    conn: params.Conn,
+    db: params.Db,
     paper_id: params.PaperKey,
     limit: Annotated[
         int, Parameter(ge=1, le=limits.MAX_PAGE, description="how many", examples=[Example(value=10)])
@@ -78,7 +78,7 @@ async def similar_papers(
 ) -> params.ScoredList:
     """The nearest papers by embedding, never the paper itself, each with its cosine similarity."""
     flt = PaperFilter(listed_from=listed_from, listed_to=listed_to)
-    found = await search.similar_papers(conn, _queries(request), paper_id, flt=flt, limit=limit)
+    found = await search.similar_papers(db, _queries(request), paper_id, flt=flt, limit=limit)
     return params.ScoredList(select_fields(found, fields, SCORED_FIELDS))
 
 
@@ -86,10 +86,10 @@ async def similar_papers(
     post, "/v1/recommendations", "recommendPapers", "Recommendations from examples", "search", 404, 409, status_code=200
 )
 async def recommend(
-    request: Request[Any, Any, Any], conn: params.Conn, data: JSONBody[RecommendRequest], fields: Fields = None
+    request: Request[Any, Any, Any], db: params.Db, data: JSONBody[RecommendRequest], fields: Fields = None
 ) -> params.ScoredList:
     """Papers like the positive ids and the text, unlike the negative ids."""
-    found = await search.recommend(conn, _queries(request), data)
+    found = await search.recommend(db, _queries(request), data)
     return params.ScoredList(select_fields(found, fields, SCORED_FIELDS))
 
 

@@ -34,7 +34,7 @@ from sql.routing import Session
 BEARER = SecurityScheme(type="http", scheme="bearer", description="PAPERS_API_KEY, for writes")
 
 
-async def provide_db(request: Request[Any, Any, Any]) -> Session:
+def provide_db(request: Request[Any, Any, Any]) -> Session:
     """The REST request's way to the databases: each service call borrows a connection where it should run."""
     return Session(request.app.state.databases, freshness(request.scope))
 

@@ -14,7 +14,9 @@ import collections
 import contextlib
 import itertools
 import logging
+import re
 import time
+from collections.abc import Sequence
 from typing import Literal
 
 import asyncpg
@@ -30,6 +32,7 @@ State = Literal["ok", "lagging", "unreachable", "not_a_standby"]
 # A check (or a replica connection attempt) that takes longer than this counts as a failure: a replica
 # behind a dead network link must leave rotation within one check, not after TCP gives up.
 CHECK_TIMEOUT_S = 2.0
+_HEX = re.compile(r"[0-9A-Fa-f]{1,8}")
 PRIMARY_POSITION = "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"
 REPLAY_POSITION = "SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn"
 _REPLICA_CHECK = (
@@ -46,9 +49,26 @@ def format_lsn(lsn: int) -> str:
 def parse_lsn(text: str) -> int:
     """An LSN from PostgreSQL's text form; ValueError when it is not one."""
     high, sep, low = text.strip().partition("/")
-    if not sep or not 1 <= len(high) <= 8 or not 1 <= len(low) <= 8:
-        raise ValueError(f"not a WAL position: {text!r}")
-    return (int(high, 16) << 32) | int(low, 16)
+    if sep and _HEX.fullmatch(high) and _HEX.fullmatch(low):
+        return (int(high, 16) << 32) | int(low, 16)
+    raise ValueError(f"not a WAL position: {text!r}")
+
+
+def lag_seconds(
+    history: Sequence[tuple[float, int]], now: float, replay: int, primary: int, replay_age: float | None
+) -> float:
+    """Seconds since the primary was where a replica's replay is now, at the resolution of the sampled history.
+
+    `history` holds (time, primary position) samples, oldest first, the latest being `primary`; `replay_age`
+    is how old the replica's last replayed commit is, used only when the replay is behind every sample.
+    """
+    if replay >= primary:
+        return 0.0
+    for at, position in reversed(history):
+        if position <= replay:
+            return now - at
+    # Behind every sample (say, just after start): at least that old, or as old as its last replayed commit.
+    return max(now - history[0][0], replay_age or 0.0) if history else replay_age or 0.0
 
 
 class Node:
@@ -191,19 +211,10 @@ class Databases:
             return
         node.lsn = int(replay)  # set, not raised: a replica rebuilt from an older backup starts over
         if primary is not None:  # without the primary's position the last lag stands
-            node.lag_s = self._lag(now, node.lsn, primary, None if replay_age is None else float(replay_age))
+            age = None if replay_age is None else float(replay_age)
+            node.lag_s = lag_seconds(self._history, now, node.lsn, primary, age)
             node.lag_bytes = max(0, primary - node.lsn)
         state: State = "ok" if node.lag_s is not None and node.lag_s <= self.settings.max_lag else "lagging"
         if state != node.state:
             log.warning("%s %s (lag %s s)", node.name, "back in rotation" if state == "ok" else state, node.lag_s)
         node.state = state
-
-    def _lag(self, now: float, replay: int, primary: int, replay_age: float | None) -> float:
-        """Seconds since the primary was where the replica's replay is now (at the checks' resolution)."""
-        if replay >= primary:
-            return 0.0
-        for at, position in reversed(self._history):
-            if position <= replay:
-                return now - at
-        # Behind every sampled position (say, at start): at least that old, or as old as its last replayed commit.
-        return max(now - self._history[0][0], replay_age or 0.0)

@@ -259,7 +259,7 @@ class ScoredPaperConnection(Connection[ScoredPaper]):
 
 @mirrors(contracts.DatabaseStatus)
 class DatabaseStatus:
-    pass
+    lag_bytes: float | None  # GraphQL's Int is 32 bits: a replica may be gigabytes behind
 
 
 @mirrors(contracts.Stats)

@@ -19,6 +19,7 @@ from litestar.testing import AsyncTestClient
 from api.app import create_app
 from ingest.worker import Worker
 from schema.settings import ReplicaSettings
+from sql.replicas import parse_lsn
 from tests import factories
 from tests.apps import settings
 from tests.conftest import ReplicaDatabase
@@ -110,6 +111,18 @@ async def test_reads_go_to_the_replica_and_writes_to_the_primary(replica_db):
         graphql = await client.post("/graphql", json={"query": "{ stats { jobsQueued } }"})
         assert graphql.json() == {"data": {"stats": {"jobsQueued": 1}}}
         client.cookies.clear()
+        # A GraphQL write hands its position back the same way.
+        mutation = 'mutation($t: String!) { submitListing(text: $t, format: "page") { jobId } }'
+        written = await client.post(
+            "/graphql",
+            json={"query": mutation, "variables": {"t": PAGE}},
+            headers={"Authorization": AUTH["Authorization"]},
+        )
+        assert written.json()["data"]["submitListing"]["jobId"]
+        assert parse_lsn(written.headers["papers-lsn"]) >= parse_lsn(token)
+        client.cookies.clear()
+        assert await jobs_queued(client) == 0
+        assert await jobs_queued(client, **{"Papers-LSN": written.headers["papers-lsn"]}) == 2
         # A job looked up by id is found even without the token: a miss on a replica is asked of the primary.
         job = await client.get(f"/v1/jobs/{job_id}")
         assert job.status_code == 200

@@ -42,6 +42,7 @@ PAPERS = 5_000
 ROUNDS = 2
 LOAD = Load(threads=2, connections=32, seconds=10)
 WARMUP_S = 3
+MAX_OTHER = 15.0  # % of one core used by other processes during a run before it is measured again (once)
 FAILOVER_ROUNDS = 3
 FAILOVER_CLIENTS = 4
 KEY = "bench-key"
@@ -146,11 +147,15 @@ def _throughput(
             with _server(pg, url, workers, replica) as service:
                 _check_mix(service.base, lines)
                 wrk(service.base, mix, "MIX", LOAD, seconds=WARMUP_S, headers=AUTH, script=ASSETS / "mixed.lua")
-                wait_quiet()
                 trees = {"server": service.pid, "primary": pg.pid, "replica": _pid(standby.pgdata)}
-                run = measured(
-                    lambda: wrk(service.base, mix, "MIX", LOAD, headers=AUTH, script=ASSETS / "mixed.lua"), trees
-                )
+                for attempt in (1, 2):  # a run disturbed by other processes is measured again, once
+                    wait_quiet()
+                    run = measured(
+                        lambda: wrk(service.base, mix, "MIX", LOAD, headers=AUTH, script=ASSETS / "mixed.lua"), trees
+                    )
+                    run["attempts"] = attempt
+                    if run["other_cpu_pct"] <= MAX_OTHER:
+                        break
                 runs.append({"round": round_, "databases": databases, "workers": workers, **run})
                 log(
                     "replicas",
@@ -281,9 +286,21 @@ def _setup_rows(result: dict) -> list[list[Any]]:
                 r["server_cpu_pct"],
                 r["primary_cpu_pct"],
                 r["replica_cpu_pct"],
+                r["other_cpu_pct"],
             ]
         )
     return rows
+
+
+def _compare(result: dict, workers: int) -> str:
+    """Which set-up served more, said only when every round of one beat every round of the other."""
+    m = result["medians"]
+    alone, replica = m[f"primary/x{workers}"]["rps_runs"], m[f"primary+replica/x{workers}"]["rps_runs"]
+    if min(len(alone), len(replica)) >= 2 and min(replica) > max(alone):
+        return "faster in every round"
+    if min(len(alone), len(replica)) >= 2 and min(alone) > max(replica):
+        return "slower in every round"
+    return f"rounds overlap: {replica} against {alone} req/s, no difference shown"
 
 
 def render(result: dict) -> str:
@@ -333,10 +350,11 @@ four set-ups side by side in each round (order alternating). CPU is % of one cor
         )
     }
 
-With the replica, the mix ran at {gain1:.2f}× the primary-alone rate with one API process and {gain2:.2f}× with
-two. Both databases share the same {result["cores"]} cores as the API processes here, so the replica moves
-PostgreSQL's reading work onto another server without adding any CPU: what it can show on this machine is the
-cost of routing and replication, not the capacity a replica on its own machine adds.
+With the replica, the mix ran at {gain1:.2f}× the primary-alone rate with one API process ({_compare(result, 1)})
+and {gain2:.2f}× with two ({_compare(result, 2)}). The API processes, the primary and the standby all share
+the same {result["cores"]} cores here: the replica takes PostgreSQL's reading work off the primary (see the CPU
+columns) but adds no CPU, so these figures show what routing and replication cost, not the capacity a replica
+on a machine of its own adds.
 
 **Failover** (one API process, the default check every {result["check_interval_s"]:g} s and lag bound
 {result["max_lag_s"]:g} s; {FAILOVER_CLIENTS} clients reading papers by id throughout; the standby killed with

@@ -294,8 +294,11 @@ def _setup_rows(result: dict) -> list[list[Any]]:
 
 def _compare(result: dict, workers: int) -> str:
     """Which set-up served more, said only when every round of one beat every round of the other."""
-    m = result["medians"]
-    alone, replica = m[f"primary/x{workers}"]["rps_runs"], m[f"primary+replica/x{workers}"]["rps_runs"]
+
+    def rates(databases: str) -> list[int]:
+        return [round(r["rps"]) for r in result["runs"] if (r["databases"], r["workers"]) == (databases, workers)]
+
+    alone, replica = rates("primary"), rates("primary+replica")
     if min(len(alone), len(replica)) >= 2 and min(replica) > max(alone):
         return "faster in every round"
     if min(len(alone), len(replica)) >= 2 and min(alone) > max(replica):
@@ -324,6 +327,13 @@ def render(result: dict) -> str:
     ]
     failed = sum(r["failed"] for r in result["failover"])
     gain1, gain2 = (rows[1][3], rows[3][3])
+    other = statistics.median(r["other_cpu_pct"] for r in result["runs"])
+    disturbed = (
+        f"\n\n**Disturbed run**: other processes on the machine used a median {other:.0f}% of a core during the"
+        f" measured runs (more than {MAX_OTHER:g}%), so these rates say little; rerun the section on a quiet machine."
+        if other > MAX_OTHER
+        else ""
+    )
     return f"""## {TITLE}
 
 {result["papers"]:,} papers; one primary and one hot standby (`pg_basebackup -R` from the embedded binaries) on
@@ -345,6 +355,7 @@ four set-ups side by side in each round (order alternating). CPU is % of one cor
                 "server CPU %",
                 "primary CPU %",
                 "replica CPU %",
+                "other CPU %",
             ],
             rows,
         )
@@ -354,7 +365,7 @@ With the replica, the mix ran at {gain1:.2f}× the primary-alone rate with one A
 and {gain2:.2f}× with two ({_compare(result, 2)}). The API processes, the primary and the standby all share
 the same {result["cores"]} cores here: the replica takes PostgreSQL's reading work off the primary (see the CPU
 columns) but adds no CPU, so these figures show what routing and replication cost, not the capacity a replica
-on a machine of its own adds.
+on a machine of its own adds.{disturbed}
 
 **Failover** (one API process, the default check every {result["check_interval_s"]:g} s and lag bound
 {result["max_lag_s"]:g} s; {FAILOVER_CLIENTS} clients reading papers by id throughout; the standby killed with

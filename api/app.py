@@ -8,9 +8,8 @@ import gc
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import Any, cast
 
-import asyncpg
 from granian.utils.proxies import wrap_asgi_with_proxy_headers
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -21,6 +20,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.graphql.controller import graphql_controller
 from api.http.compression import COMPRESSION
+from api.http.consistency import consistent, freshness
 from api.http.explorer import EXPLORER_ASSETS, OfflineSwaggerUI
 from api.http.observe import observe
 from api.http.ratelimit import RateLimits, rate_limited
@@ -30,14 +30,15 @@ from api.services.search import QueryEmbeddings
 from ingest.embedder import Embedder, LocalEmbedder, OnnxEmbedder, from_settings
 from schema.settings import Settings
 from sql import db
+from sql.replicas import Databases
+from sql.routing import Session
 
 BEARER = SecurityScheme(type="http", scheme="bearer", description="PAPERS_API_KEY, for writes")
 
 
-async def provide_conn(state: State) -> AsyncIterator[asyncpg.Connection]:
-    """One pooled connection for the duration of a REST request."""
-    async with db.pooled(state.pool) as conn:
-        yield conn
+def provide_db(request: Request[Any, Any, Any]) -> Session:
+    """The REST request's way to the databases: each service call borrows a connection where it should run."""
+    return Session(request.app.state.databases, freshness(request.scope))
 
 
 _CONFIGURED: Any = object()
@@ -90,7 +91,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         url = database_url or await db.migrated_url(settings)
-        app.state.pool = await db.create_pool(url, min_size=settings.pool_min, max_size=settings.pool_max)
+        databases = Databases(url, settings.replicas, pool_min=settings.pool_min, pool_max=settings.pool_max)
+        await databases.open()
+        app.state.databases, app.state.pool = databases, databases.primary.pool
         # Load the model in the background: keyword routes serve at once, semantic ones answer 503 until ready.
         loading: asyncio.Task[Any] | None = None
         if isinstance(chosen, LocalEmbedder | OnnxEmbedder):
@@ -102,14 +105,18 @@ def create_app(
         finally:
             if loading is not None:
                 loading.cancel()
-            await app.state.pool.close()
+            await databases.close()
 
     limits = RateLimits(settings) if settings.rate_limit else None
 
     # Outermost first: the client's address as a trusted load balancer gives it, then every request gets its id and
-    # access-log line, then is counted against the limits (per client: behind a proxy, not all as the proxy's).
+    # access-log line, then is counted against the limits (per client: behind a proxy, not all as the proxy's), then
+    # its read-your-writes token is read (and a newer one handed back).
+    cookie_s = settings.replicas.max_lag + settings.replicas.check_interval
+
     def outer(app: ASGIApp, methods: Mapping[str, Collection[str]]) -> ASGIApp:
-        inner = observe(rate_limited(app, limits) if limits else app, methods)
+        inner = consistent(app, cookie_s)
+        inner = observe(rate_limited(inner, limits) if limits else inner, methods)
         if settings.trusted_proxies:
             return cast(ASGIApp, wrap_asgi_with_proxy_headers(inner, list(settings.trusted_proxies)))
         return inner
@@ -119,9 +126,13 @@ def create_app(
         outer,
         route_handlers=[*ROUTES, controller, EXPLORER_ASSETS],
         lifespan=[lifespan],
-        dependencies={"conn": Provide(provide_conn)},
+        dependencies={"db": Provide(provide_db, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        cors_config=(
+            CORSConfig(allow_origins=list(settings.cors_origins), expose_headers=["Papers-LSN"])
+            if settings.cors_origins
+            else None
+        ),
         request_max_body_size=settings.max_body_bytes,
         compression_config=COMPRESSION,
         openapi_config=OpenAPIConfig(

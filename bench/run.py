@@ -32,6 +32,7 @@ SECTIONS = (
     "shards",
     "totals",
     "processes",
+    "replicas",
 )
 OUT = report.ROOT / "docs" / "benchmarks.md"
 

@@ -113,6 +113,28 @@ class TitleMatch(msgspec.Struct, frozen=True):
     score: Annotated[float, doc("trigram similarity of the titles, 0..1", 0.82)]
 
 
+class DatabaseStatus(msgspec.Struct, frozen=True):
+    """One database the service reads or writes: its role, whether it takes requests, and how far behind it is."""
+
+    name: Annotated[str, doc("primary, or replica-N in the order of DATABASE_REPLICA_URLS", "replica-1")]
+    role: Annotated[str, doc("primary (writes, and reads when no replica is fit) or replica (reads)", "replica")]
+    healthy: Annotated[bool, doc("answering; for a replica, in rotation (reachable, within the lag bound)", True)]
+    state: Annotated[str, doc("ok, lagging, unreachable or not_a_standby (a replica URL that names a primary)", "ok")]
+    lag_seconds: Annotated[
+        float | None, doc("how long ago the primary was where this replica's replay is now; 0 for the primary", 0.0)
+    ] = None
+    lag_bytes: Annotated[int | None, doc("WAL bytes between the primary's position and this replica's replay", 0)] = (
+        None
+    )
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    """Ready to serve, and the databases behind the service."""
+
+    status: Annotated[str, doc("ready", "ready")]
+    databases: Annotated[list[DatabaseStatus], doc("the primary, then each replica", [])]
+
+
 class Stats(msgspec.Struct, frozen=True):
     """Collection totals."""
 
@@ -123,6 +145,9 @@ class Stats(msgspec.Struct, frozen=True):
     embedded: Annotated[int, doc("papers with an embedding", 559)]
     jobs_queued: Annotated[int, doc("ingest jobs queued or running", 0)]
     jobs_failed: Annotated[int, doc("ingest jobs that failed for good", 0)]
+    databases: Annotated[list[DatabaseStatus], doc("the primary, then each replica: role, health and lag", [])] = (
+        msgspec.field(default_factory=list)
+    )
 
 
 class JobStatusView(msgspec.Struct, frozen=True):

@@ -47,10 +47,23 @@ class EmbedderSettings(msgspec.Struct, frozen=True):
     api_key: str | None = None
 
 
+class ReplicaSettings(msgspec.Struct, frozen=True):
+    """Read replicas: where they are, how stale one may be, how often they are checked, how long a read waits."""
+
+    urls: tuple[str, ...] = ()
+    # A replica whose replay is further behind than this (seconds) is taken out of rotation.
+    max_lag: float = 5.0
+    # Seconds between two health checks of every database (and the most a failed replica stays in rotation).
+    check_interval: float = 1.0
+    # How long a read that must see a given write waits for a replica to replay it before asking the primary.
+    wait: float = 0.1
+
+
 class Settings(msgspec.Struct, frozen=True):
     """Everything an operator can configure."""
 
     database_url: str | None = None
+    replicas: ReplicaSettings = ReplicaSettings()
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
@@ -77,6 +90,7 @@ class Settings(msgspec.Struct, frozen=True):
         data_dir = Path(read.text("PAPERS_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
         settings = cls(
             database_url=read.text("DATABASE_URL"),
+            replicas=_replicas(read),
             data_dir=data_dir,
             api_key=read.text("PAPERS_API_KEY"),
             cors_origins=tuple(o.strip() for o in (read.text("PAPERS_CORS_ORIGINS") or "").split(",") if o.strip()),
@@ -204,6 +218,30 @@ def _seconds(raw: str) -> float:
     if not 0 <= value <= 3600:
         raise ValueError("expected seconds between 0 and 3600")
     return value
+
+
+def _postgres_urls(raw: str) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in raw.split(",") if u.strip())
+    if not urls or not all(u.startswith(("postgresql://", "postgres://")) for u in urls):
+        raise ValueError("expected comma-separated postgresql:// URLs")
+    return urls
+
+
+def _lag(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value <= 3600:
+        raise ValueError("expected seconds above 0 and at most 3600")
+    return value
+
+
+def _replicas(read: _Reader) -> ReplicaSettings:
+    default = ReplicaSettings()
+    return ReplicaSettings(
+        urls=read.parsed("DATABASE_REPLICA_URLS", _postgres_urls, ()),
+        max_lag=read.parsed("PAPERS_REPLICA_MAX_LAG", _lag, default.max_lag),
+        check_interval=read.parsed("PAPERS_REPLICA_CHECK_INTERVAL", _lag, default.check_interval),
+        wait=read.parsed("PAPERS_REPLICA_WAIT", _seconds, default.wait),
+    )
 
 
 def _pull(read: _Reader) -> PullSettings:

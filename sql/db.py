@@ -97,13 +97,14 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     # and LISTEN live on the worker's own connections.
 
 
-async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """Create a connection pool whose connections have the pgvector codec."""
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 60) -> asyncpg.Pool:
+    """Create a connection pool whose connections have the pgvector codec (`timeout`: seconds to connect)."""
     try:
         return await asyncpg.create_pool(
             url,
             min_size=min_size,
             max_size=max_size,
+            timeout=timeout,
             init=init_connection,
             reset=_keep_session,
             server_settings=SERVER_SETTINGS,

@@ -6,13 +6,16 @@ import asyncio
 import itertools
 import logging
 import os
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import asyncpg
 import pytest
 
+from bench.harness.replication import Standby, standbys
 from sql import db
 from sql.embedded import EmbeddedPostgres
 from sql.migrate import migrate
@@ -56,6 +59,12 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     embedded = EmbeddedPostgres(root)
     url = embedded.start()
 
+    _migrated_template(url)
+    yield url
+    embedded.stop()
+
+
+def _migrated_template(url: str) -> None:
     _admin(url, f"CREATE DATABASE {_TEMPLATE}")
 
     async def make_template() -> None:
@@ -66,8 +75,65 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             await conn.close()
 
     asyncio.run(make_template())
-    yield url
-    embedded.stop()
+
+
+class Replicated(NamedTuple):
+    """A primary of its own (server URL) and its hot standby."""
+
+    primary: str
+    standby: Standby
+
+
+class ReplicaDatabase(NamedTuple):
+    """One test's database on the replicated primary, and the same database on the standby."""
+
+    primary: str
+    standby: str
+    cluster: Replicated
+
+
+@pytest.fixture(scope="session")
+def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicated]:
+    """A primary (wal_level=replica, the default) with a migrated template, and a hot standby made from it by
+    `pg_basebackup -R`, on a socket of its own: the embedded PostgreSQL's own binaries, no other server."""
+    root = tmp_path_factory.mktemp("replicated")
+    embedded = EmbeddedPostgres(root)
+    url = embedded.start()
+    _migrated_template(url)
+    try:
+        with standbys(url, root / "standbys") as [standby]:
+            yield Replicated(url, standby)
+    finally:
+        embedded.stop()
+
+
+async def _replica_ready(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn = await asyncpg.connect(url)
+        except (OSError, asyncpg.PostgresError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+        else:
+            await conn.close()
+            return
+
+
+@pytest.fixture
+def replica_db(replicated: Replicated) -> Iterator[ReplicaDatabase]:
+    """A database of its own for one test on the replicated primary, once the standby has replayed it; the
+    standby is left running and replaying for the next test whatever this one did to it."""
+    for url in _scratch_database(replicated.primary, _TEMPLATE):
+        standby_url = replicated.standby.url(urllib.parse.urlsplit(url).path.lstrip("/"))
+        asyncio.run(_replica_ready(standby_url))
+        try:
+            yield ReplicaDatabase(url, standby_url, replicated)
+        finally:
+            if not replicated.standby.running():
+                replicated.standby.start()
+            _admin(replicated.standby.url(), "SELECT pg_wal_replay_resume()")
 
 
 def _scratch_database(server_url: str, template: str | None):

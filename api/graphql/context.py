@@ -1,8 +1,9 @@
-"""The per-request GraphQL context: the pool, query embeddings, write permission, budget and DataLoaders.
+"""The per-request GraphQL context: the databases, query embeddings, write permission, budget and DataLoaders.
 
 Strawberry resolves sibling fields concurrently and an asyncpg connection runs one statement at a
-time, so every read borrows a pooled connection for one service call; nested lists go through
-DataLoaders, so a page of N papers with their listings costs as many statements as a page of one.
+time, so every service call borrows a pooled connection (on the database its kind of call goes to,
+sql/routing.py) for that call only; nested lists go through DataLoaders, so a page of N papers with
+their listings costs as many statements as a page of one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-import asyncpg
 import msgspec
 from strawberry.dataloader import DataLoader
 from strawberry.litestar import BaseContext
@@ -22,23 +22,17 @@ from api.services.submissions import write_refusal
 from schema.api import Listing, ListingEntry, ListingRef, Paper
 from schema.errors import DomainError
 from schema.paging import Page
-from sql.db import pooled
 from sql.queries import EntriesRequest
+from sql.routing import Session
 
 R = TypeVar("R")
 EntriesPage = Page[ListingEntry]
 
 
-async def on_pool(pool: asyncpg.Pool, fn: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:
-    """Run one service call on a connection borrowed from the pool for just that call."""
-    async with pooled(pool) as conn:
-        return await fn(conn, *args, **kwargs)
-
-
 class Context(BaseContext, kw_only=True, dict=True):
-    """Per request: the pool, the query embeddings, why writes are refused (None: allowed), the budget, loaders."""
+    """Per request: the databases, the query embeddings, why writes are refused (None: allowed), the budget, loaders."""
 
-    pool: asyncpg.Pool
+    db: Session
     queries: QueryEmbeddings
     api_key: str | None  # the server's
     authorization: str | None  # the request's Authorization header
@@ -51,24 +45,24 @@ class Context(BaseContext, kw_only=True, dict=True):
             raise refusal
 
     async def run(self, fn: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:
-        """One service call on a pooled connection."""
-        return await on_pool(self.pool, fn, *args, **kwargs)
+        """One service call (it borrows a connection where its kind of call runs)."""
+        return await fn(self.db, *args, **kwargs)
 
     # DataLoaders are made on first use: most requests need one or none of them.
     @functools.cached_property
     def papers(self) -> DataLoader[str, Paper | None]:
         """Papers by public or arXiv id."""
-        return DataLoader(load_fn=functools.partial(on_pool, self.pool, catalog.papers_by_ids))
+        return DataLoader(load_fn=functools.partial(catalog.papers_by_ids, self.db))
 
     @functools.cached_property
     def paper_listings(self) -> DataLoader[str, list[ListingRef]]:
         """The listings of papers, by paper public id."""
-        return DataLoader(load_fn=functools.partial(on_pool, self.pool, catalog.listings_of_papers))
+        return DataLoader(load_fn=functools.partial(catalog.listings_of_papers, self.db))
 
     @functools.cached_property
     def listings(self) -> DataLoader[str, Listing | None]:
         """Listings by public id."""
-        return DataLoader(load_fn=functools.partial(on_pool, self.pool, catalog.listings_by_ids))
+        return DataLoader(load_fn=functools.partial(catalog.listings_by_ids, self.db))
 
     @functools.cached_property
     def entries(self) -> DataLoader[EntriesRequest, EntriesPage]:

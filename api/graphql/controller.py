@@ -19,9 +19,11 @@ from strawberry.litestar import make_graphql_controller
 from api.graphql.context import Context
 from api.graphql.pipeline import answer_known
 from api.graphql.schema import make_schema
+from api.http.consistency import freshness
 from api.http.explorer import GRAPHIQL_HTML
 from api.http.problem import TOO_DEEP, problem
 from schema.settings import Settings
+from sql.routing import Session
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder()
@@ -75,7 +77,8 @@ def graphql_controller(settings: Settings) -> Any:
     async def context_getter(request: ASGIConnection[Any, Any, Any, Any]) -> Context:  # a Request or a WebSocket
         state = request.app.state
         authorization = request.headers.get("authorization")
-        return Context(pool=state.pool, queries=state.queries, api_key=settings.api_key, authorization=authorization)
+        db = Session(state.databases, freshness(request.scope))
+        return Context(db=db, queries=state.queries, api_key=settings.api_key, authorization=authorization)
 
     schema = make_schema(debug=settings.debug, compiled=settings.graphql_compiled)
     base = make_graphql_controller(schema, path="/graphql", graphql_ide="graphiql", context_getter=context_getter)

@@ -261,9 +261,14 @@ class ScoredPaperConnection(Connection[ScoredPaper]):
     pass
 
 
+@mirrors(contracts.DatabaseStatus)
+class DatabaseStatus:
+    lag_bytes: float | None  # GraphQL's Int is 32 bits: a replica may be gigabytes behind
+
+
 @mirrors(contracts.Stats)
 class Stats:
-    pass
+    databases: list[DatabaseStatus]
 
 
 @mirrors(contracts.FacetCount)

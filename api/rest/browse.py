@@ -19,7 +19,7 @@ from litestar.openapi.spec import (
 from litestar.response import Stream
 
 from api.http.observe import is_head
-from api.rest.params import Conn, HasArxiv, InListing, ListedFrom, ListedTo, Query, query, route, strict_booleans
+from api.rest.params import Db, HasArxiv, InListing, ListedFrom, ListedTo, Query, query, route, strict_booleans
 from api.services import browse
 from schema import limits
 from schema.api import ExportFormat, PaperFilter, Suggestion, doc
@@ -73,6 +73,7 @@ EXPORTED = OpenAPIResponse(
 )
 async def export_papers(
     request: Request[Any, Any, Any],
+    db: Db,
     q: Query = None,
     listing: InListing = None,
     listed_from: ListedFrom = None,
@@ -82,14 +83,14 @@ async def export_papers(
 ) -> Stream:
     """Every paper matching the filters, streamed in batches with constant server memory."""
     flt = PaperFilter(q=q, listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)
-    chunks = await browse.export(request.app.state.pool, flt, format, rows=not is_head(request.scope))
+    chunks = await browse.export(db, flt, format, rows=not is_head(request.scope))
     disposition = f'attachment; filename="papers.{format}"'
     return Stream(chunks, media_type=browse.MEDIA_TYPES[format], headers={"Content-Disposition": disposition})
 
 
 @route(get, "/v1/autocomplete", "autocompleteTitles", "Title suggestions", "papers")
 async def autocomplete(
-    conn: Conn,
+    db: Db,
     q: Annotated[
         str,
         query(
@@ -104,7 +105,7 @@ async def autocomplete(
     ] = limits.MAX_SUGGESTIONS,
 ) -> Suggestions:
     """Up to 10 titles: those that start with `q` (case-insensitive), then those with a word close to it."""
-    return Suggestions(await browse.autocomplete(conn, q, limit))
+    return Suggestions(await browse.autocomplete(db, q, limit))
 
 
 ROUTES = [export_papers, autocomplete]

@@ -14,7 +14,7 @@ from litestar.params import Parameter
 
 from api.rest.papers import Count, cached
 from api.rest.params import (
-    Conn,
+    Db,
     EntriesCursor,
     JobAccepted,
     JobKey,
@@ -87,24 +87,24 @@ def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
 
 @route(get, "/v1/listings", "listListings", "List listings", "listings", guards=[strict_booleans])
 async def list_listings(
-    conn: Conn, limit: Limit = limits.DEFAULT_PAGE, cursor: ListingsCursor = None, count: Count = False
+    db: Db, limit: Limit = limits.DEFAULT_PAGE, cursor: ListingsCursor = None, count: Count = False
 ) -> ListingPage:
     """Listings, newest date first, keyset-paginated."""
-    page = await catalog.listings_page(conn, catalog.page_request(limit, cursor))
-    return ListingPage(page.items, page.next_cursor, await catalog.count_listings(conn) if count else None)
+    page = await catalog.listings_page(db, catalog.page_request(limit, cursor))
+    return ListingPage(page.items, page.next_cursor, await catalog.count_listings(db) if count else None)
 
 
 @route(get, "/v1/listings/{listing_id:str}", "getListing", "Get a listing", "listings", 404)
 async def get_listing(
     request: Request[Any, Any, Any],
-    conn: Conn,
+    db: Db,
     listing_id: ListingKey,
     limit: Limit = limits.DEFAULT_ENTRIES_PAGE,
     cursor: EntriesCursor = None,
 ) -> Response[ListingDetail]:
     """A listing and one page of its entries in rank order."""
-    listing = await catalog.listing(conn, listing_id)
-    page = await catalog.entries_page(conn, listing_id, catalog.page_request(limit, cursor))
+    listing = await catalog.listing(db, listing_id)
+    page = await catalog.entries_page(db, listing_id, catalog.page_request(limit, cursor))
     return cached(request, ListingDetail(listing, page.items, page.next_cursor))
 
 
@@ -123,7 +123,7 @@ async def get_listing(
 )
 async def submit_listing(
     request: Request[Any, Any, Any],
-    conn: Conn,
+    db: Db,
     format: Annotated[
         ListingFormat | None,
         Parameter(description="the input's format (detected when absent)", examples=[Example(value="page")]),
@@ -150,14 +150,14 @@ async def submit_listing(
     content_type = request.headers.get("content-type")
     kind = None if format is None else format.value
     submission = submissions.Submission(await request.body(), source, kind, year, content_type)
-    job_id = await submissions.submit(conn, submission)
+    job_id = await submissions.submit(db, submission)
     return JobAccepted(job_id, f"/v1/jobs/{job_id}")
 
 
 @route(get, "/v1/jobs/{job_id:str}", "getJob", "Get an ingest job", "listings", 404)
-async def get_job(request: Request[Any, Any, Any], conn: Conn, job_id: JobKey) -> Response[JobStatusView]:
+async def get_job(request: Request[Any, Any, Any], db: Db, job_id: JobKey) -> Response[JobStatusView]:
     """The status of a submitted listing's ingest job, and its result when done."""
-    return cached(request, await submissions.job_status(conn, job_id))
+    return cached(request, await submissions.job_status(db, job_id))
 
 
 ROUTES = [list_listings, get_listing, submit_listing, get_job]

@@ -13,7 +13,7 @@ from litestar.params import JSONBody, Parameter
 from api.rest.fields import EitherAnswer, Fields, PaperFields, PaperFieldsPage, select_fields
 from api.rest.params import (
     BatchRequest,
-    Conn,
+    Db,
     FacetFields,
     HasArxiv,
     InListing,
@@ -66,7 +66,7 @@ Count = Annotated[
 
 @route(get, "/v1/papers", "listPapers", "List papers", "papers", guards=[strict_booleans], operation_class=EitherAnswer)
 async def list_papers(
-    conn: Conn,
+    db: Db,
     q: Query = None,
     listing: InListing = None,
     listed_from: ListedFrom = None,
@@ -92,9 +92,9 @@ async def list_papers(
     """
     flt = PaperFilter(q=q, listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)
     if group_by is not None:
-        return await browse.facets(conn, flt, group_by.value)
-    page = await catalog.papers_page(conn, flt, catalog.page_request(limit, cursor), sort=sort.value)
-    total = await catalog.count_papers(conn, flt) if count else None
+        return await browse.facets(db, flt, group_by.value)
+    page = await catalog.papers_page(db, flt, catalog.page_request(limit, cursor), sort=sort.value)
+    total = await catalog.count_papers(db, flt) if count else None
     if fields:
         return PaperFieldsPage(select_fields(page.items, fields), page.next_cursor, total)
     return PaperPage(page.items, page.next_cursor, total)
@@ -102,7 +102,7 @@ async def list_papers(
 
 @route(get, "/v1/papers/match", "matchPaperTitle", "Fuzzy title match", "papers", 404)
 async def match_paper(
-    conn: Conn,
+    db: Db,
     title: Annotated[
         str,
         Parameter(
@@ -113,7 +113,7 @@ async def match_paper(
     ],
 ) -> TitleMatch:
     """The paper whose title is closest (trigram similarity), with its score; 404 when nothing is close."""
-    return await catalog.match_title(conn, title)
+    return await catalog.match_title(db, title)
 
 
 @route(
@@ -126,16 +126,16 @@ async def match_paper(
     operation_class=EitherAnswer,
 )
 async def batch_papers(
-    conn: Conn, data: JSONBody[BatchRequest], fields: Fields = None
+    db: Db, data: JSONBody[BatchRequest], fields: Fields = None
 ) -> list[Paper | None] | list[PaperFields | None]:
     """Papers by public id or arXiv id, in the order asked, null for unknown ids."""
-    return select_fields(await catalog.papers_by_ids(conn, data.ids), fields)
+    return select_fields(await catalog.papers_by_ids(db, data.ids), fields)
 
 
 @route(get, "/v1/papers/{paper_id:str}", "getPaper", "Get a paper", "papers", 404)
-async def get_paper(request: Request[Any, Any, Any], conn: Conn, paper_id: PaperKey) -> Response[PaperDetail]:
+async def get_paper(request: Request[Any, Any, Any], db: Db, paper_id: PaperKey) -> Response[PaperDetail]:
     """One paper by public id or arXiv id, with the listings it appeared in."""
-    return cached(request, await catalog.paper(conn, paper_id))
+    return cached(request, await catalog.paper(db, paper_id))
 
 
 ROUTES = [list_papers, match_paper, batch_papers, get_paper]

@@ -6,7 +6,6 @@ import datetime as dt
 import enum
 from typing import Annotated, Any, get_args
 
-import asyncpg
 import msgspec
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
@@ -31,8 +30,9 @@ from schema.api import (
 from schema.errors import InvalidInputError
 from sql import cursor
 from sql.queries import entries_kind
+from sql.routing import Session
 
-Conn = NamedDependency[asyncpg.Connection]
+Db = NamedDependency[Session]
 
 
 def _choices(name: str, values: Any, *, reversible: bool = False) -> Any:
@@ -92,7 +92,7 @@ async def known_parameters(connection: ASGIConnection[Any, Any, Any, Any], handl
         )
 
 
-_NOT_QUERY = frozenset({"request", "conn", "data", "paper_id", "listing_id", "job_id"})
+_NOT_QUERY = frozenset({"request", "db", "data", "paper_id", "listing_id", "job_id"})
 
 
 # Each collection's example cursor is one its own endpoint accepts (a cursor of another query is refused).

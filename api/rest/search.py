@@ -41,7 +41,7 @@ def scored_list(found: list[ScoredPaper], fields: str | None) -> params.ScoredLi
 )
 async def search_papers(
     request: Request[Any, Any, Any],
-    conn: params.Conn,
+    db: params.Db,
     q: Annotated[
         str,
         Parameter(
@@ -67,9 +67,9 @@ async def search_papers(
     """Papers for a query, best first; keyword hits carry highlighted snippets."""
     flt = PaperFilter(listing=listing, listed_from=listed_from, listed_to=listed_to, arxiv=arxiv)
     page = await search.search_papers(
-        conn, _queries(request), q, catalog.page_request(limit, cursor), mode=mode.value, flt=flt
+        db, _queries(request), q, catalog.page_request(limit, cursor), mode=mode.value, flt=flt
     )
-    total = await search.count_search(conn, q, mode=mode.value, flt=flt) if count else None
+    total = await search.count_search(db, q, mode=mode.value, flt=flt) if count else None
     if fields:
         return ScoredFieldsPage(select_fields(page.items, fields, SCORED_FIELDS), page.next_cursor, total)
     return params.ScoredPage(page.items, page.next_cursor, total)
@@ -87,7 +87,7 @@ async def search_papers(
 )
 async def similar_papers(
     request: Request[Any, Any, Any],
-    conn: params.Conn,
+    db: params.Db,
     paper_id: params.PaperKey,
     limit: Annotated[
         int, Parameter(ge=1, le=limits.MAX_PAGE, description="how many", examples=[Example(value=10)])
@@ -98,7 +98,7 @@ async def similar_papers(
 ) -> params.ScoredList | ScoredFieldsList:
     """The nearest papers by embedding, never the paper itself, each with its cosine similarity."""
     flt = PaperFilter(listed_from=listed_from, listed_to=listed_to)
-    found = await search.similar_papers(conn, _queries(request), paper_id, flt=flt, limit=limit)
+    found = await search.similar_papers(db, _queries(request), paper_id, flt=flt, limit=limit)
     return scored_list(found, fields)
 
 
@@ -114,10 +114,10 @@ async def similar_papers(
     operation_class=EitherAnswer,
 )
 async def recommend(
-    request: Request[Any, Any, Any], conn: params.Conn, data: JSONBody[RecommendRequest], fields: Fields = None
+    request: Request[Any, Any, Any], db: params.Db, data: JSONBody[RecommendRequest], fields: Fields = None
 ) -> params.ScoredList | ScoredFieldsList:
     """Papers like the positive ids and the text, unlike the negative ids."""
-    found = await search.recommend(conn, _queries(request), data)
+    found = await search.recommend(db, _queries(request), data)
     return scored_list(found, fields)
 
 

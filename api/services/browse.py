@@ -14,7 +14,8 @@ from api.services.catalog import check_filter
 from schema import limits
 from schema.api import FACET_FIELDS, ExportFormat, FacetCount, FacetField, Paper, PaperFilter, Suggestion
 from schema.errors import InvalidInputError
-from sql import browse, db
+from sql import browse
+from sql.routing import Source, reads, run
 
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 # Litestar adds `; charset=utf-8` to a text/ type itself (given here too, it was sent twice).
@@ -30,6 +31,7 @@ def facet_field(by: str) -> FacetField:
     return by
 
 
+@reads
 async def facets(conn: asyncpg.Connection, flt: PaperFilter, by: str) -> list[FacetCount]:
     """Counts of the papers matching the filter per value of `by`, largest first (at most MAX_FACET_GROUPS)."""
     return await browse.facets(conn, check_filter(flt), facet_field(by), limit=limits.MAX_FACET_GROUPS)
@@ -64,7 +66,7 @@ def csv_header() -> bytes:
     return out.getvalue().encode()
 
 
-async def export(pool: asyncpg.Pool, flt: PaperFilter, fmt: str, *, rows: bool = True) -> AsyncIterator[bytes]:
+async def export(source: Source, flt: PaperFilter, fmt: str, *, rows: bool = True) -> AsyncIterator[bytes]:
     """Every paper matching the filter, encoded, one batch of EXPORT_BATCH papers per chunk.
 
     Each batch borrows a connection only while its statement runs, and the next is read only when the
@@ -76,9 +78,8 @@ async def export(pool: asyncpg.Pool, flt: PaperFilter, fmt: str, *, rows: bool =
     it refuses alike but answers without reading a paper; the chunks are then none.
     """
     chosen, flt = export_format(fmt), check_filter(flt)
-    async with db.pooled(pool) as conn:
-        first = await browse.papers_after(conn, flt, 0, limits.EXPORT_BATCH if rows else 0)
-    return _chunks(pool, flt, chosen, first) if rows else _none()
+    first = await run(source, "read", browse.papers_after, flt, 0, limits.EXPORT_BATCH if rows else 0)
+    return _chunks(source, flt, chosen, first) if rows else _none()
 
 
 async def _none() -> AsyncIterator[bytes]:
@@ -88,7 +89,7 @@ async def _none() -> AsyncIterator[bytes]:
 
 
 async def _chunks(
-    pool: asyncpg.Pool, flt: PaperFilter, fmt: ExportFormat, first: tuple[list[Paper], int | None]
+    source: Source, flt: PaperFilter, fmt: ExportFormat, first: tuple[list[Paper], int | None]
 ) -> AsyncIterator[bytes]:
     if fmt == "csv":
         yield csv_header()
@@ -98,10 +99,10 @@ async def _chunks(
             yield encode_batch(papers, fmt)
         if len(papers) < limits.EXPORT_BATCH or last is None:  # a short batch was the last
             return
-        async with db.pooled(pool) as conn:
-            papers, last = await browse.papers_after(conn, flt, last, limits.EXPORT_BATCH)
+        papers, last = await run(source, "read", browse.papers_after, flt, last, limits.EXPORT_BATCH)
 
 
+@reads
 async def autocomplete(conn: asyncpg.Connection, text: str, limit: int = limits.MAX_SUGGESTIONS) -> list[Suggestion]:
     """Up to `limit` (at most MAX_SUGGESTIONS) titles that start with the text, then titles with a word like it."""
     low, high = limits.AUTOCOMPLETE_CHARS

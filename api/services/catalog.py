@@ -19,6 +19,7 @@ from schema.paging import Page, PageRequest
 from schema.selection import Selection
 from sql import graph, queries
 from sql.queries import EntriesRequest
+from sql.routing import Source, looks_up, reads, status
 
 GraphStatement = tuple[str, list[Any]]
 
@@ -52,6 +53,7 @@ def check_filter(flt: contracts.PaperFilter) -> contracts.PaperFilter:
     return flt
 
 
+@reads
 async def papers_page(
     conn: asyncpg.Connection, flt: contracts.PaperFilter, page: PageRequest, *, sort: str = "recent"
 ) -> Page[contracts.Paper]:
@@ -59,11 +61,13 @@ async def papers_page(
     return await queries.papers_page(conn, check_filter(flt), page, sort=sort)
 
 
+@reads
 async def count_papers(conn: asyncpg.Connection, flt: contracts.PaperFilter) -> int:
     """How many papers match the filter."""
     return await queries.count_papers(conn, check_filter(flt))
 
 
+@looks_up
 async def paper(conn: asyncpg.Connection, paper_id: str) -> contracts.PaperDetail:
     """One paper by public or arXiv id, with its listings; NotFoundError when unknown."""
     found = await queries.paper_detail(conn, paper_id)
@@ -72,6 +76,7 @@ async def paper(conn: asyncpg.Connection, paper_id: str) -> contracts.PaperDetai
     return found
 
 
+@reads
 async def papers_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[contracts.Paper | None]:
     """Papers by public or arXiv id, in the order asked, None for unknown ids."""
     if len(ids) > limits.MAX_BATCH:
@@ -79,6 +84,7 @@ async def papers_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[co
     return await queries.papers_by_ids(conn, ids) if ids else []
 
 
+@reads
 async def match_title(conn: asyncpg.Connection, title: str) -> contracts.TitleMatch:
     """The paper whose title is closest to `title`; NotFoundError when none is close."""
     low, high = limits.TITLE_MATCH_CHARS
@@ -90,26 +96,31 @@ async def match_title(conn: asyncpg.Connection, title: str) -> contracts.TitleMa
     return found
 
 
+@reads
 async def listings_of_papers(conn: asyncpg.Connection, paper_ids: Sequence[str]) -> list[list[contracts.ListingRef]]:
     """For each paper public id, the listings it appeared in, newest first."""
     return await queries.listings_of_papers(conn, paper_ids)
 
 
+@reads
 async def listings_page(conn: asyncpg.Connection, page: PageRequest) -> Page[contracts.Listing]:
     """One page of listings, newest first."""
     return await queries.listings_page(conn, page)
 
 
+@reads
 async def count_listings(conn: asyncpg.Connection) -> int:
     """How many listings there are."""
     return await queries.count_listings(conn)
 
 
+@reads
 async def listings_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[contracts.Listing | None]:
     """Listings by public id, in the order asked, None for unknown ids."""
     return await queries.listings_by_ids(conn, ids)
 
 
+@looks_up
 async def listing(conn: asyncpg.Connection, listing_id: str) -> contracts.Listing:
     """One listing; NotFoundError when unknown."""
     [found] = await queries.listings_by_ids(conn, [listing_id])
@@ -118,6 +129,7 @@ async def listing(conn: asyncpg.Connection, listing_id: str) -> contracts.Listin
     return found
 
 
+@reads
 async def entries_pages(
     conn: asyncpg.Connection, requests: Sequence[EntriesRequest]
 ) -> list[Page[contracts.ListingEntry]]:
@@ -125,14 +137,21 @@ async def entries_pages(
     return await queries.entries_pages(conn, requests)
 
 
+@reads
 async def entries_page(conn: asyncpg.Connection, listing_id: str, page: PageRequest) -> Page[contracts.ListingEntry]:
     """One page of a listing's entries in rank order."""
     [found] = await queries.entries_pages(conn, [EntriesRequest(listing_id, page)])
     return found
 
 
-async def stats(conn: asyncpg.Connection) -> contracts.Stats:
-    """Collection totals."""
+async def stats(source: Source) -> contracts.Stats:
+    """Collection totals, and the role, health and lag of every database behind the service."""
+    totals = await _totals(source)
+    return msgspec.structs.replace(totals, databases=status(source))
+
+
+@reads
+async def _totals(conn: asyncpg.Connection) -> contracts.Stats:
     return await queries.stats(conn)
 
 
@@ -141,6 +160,7 @@ def graph_statement(roots: Sequence[Selection]) -> GraphStatement:
     return graph.statement(roots)
 
 
+@reads
 async def read_graph(conn: asyncpg.Connection, statement: GraphStatement) -> list[bytes | None]:
     """The JSON of each root field of a graph statement, in order, without the spaces PostgreSQL puts in."""
     sql, params = statement

@@ -5,12 +5,24 @@ from __future__ import annotations
 import asyncpg
 
 from api.services.search import QueryEmbeddings
+from schema.api import Readiness
 from schema.errors import UnavailableError
 from sql.migrate import pending
+from sql.routing import Source, on_primary, status
 
 
+async def readiness(source: Source, queries: QueryEmbeddings) -> Readiness:
+    """Ready (with every database's role, health and lag), or UnavailableError saying why not."""
+    await check_ready(source, queries)
+    return Readiness("ready", status(source))
+
+
+@on_primary
 async def check_ready(conn: asyncpg.Connection, queries: QueryEmbeddings) -> None:
-    """Raise UnavailableError unless the database answers, migrations are applied and the model (if any) is loaded."""
+    """Raise UnavailableError unless the primary answers, migrations are applied and the model (if any) is loaded.
+
+    Replicas do not decide readiness: with none in rotation, reads go to the primary.
+    """
     todo = await pending(conn)
     if todo:
         raise UnavailableError(f"migrations not applied: {', '.join(todo)}")

@@ -31,6 +31,7 @@ from schema.paging import Page, PageRequest
 from sql import cursor, keyword, search
 from sql.embeddings import current_space
 from sql.keyword import KeywordQuery
+from sql.routing import looks_up, reads
 from sql.search import PaperVector
 
 NOT_CONFIGURED = "semantic search is not configured on this server (PAPERS_EMBEDDER=none)"
@@ -203,6 +204,7 @@ def _slice(request: PageRequest, low: int, high: int, found: int) -> tuple[int, 
     return low, stop, end > stop, low > 0 and found > 0
 
 
+@reads
 async def search_papers(
     conn: asyncpg.Connection,
     queries: QueryEmbeddings,
@@ -242,6 +244,7 @@ async def search_papers(
     return Page(items, cursors, has_next, has_previous)
 
 
+@reads
 async def count_search(conn: asyncpg.Connection, q: str, *, mode: SearchMode, flt: PaperFilter) -> int:
     """How many papers a search ranks (paging reaches the first MAX_WINDOW of them)."""
     query = keyword_query(_query_text(q))
@@ -270,6 +273,7 @@ async def _paper_vectors(
     return [*vectors, *computed]
 
 
+@looks_up
 async def similar_papers(
     conn: asyncpg.Connection,
     queries: QueryEmbeddings,
@@ -305,6 +309,7 @@ def _check_recommend(request: RecommendRequest) -> str | None:
     return text
 
 
+@looks_up
 async def recommend(
     conn: asyncpg.Connection, queries: QueryEmbeddings, request: RecommendRequest, *, budget: Budget | None = None
 ) -> list[ScoredPaper]:

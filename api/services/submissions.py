@@ -16,6 +16,7 @@ from schema.api import JobStatusView
 from schema.errors import InvalidInputError, NotAListingError, NotFoundError, UnauthenticatedError
 from schema.ingest import FORMATS
 from sql import jobs
+from sql.routing import Source, run
 
 NO_KEY = "writes are disabled: the server has no API key configured (PAPERS_API_KEY)"
 WRONG_KEY = "missing or wrong API key: send `Authorization: Bearer <key>`"
@@ -92,15 +93,27 @@ def check_listing(submission: Submission) -> None:
         raise InvalidInputError(f"{where}{exc.message}", line=exc.line) from None
 
 
-async def submit(conn: asyncpg.Connection, submission: Submission) -> str:
-    """Check a submission, parse it as the worker will (off the event loop), queue it; return the job id."""
+async def submit(source: Source, submission: Submission) -> str:
+    """Check a submission, parse it as the worker will (off the event loop), queue it; return the job id.
+
+    The job is written on the primary; the answer carries the position to read it back at (sql/routing.py).
+    """
     submission = check(submission)
     await asyncio.to_thread(check_listing, submission)
-    return await jobs.enqueue(conn, submission.source, submission.payload, fmt=submission.format, year=submission.year)
+    s = submission
+    return await run(source, "write", jobs.enqueue, s.source, s.payload, fmt=s.format, year=s.year)
 
 
-async def job_status(conn: asyncpg.Connection, job_id: str) -> JobStatusView:
-    """A job as clients see it; NotFoundError when unknown."""
+async def job_status(source: Source, job_id: str) -> JobStatusView:
+    """A job as clients see it; NotFoundError when unknown.
+
+    Read anywhere its id is known (a replica that has not replayed the submission asks the primary), and the
+    answer marks the position it was read at: papers of a job seen done are then read no older than that.
+    """
+    return await run(source, "lookup", _job_status, job_id, mark=True)
+
+
+async def _job_status(conn: asyncpg.Connection, job_id: str) -> JobStatusView:
     job = await jobs.get(conn, job_id)
     if job is None:
         raise NotFoundError(f"no job with id {job_id!r}")

@@ -59,9 +59,16 @@ def write_requests(path: Path, lines: Sequence[str]) -> Path:
 
 
 def wrk(
-    url: str, requests: Path, method: str, load: Load, seconds: int | None = None, headers: Sequence[str] = ()
+    url: str,
+    requests: Path,
+    method: str,
+    load: Load,
+    seconds: int | None = None,
+    headers: Sequence[str] = (),
+    script: Path = LUA,
 ) -> dict[str, Any]:
-    """One wrk run against url, each request a random line of the requests file (with extra `Name: value`s)."""
+    """One wrk run against url, each request a random line of the requests file (with extra `Name: value`s);
+    `script` reads the file (requests.lua: one method; mixed.lua: `METHOD PATH [BODY]` lines)."""
     binary = ensure_debian("wrk", "wrk")
     seconds = seconds or load.seconds
     cmd = [
@@ -73,7 +80,7 @@ def wrk(
         "--latency",
         *(flag for header in headers for flag in ("-H", header)),
         "-s",
-        str(LUA),
+        str(script),
         url,
         "--",
         str(requests),

@@ -287,7 +287,10 @@ async def test_stats_health_ready(client):
     stats = (await client.get("/v1/stats")).json()
     assert (stats["papers"], stats["listings"], stats["entries"]) == (16, 4, 18)
     assert (await client.get("/healthz")).json() == {"status": "ok"}
-    assert (await client.get("/readyz")).json() == {"status": "ready"}
+    # Without replicas the primary is the one database, and answering this request shows it healthy.
+    primary = {"name": "primary", "role": "primary", "healthy": True, "state": "ok", "lag_seconds": 0.0, "lag_bytes": 0}
+    assert stats["databases"] == [primary]
+    assert (await client.get("/readyz")).json() == {"status": "ready", "databases": [primary]}
 
 
 def _has_example(schema: dict, components: dict) -> bool:

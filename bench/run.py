@@ -20,7 +20,7 @@ from types import ModuleType
 
 from bench.harness import report
 
-SECTIONS = ("ingest", "embedder", "hnsw", "api", "hostile", "server", "search", "serving", "totals")
+SECTIONS = ("ingest", "embedder", "hnsw", "api", "hostile", "server", "search", "serving", "totals", "million")
 OUT = report.ROOT / "docs" / "benchmarks.md"
 
 

@@ -8,6 +8,7 @@ sentences drawn from all seed abstracts. Nothing of the seeds is stored in the r
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from bench.harness.corpus import Corpus, SyntheticPaper, generate
 from ingest.parsers import parse
 from ingest.text import decode
 
-SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
+# Beside the repository; PAPERS_BENCH_SEEDS names another place (a git worktree sits one level deeper).
+SEEDS = Path(os.environ.get("PAPERS_BENCH_SEEDS") or Path(__file__).resolve().parents[3] / "shared" / "seeds")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z-]{3,}")
 

@@ -14,6 +14,7 @@ from sql.fragments import PAPER_COLUMNS, Where, in_asked_order, paper_by_public_
 # Chosen by measurement (docs/similarity.md): recall@10 0.998 against exact search at 100k topically
 # structured papers (0.955 on structureless gaussian vectors, where 200 would be needed for 0.99).
 EF_SEARCH = 100
+MAX_EF_SEARCH = 1000  # pgvector refuses more; past it the iterative scan supplies the rest of a deep window
 T = TypeVar("T")
 _ITERATIVE: dict[str, bool] = {}
 
@@ -109,7 +110,7 @@ async def with_ef_search(conn: asyncpg.Connection, rows: int, run: Callable[[], 
     if rows <= EF_SEARCH:
         return await run()
     async with conn.transaction():
-        await conn.execute(f"SET LOCAL hnsw.ef_search = {int(rows)}")
+        await conn.execute(f"SET LOCAL hnsw.ef_search = {min(int(rows), MAX_EF_SEARCH)}")
         return await run()
 
 

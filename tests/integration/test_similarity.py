@@ -394,14 +394,16 @@ async def test_hybrid_pages_both_ways_walk_the_one_ranking(embedded):
 
     whole = (await page(PageRequest(100))).items
     assert len(whole) == 5  # every embedded paper: the nearest neighbours reach them all
-    forward, after = [], None
+    forward: list[ScoredPaper] = []
+    after = None
     while True:
         got = await page(PageRequest(2, after=after))
         forward += got.items
         if not got.has_next:
             break
         after = got.cursors[-1]
-    backward, before = [], None
+    backward: list[ScoredPaper] = []
+    before = None
     while True:
         got = await page(PageRequest(2, before=before, backward=True))
         backward = got.items + backward

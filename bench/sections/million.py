@@ -1,6 +1,6 @@
 """A million papers: bulk ingest, HNSW build and recall, keyword/semantic/hybrid latency and req/s at scale.
 
-    .venv/bin/python -m bench.run --only million           # 200,000 papers (what fits a session)
+    .venv/bin/python -m bench.run --only million           # 100,000 papers (what fits a session)
     .venv/bin/python -m bench.run --only million --full    # 1,000,000 papers
     PAPERS_BENCH_MILLION_PAPERS=20000 .venv/bin/python -m bench.sections.million   # smoke run, printed, not saved
 
@@ -45,7 +45,7 @@ from bench.harness.tools import log
 from bench.harness.vocabulary import queries, real_vocabulary
 
 TITLE = "A million papers"
-PAPERS = int(os.environ.get("PAPERS_BENCH_MILLION_PAPERS", "200000"))
+PAPERS = int(os.environ.get("PAPERS_BENCH_MILLION_PAPERS", "100000"))
 FULL_PAPERS = 1_000_000
 PER_LISTING = 150
 COMPARE = min(50_000, PAPERS // 2)  # papers loaded both ways, normal and bulk, into empty databases

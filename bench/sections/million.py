@@ -345,14 +345,31 @@ def render(result: dict) -> str:
         for label, r in (("normal path", c["normal"]), ("bulk", c["bulk"]), ("bulk, all", b))
     ]
     hnsw_rows = [
-        (h["m"], h["ef_construction"], h["build_s"], h["mb"], p["ef_search"], p["p50_ms"], p["p99_ms"], p["recall"])
+        (
+            h["m"],
+            h["ef_construction"],
+            h["build_s"],
+            h["mb"],
+            p["ef_search"],
+            p["p50_ms"],
+            p["p99_ms"],
+            report.fmt(p["recall"], 3),
+        )
         for h in result["hnsw"]
         for p in h["passes"]
     ]
     served = result["served"]
     single = [(name, s["p50_ms"], s["p99_ms"]) for name, s in served["single"].items()]
     loads = [
-        (m, f"{x['rps']:,.0f}", x["p50_ms"], x["p99_ms"], round(x.get("postgres_us_per_req", 0)))
+        (
+            m,
+            f"{x['rps']:,.0f}",
+            x["p50_ms"],
+            x["p99_ms"],
+            f"{x.get('server_us_per_req', 0):,.0f}",
+            f"{x.get('postgres_us_per_req', 0):,.0f}",
+            f"{x.get('other_cpu_pct', 0):.0f}",
+        )
         for m, x in served["load"].items()
     ]
     scale = "" if n >= FULL_PAPERS else f" **Run at {n:,} papers, not 1,000,000** (`--full` runs the million)."
@@ -386,11 +403,15 @@ def render(result: dict) -> str:
             "",
             f"wrk {result['load']}, one run per mode:",
             "",
-            report.table(("mode", "req/s", "p50 ms", "p99 ms", "PostgreSQL CPU µs/req"), loads, align="lrrrr"),
+            report.table(
+                ("mode", "req/s", "p50 ms", "p99 ms", "API CPU µs/req", "PostgreSQL CPU µs/req", "other CPU %"),
+                loads,
+                align="lrrrrrr",
+            ),
             "",
             report.table(
                 ("target", "measured", "wanted", "verdict"),
-                [(name, report.fmt(v), str(t), t.verdict(v)) for name, v, t in _verdicts(result)],
+                [(name, report.fmt(v, 3 if v < 1 else 2), str(t), t.verdict(v)) for name, v, t in _verdicts(result)],
                 align="lrll",
             ),
         ]

@@ -1,8 +1,8 @@
 """Bulk-load statements: defer the per-row index work of an ingest, then build it once (docs/design.md, "Bulk load").
 
 The caller (ingest/bulk.py) runs `defer`, the ordinary ingest statements, `write_keyword_index` and `restore` in ONE
-transaction, so a
-crash rolls back the dropped indexes and disabled triggers with the papers: nothing is ever committed half-built.
+transaction, so a crash rolls back the dropped indexes and disabled triggers with the papers: nothing is ever
+committed half-built.
 """
 
 from __future__ import annotations

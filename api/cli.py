@@ -19,6 +19,7 @@ import msgspec
 from api.process import configure
 from api.services import browse
 from ingest.batch import enqueue_paths, ingest_paths
+from ingest.bulk import bulk_ingest
 from ingest.embed import EmbedReport, embed_pending, reembed_all
 from ingest.embedder import from_settings, space_of
 from ingest.pull import Fetcher, PullResult, days, pull_all
@@ -105,10 +106,17 @@ async def _ingest(
     year: int | None,
     embed: bool,
     fields: FieldMap | None = None,
+    bulk: bool = False,
 ) -> IngestSummary:
     embedder = from_settings(settings.embedder) if embed else None
     async with db.connection(await db.migrated_url(settings)) as conn:
-        return await ingest_paths(conn, paths, fmt=fmt, year=year, embedder=embedder, progress=True, fields=fields)
+        if not bulk:
+            return await ingest_paths(conn, paths, fmt=fmt, year=year, embedder=embedder, progress=True, fields=fields)
+        summary = await bulk_ingest(conn, paths, fmt=fmt, year=year, progress=True, fields=fields)
+        if embedder is not None:
+            report = await embed_pending(conn, embedder, progress=True)
+            summary.embedded, summary.embed_failed = report.embedded, report.failed
+        return summary
 
 
 def _field_map(spec: str) -> FieldMap:
@@ -121,6 +129,9 @@ def _field_map(spec: str) -> FieldMap:
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Ingest listing files, directories or stdin (or, with --queue, queue them for the workers)."""
+    if args.queue and args.bulk:
+        print("papers: --bulk loads inline; it cannot be combined with --queue", file=sys.stderr)
+        return 2
     if args.queue:
         if args.map is not None:
             print(
@@ -138,7 +149,15 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             print(format_error(error), file=sys.stderr)
         return 1 if errors else 0
     summary = asyncio.run(
-        _ingest(settings, args.paths, fmt=args.format, year=args.year, embed=not args.no_embed, fields=args.map)
+        _ingest(
+            settings,
+            args.paths,
+            fmt=args.format,
+            year=args.year,
+            embed=not args.no_embed,
+            fields=args.map,
+            bulk=args.bulk,
+        )
     )
     _print_summary(summary, args.json)
     return 1 if summary.errors else 0
@@ -354,6 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON summary on the last line")
     p.add_argument("--queue", action="store_true", help="enqueue for `papers worker` instead of ingesting")
     p.add_argument("--no-embed", action="store_true", help="skip embedding new papers (`papers embed` does it later)")
+    p.add_argument(
+        "--bulk",
+        action="store_true",
+        help="load everything in one transaction, search indexes built once at the end (large loads; readers wait)",
+    )
 
     p = command("pull", cmd_pull, "pull listings from Hugging Face or arXiv and ingest them")
     p.add_argument("site", choices=["hf", "arxiv"])

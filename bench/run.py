@@ -33,6 +33,7 @@ SECTIONS = (
     "totals",
     "processes",
     "replicas",
+    "million",
 )
 OUT = report.ROOT / "docs" / "benchmarks.md"
 

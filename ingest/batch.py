@@ -41,14 +41,14 @@ async def ingest_paths(
         except CONNECTION_LOST:
             raise  # nothing after it could be stored either
         except Exception as exc:  # noqa: BLE001 - one bad input never stops the others; it is reported by name
-            summary.errors.append(_error(source.name, exc))
+            summary.errors.append(report_failure(source.name, exc))
     if embedder is not None:
         report = await embed_pending(conn, embedder, progress=progress)
         summary.embedded, summary.embed_failed = report.embedded, report.failed
     return summary
 
 
-def _error(source: str, exc: Exception) -> IngestError:
+def report_failure(source: str, exc: Exception) -> IngestError:
     """What to tell the user about an input that failed: a client error's message, else that it is a bug."""
     known = as_domain_error(exc)
     if known is not None:

@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import asyncpg
+import numpy as np
 
 from schema import limits
 from schema.api import PaperFilter, ScoredPaper
+from sql import search
 from sql.fragments import PAPER_COLUMNS, Where, paper_filters
 from sql.search import headline, scored_paper
 
@@ -123,21 +125,7 @@ async def keyword(
     """
     params: list[object] = []
     terms = _query_terms(params, query.text, stats)
-    where = _where(query, flt, params)
-    if exhaustive or query.phrases or flt.listing:
-        condition = where.sql() if (query.phrases or flt.listing) else f"{_ANY_TERM} AND {where.sql()}"
-        hits = f"""SELECT p.paper_key, sum(q.idf * keyword_impact(
-                cardinality(s.positions) + 2 * cardinality(array_positions(s.weights, 'A')), length(p.search))) AS score
-            FROM papers p CROSS JOIN LATERAL unnest(p.search) s JOIN q ON q.term = s.lexeme
-            WHERE {condition} GROUP BY p.paper_key"""
-    else:
-        join = "JOIN papers p ON p.paper_key = kp.paper_key" if _needs_papers(query, flt) else ""
-        hits = f"""SELECT h.paper_key, sum(q.idf * h.impact) AS score
-            FROM q CROSS JOIN LATERAL (
-                SELECT kp.paper_key, kp.impact FROM keyword_postings kp {join}
-                WHERE kp.term = q.term AND {where.sql()}
-                ORDER BY kp.impact DESC, kp.paper_key LIMIT {int(depth)}) h
-            GROUP BY h.paper_key"""
+    hits = _hits(query, flt, params, depth=depth, exhaustive=exhaustive)
     snippet = "NULL::text"
     if snippets is not None:
         shown = Where(params)
@@ -175,6 +163,70 @@ async def count_ranked(
             *params,
         )
     )
+
+
+def _hits(query: KeywordQuery, flt: PaperFilter, params: list[object], *, depth: int, exhaustive: bool) -> str:
+    """The SQL of every ranked paper's (paper_key, score) under the module note's plan; needs the `q` CTE."""
+    where = _where(query, flt, params)
+    if exhaustive or query.phrases or flt.listing:
+        condition = where.sql() if (query.phrases or flt.listing) else f"{_ANY_TERM} AND {where.sql()}"
+        return f"""SELECT p.paper_key, sum(q.idf * keyword_impact(
+                cardinality(s.positions) + 2 * cardinality(array_positions(s.weights, 'A')), length(p.search))) AS score
+            FROM papers p CROSS JOIN LATERAL unnest(p.search) s JOIN q ON q.term = s.lexeme
+            WHERE {condition} GROUP BY p.paper_key"""
+    join = "JOIN papers p ON p.paper_key = kp.paper_key" if _needs_papers(query, flt) else ""
+    return f"""SELECT h.paper_key, sum(q.idf * h.impact) AS score
+        FROM q CROSS JOIN LATERAL (
+            SELECT kp.paper_key, kp.impact FROM keyword_postings kp {join}
+            WHERE kp.term = q.term AND {where.sql()}
+            ORDER BY kp.impact DESC, kp.paper_key LIMIT {int(depth)}) h
+        GROUP BY h.paper_key"""
+
+
+async def hybrid_ranks(
+    conn: asyncpg.Connection, query: KeywordQuery, vector: np.ndarray, flt: PaperFilter, *, limit: int, depth: int
+) -> tuple[list[int], list[int]]:
+    """The keys of the `limit` best papers by BM25 and of the `limit` nearest by HNSW, filtered, in one statement.
+
+    Keys only: the fusion needs ranks, and only the page shown is read in full (`papers_by_key`).
+    """
+    params: list[object] = []
+    terms = _query_terms(params, query.text, None)
+    hits = _hits(query, flt, params, depth=depth, exhaustive=False)
+    where = Where(params)
+    where.add("p.embedding IS NOT NULL")
+    paper_filters(where, flt)
+    vec, n = where.param(vector), where.param(limit)
+    statement = f"""WITH {terms},
+        kw AS ({hits} ORDER BY score DESC, paper_key LIMIT {n}),
+        nn AS (SELECT p.paper_key, p.embedding <=> {vec} AS distance FROM papers p
+               WHERE {where.sql()} ORDER BY p.embedding <=> {vec} LIMIT {n})
+        SELECT (SELECT coalesce(array_agg(paper_key ORDER BY score DESC, paper_key), '{{}}') FROM kw) AS keyword,
+               coalesce(array_agg(nn.paper_key), '{{}}') AS semantic_keys,
+               coalesce(array_agg(nn.distance), '{{}}') AS distances
+        FROM nn"""
+    row = await search.with_ef_search(conn, limit, lambda: conn.fetchrow(statement, *params))
+    assert row is not None  # an aggregate: always one row
+    # Ordered exactly here, as in search.nearest (relaxed_order; an ORDER BY in SQL would be dropped).
+    semantic = sorted(zip(row["distances"], row["semantic_keys"], strict=True))
+    return list(row["keyword"]), [key for _, key in semantic]
+
+
+async def papers_by_key(
+    conn: asyncpg.Connection, keys: list[int], scores: list[float], *, snippets: set[int], query: KeywordQuery
+) -> list[ScoredPaper]:
+    """Papers by key with their scores, in the order given; those in `snippets` with the query's words marked."""
+    rows = await conn.fetch(
+        f"""SELECT {PAPER_COLUMNS}, u.score,
+                   CASE WHEN p.paper_key = ANY($3::bigint[]) THEN {headline("$4")} END AS snippet
+            FROM unnest($1::bigint[], $2::float8[]) WITH ORDINALITY AS u(paper_key, score, n)
+            JOIN papers p USING (paper_key) ORDER BY u.n""",
+        keys,
+        scores,
+        list(snippets),
+        or_words(query),
+    )
+    return [scored_paper(r, r["score"], r["snippet"]) for r in rows]
 
 
 def or_words(query: KeywordQuery) -> str:

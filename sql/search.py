@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 import numpy as np
@@ -15,6 +15,8 @@ from sql.session import keeps_session
 # Chosen by measurement (docs/similarity.md): recall@10 0.998 against exact search at 100k topically
 # structured papers (0.955 on structureless gaussian vectors, where 200 would be needed for 0.99).
 EF_SEARCH = 100
+MAX_EF_SEARCH = 1000  # pgvector refuses more; past it the iterative scan supplies the rest of a deep window
+T = TypeVar("T")
 _ITERATIVE: dict[str, bool] = {}
 
 
@@ -93,23 +95,28 @@ async def nearest(
     if exclude:
         where.add("NOT (p.paper_key = ANY({}::bigint[]))", list(exclude))
     n = len(where.params)
-    # relaxed_order may return near-ties out of order: materialize, then order exactly.
-    statement = f"""WITH nn AS MATERIALIZED (
-            SELECT {PAPER_COLUMNS}, p.embedding <=> ${n + 1} AS distance FROM papers p
-            WHERE {where.sql()} ORDER BY p.embedding <=> ${n + 1} LIMIT ${n + 2})
-        SELECT * FROM nn ORDER BY distance OFFSET ${n + 3}"""
-    args = (*where.params, vector, limit + offset, offset)
-    if limit + offset <= EF_SEARCH and keeps_session(conn):  # the session's settings (configure_session) suffice
-        rows = await conn.fetch(statement, *args)
-    else:
-        async with conn.transaction():
-            # Through a transaction pool the session's settings are not there: all of them, in one round trip.
-            settings = [f"SET LOCAL hnsw.ef_search = {max(limit + offset, EF_SEARCH)}"]
-            if not keeps_session(conn) and await _iterative_scan(conn):
-                settings.append("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            await conn.execute("; ".join(settings))
-            rows = await conn.fetch(statement, *args)
-    return [scored_paper(r, 1 - r["distance"]) for r in rows]
+    # relaxed_order may return near-ties out of order, so the rows are ordered exactly here. Not by an outer ORDER BY
+    # in SQL: PostgreSQL 17 takes a CTE's rows as already sorted by the index's ordering and drops that sort.
+    statement = f"""SELECT {PAPER_COLUMNS}, p.paper_key, p.embedding <=> ${n + 1} AS distance FROM papers p
+        WHERE {where.sql()} ORDER BY p.embedding <=> ${n + 1} LIMIT ${n + 2}"""
+    args = (*where.params, vector, limit + offset)
+    rows = await with_ef_search(conn, limit + offset, lambda: conn.fetch(statement, *args))
+    rows.sort(key=lambda r: (r["distance"], r["paper_key"]))
+    return [scored_paper(r, 1 - r["distance"]) for r in rows[offset:]]
+
+
+async def with_ef_search(conn: asyncpg.Connection, rows: int, run: Callable[[], Awaitable[T]]) -> T:
+    """Run an HNSW query that must return `rows` rows: in the session's settings, or a transaction with a deeper
+    ef_search when `rows` passes the session's (configure_session) or the session keeps no settings (PgBouncer)."""
+    if rows <= EF_SEARCH and keeps_session(conn):
+        return await run()
+    async with conn.transaction():
+        # Through a transaction pool the session's settings are not there: all of them, in one round trip.
+        settings = [f"SET LOCAL hnsw.ef_search = {min(max(int(rows), EF_SEARCH), MAX_EF_SEARCH)}"]
+        if not keeps_session(conn) and await _iterative_scan(conn):
+            settings.append("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        await conn.execute("; ".join(settings))
+        return await run()
 
 
 def _as_array(value: Any) -> np.ndarray | None:

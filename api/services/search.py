@@ -9,7 +9,8 @@ from __future__ import annotations
 import collections
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import TypeVar
 
 import asyncpg
 import msgspec
@@ -40,6 +41,7 @@ NEGATIVE_WEIGHT = 0.5  # Rocchio's beta: negatives pull half as hard as positive
 # Postings read per query stem, at least: chosen by measurement (docs/design.md, "Keyword ranking").
 KEYWORD_DEPTH = 200
 HYBRID_KEYWORD_HITS = 50  # keyword hits fused with as many nearest neighbours in hybrid search
+K = TypeVar("K", bound=Hashable)
 _PHRASE = re.compile(r'"([^"]*)"')
 _EXCLUDED_PHRASE = re.compile(r'(?:^|(?<=\s))-"([^"]*)"')
 _EXCLUDED = re.compile(r"(?:^|(?<=\s))-(\w\S*)")
@@ -129,16 +131,24 @@ class QueryEmbeddings:
         return vector
 
 
+def fuse(rankings: Sequence[Sequence[K]], k: int = RRF_K) -> list[tuple[K, float]]:
+    """Reciprocal rank fusion of rankings of ids: score = sum over rankings of 1 / (k + rank), best first; ties keep
+    first-seen order."""
+    scores: dict[K, float] = collections.defaultdict(float)
+    for ranking in rankings:
+        for rank, key in enumerate(ranking, start=1):
+            scores[key] += 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda item: -item[1])
+
+
 def rrf(rankings: Sequence[Sequence[ScoredPaper]], k: int = RRF_K) -> list[ScoredPaper]:
-    """Reciprocal rank fusion: score = sum over rankings of 1 / (k + rank); ties keep first-seen order."""
-    scores: dict[str, float] = collections.defaultdict(float)
+    """Reciprocal rank fusion of rankings of papers (`fuse`), each paper as first seen with its fused score."""
     first: dict[str, ScoredPaper] = {}
     for ranking in rankings:
-        for rank, hit in enumerate(ranking, start=1):
-            scores[hit.id] += 1.0 / (k + rank)
+        for hit in ranking:
             first.setdefault(hit.id, hit)
-    order = sorted(scores, key=lambda i: -scores[i])
-    return [msgspec.structs.replace(first[i], score=round(scores[i], 6)) for i in order]
+    fused = fuse([[hit.id for hit in ranking] for ranking in rankings], k)
+    return [msgspec.structs.replace(first[i], score=round(score, 6)) for i, score in fused]
 
 
 def cursor_kind(q: str, mode: SearchMode, flt: PaperFilter) -> str:
@@ -231,15 +241,39 @@ async def search_papers(
     else:
         await queries.check_space(conn)
         vector = await queries.vector(q, budget or Budget())
-        bound = max(want, HYBRID_KEYWORD_HITS) if mode == "hybrid" else want
-        semantic = await search.nearest(conn, vector, flt, limit=bound)
         if mode == "hybrid":
-            matched = await _keyword(conn, query, flt, bound)
-        hits = semantic if mode == "semantic" else rrf([matched, semantic])
+            return await _hybrid(conn, query, vector, flt, page, kind, (low, high), want)
+        hits = await search.nearest(conn, vector, flt, limit=want)
     start, stop, has_next, has_previous = _slice(page, low, high, len(hits))
     items = hits[start:stop]
     if mode != "keyword" or page.backward:
         items = await _with_snippets(conn, query, items, {h.id for h in matched})
+    cursors = cursor.Cursors(kind, [[position] for position in range(start + 1, stop + 1)])
+    return Page(items, cursors, has_next, has_previous)
+
+
+async def _hybrid(
+    conn: asyncpg.Connection,
+    query: KeywordQuery,
+    vector: np.ndarray,
+    flt: PaperFilter,
+    page: PageRequest,
+    kind: str,
+    window: tuple[int, int],
+    want: int,
+) -> Page[ScoredPaper]:
+    """Hybrid search: the keyword and nearest-neighbour rankings as keys in one statement, fused, then only the
+    page's papers read (with snippets for its keyword hits)."""
+    bound = max(want, HYBRID_KEYWORD_HITS)
+    matched, semantic = await keyword.hybrid_ranks(
+        conn, query, vector, flt, limit=bound, depth=max(KEYWORD_DEPTH, 2 * bound)
+    )
+    fused = fuse([matched, semantic])
+    start, stop, has_next, has_previous = _slice(page, *window, len(fused))
+    shown = fused[start:stop]
+    items = await keyword.papers_by_key(
+        conn, [key for key, _ in shown], [round(score, 6) for _, score in shown], snippets=set(matched), query=query
+    )
     cursors = cursor.Cursors(kind, [[position] for position in range(start + 1, stop + 1)])
     return Page(items, cursors, has_next, has_previous)
 

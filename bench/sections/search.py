@@ -268,7 +268,9 @@ def render(result: dict) -> str:
             f" {single['paper']['p50']} ms, keyword search p50 {single['keyword']['p50']} ms (p99"
             f" {single['keyword']['p99']} ms). Hybrid search, {result['load']}, medians of 3:"
             f" {h['rps']:,.0f} req/s (runs {h['rps_runs']}), p50 {h['p50_ms']} ms, p99 {h['p99_ms']} ms"
-            f" ({h['rps'] / BEFORE_HYBRID_RPS:.1f}x the {BEFORE_HYBRID_RPS} req/s measured before this change).",
+            f" ({h['rps'] / BEFORE_HYBRID_RPS:.1f}x the {BEFORE_HYBRID_RPS} req/s measured before this change);"
+            f" CPU per request: API process {h['server_us_per_req']:,.0f} µs, PostgreSQL"
+            f" {h['postgres_us_per_req']:,.0f} µs; other processes used {h['other_cpu_pct']:.0f}% of a core meanwhile.",
             "",
             report.table(
                 ("target", "measured", "wanted", "verdict"),

@@ -112,7 +112,7 @@ async def test_reads_go_to_the_replica_and_writes_to_the_primary(replica_db):
         assert graphql.json() == {"data": {"stats": {"jobsQueued": 1}}}
         client.cookies.clear()
         # A GraphQL write hands its position back the same way.
-        mutation = 'mutation($t: String!) { submitListing(text: $t, format: page) { jobId } }'
+        mutation = "mutation($t: String!) { submitListing(text: $t, format: page) { jobId } }"
         written = await client.post(
             "/graphql",
             json={"query": mutation, "variables": {"t": PAGE}},

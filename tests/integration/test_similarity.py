@@ -381,3 +381,35 @@ async def test_openai_compatible_embedder():
     down = OpenAIEmbedder("http://x", "m", 3, transport=httpx.MockTransport(lambda r: httpx.Response(502)))
     with pytest.raises(EmbeddingError, match="failed"):
         await down.embed(["a"])
+
+
+async def test_hybrid_pages_both_ways_walk_the_one_ranking(embedded):
+    from api.services.search import search_papers
+    from schema.paging import PageRequest
+
+    queries = QueryEmbeddings(HashEmbedder())
+
+    async def page(request: PageRequest):
+        return await search_papers(embedded, queries, "graph molecule decoding", request, mode="hybrid")
+
+    whole = (await page(PageRequest(100))).items
+    assert len(whole) == 5  # every embedded paper: the nearest neighbours reach them all
+    forward: list[ScoredPaper] = []
+    after = None
+    while True:
+        got = await page(PageRequest(2, after=after))
+        forward += got.items
+        if not got.has_next:
+            break
+        after = got.cursors[-1]
+    backward: list[ScoredPaper] = []
+    before = None
+    while True:
+        got = await page(PageRequest(2, before=before, backward=True))
+        backward = got.items + backward
+        if not got.has_previous:
+            break
+        before = got.cursors[0]
+    assert forward == whole
+    assert backward == whole
+    assert [h.score for h in whole] == sorted((h.score for h in whole), reverse=True)

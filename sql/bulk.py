@@ -1,0 +1,76 @@
+"""Bulk-load statements: defer the per-row index work of an ingest, then build it once (docs/design.md, "Bulk load").
+
+The caller (ingest/bulk.py) runs `defer`, the ordinary ingest statements, `write_keyword_index` and `restore` in ONE
+transaction, so a crash rolls back the dropped indexes and disabled triggers with the papers: nothing is ever
+committed half-built.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import asyncpg
+
+# Triggers whose work `write_keyword_index` redoes for every paper (keyword postings and counts, title words). Any other
+# trigger a later migration adds stays enabled: it runs per row as in the normal path.
+TRIGGERS = ("papers_keyword_insert", "papers_keyword_update", "papers_keyword_delete", "papers_title_words")
+# Tables whose secondary indexes are dropped for the load and created again after it.
+TABLES = ("papers", "keyword_postings", "paper_title_words")
+# Indexes kept: constraints (the merge finds papers by fingerprint and arXiv id, listings by content hash) and
+# those on the embedding (a load writes no vectors, so they cost nothing now and rebuilding HNSW costs minutes).
+_DEFERRABLE = """
+    SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS definition
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
+    WHERE t.relname = ANY($1::text[]) AND t.relnamespace = current_schema()::regnamespace
+      AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid)
+      AND pg_get_indexdef(i.indexrelid) NOT LIKE '%embedding%'
+    ORDER BY c.relname"""
+
+
+class Deferred(NamedTuple):
+    """What `defer` took away, for `restore` to put back: index definitions by name."""
+
+    indexes: dict[str, str]
+
+
+async def defer(conn: asyncpg.Connection) -> Deferred:
+    """Lock the tables, drop their deferrable indexes and disable the triggers; must run inside a transaction."""
+    # Writers and readers of papers wait until the load commits (DROP INDEX needs this lock anyway); locking
+    # first, in a fixed order, means no deadlock with a concurrent ingest.
+    await conn.execute(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS EXCLUSIVE MODE")
+    rows = await conn.fetch(_DEFERRABLE, list(TABLES))
+    for row in rows:
+        await conn.execute(f'DROP INDEX "{row["name"]}"')
+    await conn.execute(f"ALTER TABLE papers {', '.join(f'DISABLE TRIGGER {t}' for t in TRIGGERS)}")
+    return Deferred({row["name"]: row["definition"] for row in rows})
+
+
+async def write_keyword_index(conn: asyncpg.Connection) -> None:
+    """The postings, document frequencies and title words of every paper, written anew (their indexes dropped)."""
+    # The same functions the triggers call (migration 006), over all papers at once; TRUNCATE is transactional.
+    await conn.execute("TRUNCATE keyword_postings, keyword_terms, paper_title_words")
+    await conn.execute(
+        """INSERT INTO keyword_postings (term, impact, paper_key)
+           SELECT i.term, i.impact, p.paper_key FROM papers p, keyword_impacts(p.search) i"""
+    )
+    await conn.execute(
+        """INSERT INTO keyword_terms (term, df)
+           SELECT term, count(*) FROM (
+               SELECT unnest(tsvector_to_array(search)) AS term FROM papers UNION ALL SELECT '' FROM papers) s
+           GROUP BY term"""
+    )
+    # What paper_title_words_sync (migration 008) writes per row.
+    await conn.execute(
+        """INSERT INTO paper_title_words (word, paper_key)
+           SELECT DISTINCT w, p.paper_key FROM papers p, regexp_split_to_table(lower(p.title), '[^[:alnum:]]+') AS w
+           WHERE w <> ''"""
+    )
+
+
+async def restore(conn: asyncpg.Connection, deferred: Deferred, *, memory: str = "1GB") -> None:
+    """Create the dropped indexes again from their definitions and enable the triggers."""
+    # Sorting in memory rather than in temporary files: several times faster for the GIN and btree builds.
+    await conn.execute(f"SET LOCAL maintenance_work_mem = '{memory}'")
+    for definition in deferred.indexes.values():
+        await conn.execute(definition)
+    await conn.execute(f"ALTER TABLE papers {', '.join(f'ENABLE TRIGGER {t}' for t in TRIGGERS)}")

@@ -36,6 +36,7 @@ TITLE = "Embedder"
 REPEATS = 5
 LOADS = 3
 SPEEDUP = report.Target(at_least=3.0)  # ONNX papers/s over torch's, at the shipped token length
+BUSY_PCT = 30  # other work above this share of a core (median) makes the wall-clock ratios unreliable
 # The seed listings beside the repository; PAPERS_BENCH_SEEDS names them for a checkout elsewhere (a worktree).
 SEEDS = Path(os.environ.get("PAPERS_BENCH_SEEDS", ROOT.parent / "shared" / "seeds"))
 _LOAD = """
@@ -190,6 +191,13 @@ def render(result: dict[str, Any]) -> str:
     if before is not None:
         ratio = statistics.median(b / t for b, t in zip(before["rps_runs"], base["rps_runs"], strict=True))
         earlier = f" One call at a time, as before: {ratio:.2f}× by the same rule."
+    other = statistics.median(t["other_cpu_pct"] for t in through.values())
+    if other > BUSY_PCT:
+        earlier += (
+            f" The rest of the machine used a median {other:.0f}% of a core meanwhile: torch's two threads wait on each"
+            " other when a core is taken away, so wall-clock ratios here overstate those of a quiet machine; the CPU"
+            " per paper ratio is the steadier figure."
+        )
     load = result["load_s"]
     med = {k: statistics.median(v) for k, v in load.items() if isinstance(v, list)}
     headers = ["Backend", "Seconds (runs)", "Papers/s", "CPU ms/paper", "× papers/s", "× CPU/paper", "Other CPU %"]

@@ -7,8 +7,10 @@ distance is the metric everywhere.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
@@ -29,11 +31,8 @@ LOCAL_DIM = 384
 # Chosen by measurement (docs/similarity.md): title + abstract cut at 256 word pieces.
 MAX_TOKENS = 256
 BATCH = 32
-# One text per ONNX Runtime call. Activations are quantized with one scale per call (dynamic int8), so in a
-# batch a text's vector depends on its neighbours and on padding (cosine to itself alone down to 0.988);
-# alone it is always the same. Without padding it also measured no slower per paper than batches of 2-16.
-ONNX_BATCH = 1
-THREADS = 2  # the machine's two cores
+# ONNX Runtime calls running at once, one text each (ingest/onnx_model.py says why): the cores this process may use.
+THREADS = len(os.sched_getaffinity(0))
 
 
 class EmbeddingError(UnavailableError):
@@ -163,26 +162,25 @@ class LocalEmbedder(_LoadedOnce["SentenceTransformer"]):
 class OnnxEmbedder(_LoadedOnce["OnnxModel"]):
     """The same MiniLM on ONNX Runtime, int8 weights: exported at first use, cached under `cache_dir`, offline.
 
-    Loading a cached model takes about 0.5 s (no torch import); the first use on a data directory exports it
-    from the installed weights first (about 13 s, once).
+    Loading a cached model takes about 0.3 s (no torch import); the first use on a data directory exports it
+    from the installed weights first (about 10 s, once). Texts are embedded one per model call, `threads` calls
+    at a time on a pool the whole process shares, so concurrent requests never run more calls than cores.
     """
 
     model = LOCAL_MODEL
     dim = LOCAL_DIM
     backend = "onnxruntime"
 
-    def __init__(
-        self, cache_dir: Path, max_tokens: int = MAX_TOKENS, batch_size: int = ONNX_BATCH, threads: int = THREADS
-    ) -> None:
+    def __init__(self, cache_dir: Path, max_tokens: int = MAX_TOKENS, threads: int = THREADS) -> None:
         from ingest.onnx_model import QUANTIZATION
 
         super().__init__()
         self.quantization = QUANTIZATION
         self.cache_dir = cache_dir
         self.max_tokens = max_tokens
-        self.batch_size = batch_size
         self.threads = threads
         self.exported = False  # whether this embedder's load exported the model (rather than reused the cache)
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="papers-embed")
 
     def _make(self) -> OnnxModel:
         # The cached model, exported first when the data directory has none.
@@ -190,20 +188,20 @@ class OnnxEmbedder(_LoadedOnce["OnnxModel"]):
             from ingest.onnx_model import OnnxModel, ensure_model
 
             path, self.exported = ensure_model(self.cache_dir)
-            return OnnxModel(path, self.max_tokens, self.threads)
+            return OnnxModel(path, self.max_tokens)
         except ImportError as exc:
             raise EmbeddingError(f"the ONNX embedder needs onnxruntime and tokenizers ({exc})") from None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Synchronous encode, in batches of similar length (less padding), rows in the order of texts."""
+        """Synchronous encode: one text per call, longest first (the calls finish together), rows in text order."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self.load()
-        order = np.argsort([len(t) for t in texts], kind="stable")
+        ids = model.tokenize(list(texts))
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            out[rows] = model.encode([texts[i] for i in rows])
+        for row, vector in zip(order, self._pool.map(model.vector, [ids[i] for i in order]), strict=True):
+            out[row] = vector
         return out
 
 

@@ -11,7 +11,8 @@ Starts a temporary embedded PostgreSQL (bench.harness.postgres), ingests the see
    `api.services.search.search_papers`, on queries built deterministically from a sample of seed papers (reworded
    titles, abstract sentences; the relevant document is the paper itself), and hand-written descriptions that must
    find their paper in the top 5 (queries.py, search.py);
-2. `similar_papers` against two label-free notions of "related" and a random baseline (similar.py);
+2. `similar_papers` against two label-free notions of "related" and a random baseline (similar.py), and fused
+   with a BM25 "more like this" of each paper's own terms (fusion.py);
 3. which text to embed: title only vs title + abstract cut at 128/256/512 word pieces, as encode CPU time and
    exact-cosine retrieval quality on the same queries (embedding_text.py);
 4. HNSW recall@10 against exact search, and latency, on the seeds and on synthetic sets shaped like them, for

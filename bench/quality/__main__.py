@@ -106,7 +106,7 @@ async def _sections(
     conn: asyncpg.Connection, pg: TempPostgres, args: argparse.Namespace, seeds: Seeds, phases: Phases
 ) -> list[Section]:
     """Run the chosen sections in report order; each returns its conclusion and body."""
-    from bench.quality import embedding_text, index, index_report, search, similar
+    from bench.quality import embedding_text, fusion, hybrid, index, index_report, search, similar
 
     embeddings = QueryEmbeddings(seeds.embedder, size=4096)  # holds every query of the run
     queries = build(seeds.papers, sample=args.sample, seed=args.seed)
@@ -114,11 +114,23 @@ async def _sections(
     if "search" in args.sections:
         found = await search.measure(conn, embeddings, queries, len(seeds.papers))
         out.append(Section(search.conclusion(found), search.render(found)))
+        fusions = await hybrid.measure(conn, embeddings, queries)
+
+        def ndcg(kind: str, mode: str) -> float:
+            return found.scores(kind, mode).ndcg
+
+        out.append(Section(hybrid.conclusion(fusions, ndcg), hybrid.render(fusions, ndcg)))
     if "similar" in args.sections:
         related = await similar.measure(
             conn, embeddings, seeds, rare_share=args.rare_share, draws=args.random_draws, seed=args.seed
         )
         out.append(Section(similar.conclusion(related), similar.render(related)))
+        proxies = {
+            similar.SAME_LISTING: similar.listing_gains(seeds.papers),
+            similar.RARE_WORDS: similar.rare_word_gains(seeds.papers, related.rare),
+        }
+        fused = await fusion.measure(conn, embeddings, seeds, proxies)
+        out.append(Section(fusion.conclusion(fused), fusion.render(fused)))
     phases.done("search and similar papers")
     if "text" in args.sections:
         gains = similar.rare_word_gains(seeds.papers, similar.rare_words(seeds.papers, args.rare_share))

@@ -236,8 +236,8 @@ def render(r: TextResult) -> str:
     return f"""## 3. Which text to embed: quality per second
 
 Each variant encodes the same {n} texts with `LocalEmbedder(max_tokens=...).encode` (torch fp32, batches of 32) \
-or `OnnxEmbedder(max_tokens=...).encode` (ONNX Runtime, int8 weights, one text per call); longer texts are cut, \
-after a warm-up batch. {runs}. *CPU ms/paper* is the process's CPU time \
+or `OnnxEmbedder(max_tokens=...).encode` (ONNX Runtime, int8 weights, one text per call, as many calls at once \
+as cores); longer texts are cut, after a warm-up batch. {runs}. *CPU ms/paper* is the process's CPU time \
 (all threads) per paper: it is much less sensitive than wall time to other work on the machine, so the choice \
 below uses it (torch threads: {r.threads}; load average 1/5/15 min before: {r.load_before}, after: \
 {r.load_after}). Quality is exact cosine ranking in numpy over the {n} vectors (no index) with the queries \

@@ -66,6 +66,18 @@ def test_onnx_vectors_are_close_to_torch_ones_for_the_same_text(onnx, torch_mode
     assert nearest(int8) == nearest(fp32)
 
 
+def _one_call(onnx: OnnxEmbedder, texts: list[str]) -> np.ndarray:
+    """The texts' vectors from a single model call, padded to the longest (what one text per call avoids)."""
+    model = onnx.load()
+    ids = model.tokenize(texts)
+    block = np.zeros((len(ids), max(len(i) for i in ids)), dtype=np.int64)
+    mask = np.zeros_like(block)
+    for row, text_ids in enumerate(ids):
+        block[row, : len(text_ids)] = text_ids
+        mask[row, : len(text_ids)] = 1
+    return model.run(block, mask)
+
+
 def test_a_text_gets_the_same_vector_alone_and_among_others(onnx, onnx_models):
     # Activations are quantized with one scale per model call, so texts sharing a call would shift each
     # other's vectors (cosine to the text alone down to 0.988 in batches of 32); one text per call avoids it.
@@ -73,9 +85,17 @@ def test_a_text_gets_the_same_vector_alone_and_among_others(onnx, onnx_models):
     alone = np.stack([onnx.encode([t])[0] for t in texts])
     assert np.array_equal(onnx.encode(texts), alone)
     assert np.array_equal(onnx.encode(texts[::-1]), alone[::-1])
-    batched = OnnxEmbedder(onnx_models, batch_size=32).encode(texts)
+    batched = _one_call(onnx, texts)
     assert not np.array_equal(batched, alone)  # what one text per call is for
     assert (batched * alone).sum(axis=1).min() >= MIN_COSINE
+
+
+def test_calls_on_several_threads_give_the_vectors_of_calls_in_turn(onnx_models):
+    texts = fixture_texts()
+    in_turn = OnnxEmbedder(onnx_models, threads=1).encode(texts)
+    at_once = OnnxEmbedder(onnx_models, threads=3).encode(texts)
+    assert np.array_equal(at_once, in_turn)
+    assert np.allclose(np.linalg.norm(at_once, axis=1), 1.0, atol=1e-5)
 
 
 def test_the_space_names_backend_and_quantization(onnx, torch_model):

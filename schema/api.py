@@ -175,7 +175,12 @@ class ScoredPaper(Paper, frozen=True):
     """A paper found by search, similarity or recommendation, with its score."""
 
     score: Annotated[
-        float, doc("relevance: cosine similarity (semantic), BM25 (keyword) or fused RRF score (hybrid)", 0.71)
+        float,
+        doc(
+            "relevance: cosine similarity (semantic), BM25 (keyword) or the fused score (hybrid: 0.7 x BM25 +"
+            " 0.3 x cosine, each min-max scaled over its top 50)",
+            0.71,
+        ),
     ]
     snippet: Annotated[
         str | None,

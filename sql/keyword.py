@@ -185,10 +185,11 @@ def _hits(query: KeywordQuery, flt: PaperFilter, params: list[object], *, depth:
 
 async def hybrid_ranks(
     conn: asyncpg.Connection, query: KeywordQuery, vector: np.ndarray, flt: PaperFilter, *, limit: int, depth: int
-) -> tuple[list[int], list[int]]:
-    """The keys of the `limit` best papers by BM25 and of the `limit` nearest by HNSW, filtered, in one statement.
+) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """(key, score) of the `limit` best papers by BM25 and of the `limit` nearest by HNSW (cosine similarity),
+    filtered, in one statement.
 
-    Keys only: the fusion needs ranks, and only the page shown is read in full (`papers_by_key`).
+    Keys and scores only: the fusion needs no more, and only the page shown is read in full (`papers_by_key`).
     """
     params: list[object] = []
     terms = _query_terms(params, query.text, None)
@@ -202,6 +203,7 @@ async def hybrid_ranks(
         nn AS (SELECT p.paper_key, p.embedding <=> {vec} AS distance FROM papers p
                WHERE {where.sql()} ORDER BY p.embedding <=> {vec} LIMIT {n})
         SELECT (SELECT coalesce(array_agg(paper_key ORDER BY score DESC, paper_key), '{{}}') FROM kw) AS keyword,
+               (SELECT coalesce(array_agg(score ORDER BY score DESC, paper_key), '{{}}') FROM kw) AS keyword_scores,
                coalesce(array_agg(nn.paper_key), '{{}}') AS semantic_keys,
                coalesce(array_agg(nn.distance), '{{}}') AS distances
         FROM nn"""
@@ -209,7 +211,8 @@ async def hybrid_ranks(
     assert row is not None  # an aggregate: always one row
     # Ordered exactly here, as in search.nearest (relaxed_order; an ORDER BY in SQL would be dropped).
     semantic = sorted(zip(row["distances"], row["semantic_keys"], strict=True))
-    return list(row["keyword"]), [key for _, key in semantic]
+    matched = list(zip(row["keyword"], map(float, row["keyword_scores"]), strict=True))
+    return matched, [(key, 1.0 - float(distance)) for distance, key in semantic]
 
 
 async def papers_by_key(

@@ -104,7 +104,7 @@ SearchMode = _enum(
     "SearchMode",
     contracts.SearchMode,
     'How search ranks: keywords by BM25 (any word may match, "quoted phrases" must, -words must not),'
-    " embedding similarity, or both fused by reciprocal rank.",
+    " embedding similarity, or both fused (min-max scaled scores, BM25 weighted 0.7).",
 )
 # The one enum of listing formats (schema/ingest.py), as REST names it too. Its members are named by their
 # values (`page`, `hf_daily`), so `kind` answers the strings it answered as a String, and a variable keeps

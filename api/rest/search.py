@@ -53,7 +53,11 @@ async def search_papers(
     ],
     mode: Annotated[
         params.SearchModes,
-        Parameter(description="hybrid (default) fuses keyword and semantic by RRF", examples=[Example(value="hybrid")]),
+        Parameter(
+            description="hybrid (default) fuses keyword and semantic rankings by their min-max scaled scores"
+            " (BM25 weighted 0.7)",
+            examples=[Example(value="hybrid")],
+        ),
     ] = HYBRID,
     listing: params.InListing = None,
     listed_from: params.ListedFrom = None,

@@ -36,7 +36,9 @@ from sql.routing import looks_up, reads
 from sql.search import PaperVector
 
 NOT_CONFIGURED = "semantic search is not configured on this server (PAPERS_EMBEDDER=none)"
-RRF_K = 60  # the constant of Cormack et al. (2009)
+# Hybrid search: BM25 and cosine each min-max scaled, BM25 weighted 0.7. Chosen by measurement over reciprocal rank
+# fusion (k = 60, 10, 1) and weight 0.5 (docs/similarity.md, section 1): best nDCG@10 on both query sets.
+HYBRID_KEYWORD_WEIGHT = 0.7
 NEGATIVE_WEIGHT = 0.5  # Rocchio's beta: negatives pull half as hard as positives push
 # Postings read per query stem, at least: chosen by measurement (docs/design.md, "Keyword ranking").
 KEYWORD_DEPTH = 200
@@ -131,23 +133,35 @@ class QueryEmbeddings:
         return vector
 
 
-def fuse(rankings: Sequence[Sequence[K]], k: int = RRF_K) -> list[tuple[K, float]]:
-    """Reciprocal rank fusion of rankings of ids: score = sum over rankings of 1 / (k + rank), best first; ties keep
-    first-seen order."""
+def fuse(
+    rankings: Sequence[tuple[Sequence[tuple[K, float]], float]], depth: int = HYBRID_KEYWORD_HITS
+) -> list[tuple[K, float]]:
+    """Weighted sum of each ranking's scores, min-max scaled over its first `depth` hits, best first.
+
+    A paper absent from a ranking, or deeper than `depth` in it, scores 0 there; ties keep first-seen order. The
+    scale is fixed by the first `depth` hits so that a deeper page (longer rankings) leaves the first ranks as they
+    were: paging walks one ranking.
+    """
     scores: dict[K, float] = collections.defaultdict(float)
-    for ranking in rankings:
-        for rank, key in enumerate(ranking, start=1):
-            scores[key] += 1.0 / (k + rank)
+    for ranking, weight in rankings:
+        if not ranking:
+            continue
+        high, low = ranking[0][1], ranking[: max(depth, 1)][-1][1]
+        for key, score in ranking:
+            scores[key] += weight * (max(0.0, (score - low) / (high - low)) if high > low else 1.0)
     return sorted(scores.items(), key=lambda item: -item[1])
 
 
-def rrf(rankings: Sequence[Sequence[ScoredPaper]], k: int = RRF_K) -> list[ScoredPaper]:
-    """Reciprocal rank fusion of rankings of papers (`fuse`), each paper as first seen with its fused score."""
-    first: dict[str, ScoredPaper] = {}
-    for ranking in rankings:
-        for hit in ranking:
-            first.setdefault(hit.id, hit)
-    fused = fuse([[hit.id for hit in ranking] for ranking in rankings], k)
+def fuse_hits(keyword: Sequence[ScoredPaper], semantic: Sequence[ScoredPaper]) -> list[ScoredPaper]:
+    """Hybrid search's fusion (`fuse`, BM25 weighted HYBRID_KEYWORD_WEIGHT) of rankings of papers, each paper as
+    first seen, with its fused score."""
+    first = {hit.id: hit for hit in [*reversed(semantic), *reversed(keyword)]}
+    fused = fuse(
+        [
+            ([(hit.id, hit.score) for hit in keyword], HYBRID_KEYWORD_WEIGHT),
+            ([(hit.id, hit.score) for hit in semantic], 1 - HYBRID_KEYWORD_WEIGHT),
+        ]
+    )
     return [msgspec.structs.replace(first[i], score=round(score, 6)) for i, score in fused]
 
 
@@ -262,17 +276,21 @@ async def _hybrid(
     window: tuple[int, int],
     want: int,
 ) -> Page[ScoredPaper]:
-    """Hybrid search: the keyword and nearest-neighbour rankings as keys in one statement, fused, then only the
+    """Hybrid search: the keyword and nearest-neighbour rankings (keys, scores) in one statement, fused, then only the
     page's papers read (with snippets for its keyword hits)."""
     bound = max(want, HYBRID_KEYWORD_HITS)
     matched, semantic = await keyword.hybrid_ranks(
         conn, query, vector, flt, limit=bound, depth=max(KEYWORD_DEPTH, 2 * bound)
     )
-    fused = fuse([matched, semantic])
+    fused = fuse([(matched, HYBRID_KEYWORD_WEIGHT), (semantic, 1 - HYBRID_KEYWORD_WEIGHT)])
     start, stop, has_next, has_previous = _slice(page, *window, len(fused))
     shown = fused[start:stop]
     items = await keyword.papers_by_key(
-        conn, [key for key, _ in shown], [round(score, 6) for _, score in shown], snippets=set(matched), query=query
+        conn,
+        [key for key, _ in shown],
+        [round(score, 6) for _, score in shown],
+        snippets={key for key, _ in matched},
+        query=query,
     )
     cursors = cursor.Cursors(kind, [[position] for position in range(start + 1, stop + 1)])
     return Page(items, cursors, has_next, has_previous)

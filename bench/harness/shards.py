@@ -17,7 +17,7 @@ from typing import TypeVar
 import asyncpg
 import numpy as np
 
-from api.services.search import HYBRID_KEYWORD_HITS, KEYWORD_DEPTH, rrf
+from api.services.search import HYBRID_KEYWORD_HITS, KEYWORD_DEPTH, fuse_hits
 from schema.api import PaperFilter, ScoredPaper
 from sql import keyword, search
 from sql.db import connection
@@ -156,19 +156,19 @@ class Parts:
         """Hybrid search: merge each ranking over the parts, then fuse (right), or fuse per part, then merge (wrong)."""
         if not fuse_first:
             matched = await self.keyword(query, HYBRID_KEYWORD_HITS, global_stats=True)
-            return rrf([matched, await self.nearest(vector, HYBRID_KEYWORD_HITS)])[:k]
+            return fuse_hits(matched, await self.nearest(vector, HYBRID_KEYWORD_HITS))[:k]
 
         async def fused(conn: asyncpg.Connection) -> list[ScoredPaper]:
             matched = await keyword.keyword(conn, query, PaperFilter(), limit=HYBRID_KEYWORD_HITS, depth=KEYWORD_DEPTH)
-            return rrf([matched, await search.nearest(conn, vector, PaperFilter(), limit=HYBRID_KEYWORD_HITS)])
+            return fuse_hits(matched, await search.nearest(conn, vector, PaperFilter(), limit=HYBRID_KEYWORD_HITS))
 
         return merge(await self.each(fused), k)
 
 
 async def single_hybrid(conn: asyncpg.Connection, query: KeywordQuery, vector: np.ndarray, k: int) -> list[ScoredPaper]:
-    """Hybrid search on one database, as api.services.search does it: BM25 and HNSW top 50, fused by RRF."""
+    """Hybrid search on one database, as api.services.search does it: BM25 and HNSW top 50, fused (`fuse_hits`)."""
     matched = await keyword.keyword(conn, query, PaperFilter(), limit=HYBRID_KEYWORD_HITS, depth=KEYWORD_DEPTH)
-    return rrf([matched, await search.nearest(conn, vector, PaperFilter(), limit=HYBRID_KEYWORD_HITS)])[:k]
+    return fuse_hits(matched, await search.nearest(conn, vector, PaperFilter(), limit=HYBRID_KEYWORD_HITS))[:k]
 
 
 @contextlib.asynccontextmanager

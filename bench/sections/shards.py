@@ -9,8 +9,8 @@ its papers are copied into as many migrated databases of the same server by a ha
 (bench/harness/shards.py); each part builds its own HNSW index and its own BM25 postings and statistics. Every
 query runs on each part through the product's functions and the answers are merged: similarity by distance
 (each part's top 10), keyword by BM25 score with each part's own statistics or with the collection's (a first
-round sums the parts' document frequencies), hybrid by RRF over the merged rankings (and, to show why not, by
-merging per-part RRF). Answers are compared with the single node's and with exact rankings (vectors: brute force
+round sums the parts' document frequencies), hybrid by fusing the merged rankings (and, to show why not, by
+merging per-part fusions). Answers are compared with the single node's and with exact rankings (vectors: brute force
 in numpy; keyword: every posting of each query stem read). Latency: the parts asked one after another
 (sequential gather) or all at once (concurrent gather), from one client, parts on one 2-core machine.
 """

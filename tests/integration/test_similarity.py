@@ -9,7 +9,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
-from api.services.search import QueryEmbeddings, rrf
+from api.services.search import QueryEmbeddings, fuse
 from ingest.embed import embed_pending, reembed_all
 from ingest.pipeline import Source, ingest_source
 from schema.api import ScoredPaper
@@ -276,17 +276,23 @@ async def test_search_bad_input(client):
     assert_problem(await client.get("/v1/search", params={"q": "decoding", "cursor": other}), 400)
 
 
-def test_rrf_fuses_by_reciprocal_rank():
-    def hits(*ids: str) -> list[ScoredPaper]:
-        import datetime as dt
+def test_fuse_weighs_min_max_scaled_scores():
+    keyword = [("a", 9.0), ("b", 5.0), ("c", 1.0)]
+    semantic = [("c", 0.9), ("b", 0.7), ("d", 0.5)]
+    fused = dict(fuse([(keyword, 0.7), (semantic, 0.3)]))
+    # a: 0.7 x 1; b: 0.7 x 0.5 + 0.3 x 0.5; c: 0 + 0.3 x 1; d: 0 (its ranking's lowest)
+    assert fused == pytest.approx({"a": 0.7, "b": 0.5, "c": 0.3, "d": 0.0})
+    assert [key for key, _ in fuse([(keyword, 0.7), (semantic, 0.3)])] == ["a", "b", "c", "d"]
 
-        now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-        return [ScoredPaper(i, i, "", None, now, now, None, None, score=0.0) for i in ids]
 
-    fused = rrf([hits("a", "b", "c"), hits("c", "b", "d")], k=60)
-    # b: 1/62 + 1/62; c: 1/63 + 1/61; a: 1/61; d: 1/63
-    assert [h.id for h in fused] == ["c", "b", "a", "d"]
-    assert fused[0].score == round(1 / 63 + 1 / 61, 6)
+def test_fuse_keeps_the_first_ranks_when_the_rankings_go_deeper():
+    """The scale is set by the first `depth` hits: a deeper page does not reorder the ranks before it."""
+    keyword = [(f"k{i}", 100.0 - i) for i in range(8)]
+    semantic = [(f"k{7 - i}", 0.9 - i / 100) for i in range(8)]
+    shallow = fuse([(keyword[:4], 0.7), (semantic[:4], 0.3)], depth=4)
+    deep = fuse([(keyword, 0.7), (semantic, 0.3)], depth=4)
+    assert deep[: len(shallow)] == shallow
+    assert fuse([([("x", 2.0)], 1.0)]) == [("x", 1.0)]  # one hit: the top of its scale
 
 
 async def test_hybrid_puts_papers_found_by_both_first(client):

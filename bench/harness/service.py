@@ -45,6 +45,25 @@ def http(url: str, body: Any = None, timeout: float = 10, method: str | None = N
         return exc.code, None
 
 
+def one_client(
+    base: str, paths: dict[str, list[str]], rounds: int, *, warm: int | None = None, timeout: float = 10
+) -> dict[str, list[float]]:
+    """One client taking each named list's next request in turn, `rounds` times, after a checked warm-up of each
+    list (its first `warm` paths; all by default): the milliseconds of every request, by name."""
+    for name, lines in paths.items():
+        for path in lines[:warm]:
+            status, body = http(base + path, timeout=timeout)
+            if status != 200:
+                raise SystemExit(f"{name}: HTTP {status}: {str(body)[:300]}")
+    ms: dict[str, list[float]] = {name: [] for name in paths}
+    for n in range(rounds):
+        for name, lines in paths.items():
+            started = time.perf_counter()
+            http(base + lines[n % len(lines)], timeout=timeout)
+            ms[name].append((time.perf_counter() - started) * 1000)
+    return ms
+
+
 class Service:
     """A server subprocess: started until `ready()` holds, sampled for memory, stopped with its process group."""
 

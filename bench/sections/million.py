@@ -40,7 +40,7 @@ from bench.harness.corpus import Corpus, listings
 from bench.harness.load import Load, write_requests, wrk
 from bench.harness.meter import measured, wait_quiet
 from bench.harness.postgres import TempPostgres, temp_postgres
-from bench.harness.service import http, papers_server
+from bench.harness.service import http, one_client, papers_server
 from bench.harness.tools import log
 from bench.harness.vocabulary import queries, real_vocabulary
 
@@ -228,17 +228,8 @@ def _http(pg: TempPostgres, url: str, ids: list[str], texts: list[str]) -> dict[
         while http(service.base + "/readyz")[0] != 200 and time.monotonic() < deadline:
             time.sleep(1)
         paths = {"paper": [f"/v1/papers/{i}" for i in ids], **{m: _paths(m, texts) for m in MODES}}
-        for name, lines in paths.items():  # every query embedded once (the server's cache), and a check
-            for path in lines:
-                status, body = http(service.base + path, timeout=120)
-                if status != 200:
-                    raise SystemExit(f"{name}: HTTP {status}: {str(body)[:300]}")
-        ms: dict[str, list[float]] = {name: [] for name in paths}
-        for n in range(2 * len(texts)):
-            for name, lines in paths.items():
-                started = time.perf_counter()
-                http(service.base + lines[n % len(lines)], timeout=120)
-                ms[name].append((time.perf_counter() - started) * 1e3)
+        # Every query embedded once first (the server's cache), each answer checked.
+        ms = one_client(service.base, paths, 2 * len(texts), timeout=120)
         single = {name: _summary(v) for name, v in ms.items()}
         log("million", f"single client: {single}")
         loads = {}

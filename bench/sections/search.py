@@ -30,7 +30,7 @@ from bench.harness.corpus import load
 from bench.harness.load import Load, medians, write_requests, wrk
 from bench.harness.meter import measured, wait_quiet
 from bench.harness.postgres import temp_postgres
-from bench.harness.service import http, papers_server
+from bench.harness.service import http, one_client, papers_server
 from bench.harness.tools import log
 from bench.harness.vocabulary import queries, real_vocabulary
 
@@ -161,17 +161,7 @@ def _single_client(base: str, ids: list[str], texts: list[str]) -> dict[str, Any
         "paper": [f"/v1/papers/{i}" for i in ids],
         "keyword": [f"/v1/search?mode=keyword&q={urllib.parse.quote(t)}" for t in texts],
     }
-    for name, lines in paths.items():  # warm-up, and a check that each answers
-        for path in lines[:10]:
-            status, body = http(base + path)
-            if status != 200:
-                raise SystemExit(f"{name}: HTTP {status}: {str(body)[:300]}")
-    ms: dict[str, list[float]] = {name: [] for name in paths}
-    for n in range(2 * len(texts)):
-        for name, lines in paths.items():
-            started = time.perf_counter()
-            http(base + lines[n % len(lines)])
-            ms[name].append((time.perf_counter() - started) * 1000)
+    ms = one_client(base, paths, 2 * len(texts), warm=10)  # after a warm-up that checks each answers
     return {name: _summary(v) for name, v in ms.items()}
 
 

@@ -203,7 +203,7 @@ def conclusion(r: SearchResult) -> str:
     return (
         f"- **Search modes**, ranked by nDCG@10 averaged over the two query types: {order}."
         f" Weakest query type per mode: {'; '.join(weak)}."
-        f" Hybrid (RRF) is {hybrid}. `search_papers` defaults to {DEFAULT_MODE}: {default}."
+        f" Hybrid (fused) is {hybrid}. `search_papers` defaults to {DEFAULT_MODE}: {default}."
         f" Done-when check {verdict}: {sum(map(r.described_ok, r.described))} of {len(r.described)} hand-written"
         f" descriptions find their paper in the top 5 in {checked} search."
     )

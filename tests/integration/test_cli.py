@@ -250,6 +250,20 @@ def test_the_embedded_server_sizes_its_buffers_for_the_machine_once(tmp_path):
         embedded.stop()
 
 
+def test_a_sizing_the_server_refuses_leaves_it_serving(tmp_path, monkeypatch, caplog):
+    import sql.embedded
+    from sql.embedded import EmbeddedPostgres
+
+    monkeypatch.setattr(sql.embedded, "shared_buffers_mb", lambda memory: -1)  # PostgreSQL refuses the value
+    embedded = EmbeddedPostgres(tmp_path)
+    try:
+        url = embedded.start()
+        assert embedded.url() == url
+        assert "shared_buffers not sized" in caplog.text
+    finally:
+        embedded.stop()
+
+
 def test_shared_buffers_stay_within_bounds():
     from sql.embedded import MAX_SHARED_BUFFERS_MB, MIN_SHARED_BUFFERS_MB, shared_buffers_mb
 

@@ -242,7 +242,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 async def _stored_counts(settings: Settings) -> str:
     async with db.connection(await db.migrated_url(settings)) as conn:
         stats = await queries.stats(conn)
-    return "stored: " + ", ".join(f"{value} {name}" for name, value in msgspec.structs.asdict(stats).items())
+    counts = {name: value for name, value in msgspec.structs.asdict(stats).items() if isinstance(value, int)}
+    return "stored: " + ", ".join(f"{value} {name}" for name, value in counts.items())  # the totals, not `databases`
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -142,6 +142,8 @@ def test_demo_ingests_the_given_paths_and_stops_with_no_serve(env, listing_dir):
     assert result.returncode == 0, result.stderr
     assert "listings: 3 new" in result.stdout
     assert "stored: 7 papers, 3 listings, 8 entries" in result.stdout
+    stored = next(line for line in result.stdout.splitlines() if line.startswith("stored: "))
+    assert stored.endswith(" 0 jobs_failed"), stored  # the counts only, as the README shows them
 
 
 def test_demo_on_the_seeds_twice(env, seeds):

@@ -180,7 +180,10 @@ class OnnxEmbedder(_LoadedOnce["OnnxModel"]):
         self.max_tokens = max_tokens
         self.threads = threads
         self.exported = False  # whether this embedder's load exported the model (rather than reused the cache)
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="papers-embed")
+        self._pool, self._pool_pid = self._new_pool(), os.getpid()
+
+    def _new_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self.threads, thread_name_prefix="papers-embed")
 
     def _make(self) -> OnnxModel:
         # The cached model, exported first when the data directory has none.
@@ -200,6 +203,10 @@ class OnnxEmbedder(_LoadedOnce["OnnxModel"]):
         ids = model.tokenize(list(texts))
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if self._pool_pid != os.getpid():
+            # A forked child (`papers demo` embeds, then granian forks its workers) inherits the pool without its
+            # threads: work submitted there would wait forever.
+            self._pool, self._pool_pid = self._new_pool(), os.getpid()
         for row, vector in zip(order, self._pool.map(model.vector, [ids[i] for i in order]), strict=True):
             out[row] = vector
         return out

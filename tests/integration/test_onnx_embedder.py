@@ -141,3 +141,23 @@ def test_loading_a_cached_model_imports_neither_torch_nor_transformers(onnx_mode
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split() == ["False", "False", "False"], out.stderr
+
+
+def test_a_forked_child_embeds_with_the_parents_embedder(onnx):
+    """`papers demo` embeds, then granian forks its workers: the child's pool must have threads of its own."""
+    import os
+
+    onnx.encode(["started in the parent"])  # the pool's threads now exist, in this process only
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if it gets a vector within the alarm
+        import signal
+
+        signal.alarm(30)
+        ok = False
+        try:
+            ok = onnx.encode(["embedded in the child"]).shape == (1, LOCAL_DIM)
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status), status  # not killed by the alarm: the child did not hang
+    assert os.WEXITSTATUS(status) == 0

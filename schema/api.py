@@ -185,7 +185,8 @@ class ScoredPaper(Paper, frozen=True):
     snippet: Annotated[
         str | None,
         doc(
-            "abstract fragment with the keyword matches in <mark> (keyword and hybrid)",
+            "up to two fragments of the abstract around the query's words, HTML-escaped with those words in <mark>,"
+            " '...' where text is left out (keyword hits in keyword and hybrid search)",
             "... we propose a <mark>reward</mark> <mark>model</mark> that ...",
         ),
     ] = None

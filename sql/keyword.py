@@ -21,7 +21,7 @@ from schema import limits
 from schema.api import PaperFilter, ScoredPaper
 from sql import search
 from sql.fragments import PAPER_COLUMNS, Where, paper_filters
-from sql.search import headline, scored_paper
+from sql.search import scored_paper
 
 # The query's stems with their document frequency (df) and the number of papers (n), from this database's index.
 _LOCAL_STATS = """(SELECT s.term, coalesce(k.df, 0) AS df, n.df AS n
@@ -114,34 +114,26 @@ async def keyword(
     limit: int,
     depth: int,
     exhaustive: bool = False,
-    snippets: tuple[int, int] | None = None,
     stats: TermStats | None = None,
 ) -> list[ScoredPaper]:
     """The `limit` best papers by BM25 (title-boosted), filtered; see the module note for the two plans.
 
-    With `snippets=(after, last)`, the hits ranked after..last (1-based, inclusive of last) carry snippets, made in
-    the same statement, so only the page shown pays for them. With `stats`, idf comes from them instead of this
-    database's index (a collection split over several databases: docs/scale-out.md).
+    With `stats`, idf comes from them instead of this database's index (a collection split over several databases:
+    docs/scale-out.md).
     """
     params: list[object] = []
     terms = _query_terms(params, query.text, stats)
     hits = _hits(query, flt, params, depth=depth, exhaustive=exhaustive)
-    snippet = "NULL::text"
-    if snippets is not None:
-        shown = Where(params)
-        ranks = f"hits.rank > {shown.param(snippets[0])} AND hits.rank <= {shown.param(snippets[1])}"
-        snippet = f"CASE WHEN {ranks} THEN {headline(shown.param(or_words(query)))} END"
     n = len(params)
     rows = await conn.fetch(
         f"""WITH {terms},
-            hits AS (SELECT *, row_number() OVER (ORDER BY score DESC, paper_key) AS rank
-                     FROM ({hits} ORDER BY score DESC, paper_key LIMIT ${n + 1}) top)
-            SELECT {PAPER_COLUMNS}, hits.score, {snippet} AS snippet FROM hits JOIN papers p USING (paper_key)
-            ORDER BY hits.rank""",
+            hits AS ({hits} ORDER BY score DESC, paper_key LIMIT ${n + 1})
+            SELECT {PAPER_COLUMNS}, hits.score FROM hits JOIN papers p USING (paper_key)
+            ORDER BY hits.score DESC, hits.paper_key""",
         *params,
         limit,
     )
-    return [scored_paper(r, r["score"], r["snippet"]) for r in rows]
+    return [scored_paper(r, r["score"]) for r in rows]
 
 
 async def count_ranked(
@@ -215,26 +207,16 @@ async def hybrid_ranks(
     return matched, [(key, 1.0 - float(distance)) for distance, key in semantic]
 
 
-async def papers_by_key(
-    conn: asyncpg.Connection, keys: list[int], scores: list[float], *, snippets: set[int], query: KeywordQuery
-) -> list[ScoredPaper]:
-    """Papers by key with their scores, in the order given; those in `snippets` with the query's words marked."""
+async def papers_by_key(conn: asyncpg.Connection, keys: list[int], scores: list[float]) -> list[ScoredPaper]:
+    """Papers by key with their scores, in the order given."""
     rows = await conn.fetch(
-        f"""SELECT {PAPER_COLUMNS}, u.score,
-                   CASE WHEN p.paper_key = ANY($3::bigint[]) THEN {headline("$4")} END AS snippet
+        f"""SELECT {PAPER_COLUMNS}, u.score
             FROM unnest($1::bigint[], $2::float8[]) WITH ORDINALITY AS u(paper_key, score, n)
             JOIN papers p USING (paper_key) ORDER BY u.n""",
         keys,
         scores,
-        list(snippets),
-        or_words(query),
     )
-    return [scored_paper(r, r["score"], r["snippet"]) for r in rows]
-
-
-def or_words(query: KeywordQuery) -> str:
-    """The query's words joined by `or` (web search syntax), for highlighting any of them."""
-    return " or ".join(query.text.split())
+    return [scored_paper(r, r["score"]) for r in rows]
 
 
 async def rebuild(conn: asyncpg.Connection) -> int:

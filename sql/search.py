@@ -44,25 +44,6 @@ async def keyword_all_words(
     return [scored_paper(r, r["score"]) for r in rows]
 
 
-def headline(q: str) -> str:
-    """The SQL of a paper's (alias p) snippet for the query text q (an OR of the query's words)."""
-    return (
-        f"ts_headline('english', p.abstract, websearch_to_tsquery('english', {q}),"
-        " 'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=25, MinWords=8')"
-    )
-
-
-async def snippets(conn: asyncpg.Connection, q: str, ids: Sequence[str]) -> dict[str, str]:
-    """Abstract fragments with the query's matches in <mark>, by public id."""
-    # Separate from ranking: ts_headline re-parses each abstract, so only the page shown pays for it.
-    rows = await conn.fetch(
-        f"SELECT p.public_id, {headline('$1')} AS snippet FROM papers p WHERE p.public_id = ANY($2::text[])",
-        q,
-        list(ids),
-    )
-    return {r["public_id"]: r["snippet"] for r in rows}
-
-
 async def _iterative_scan(conn: asyncpg.Connection) -> bool:
     """Whether pgvector can keep scanning the index until `limit` rows pass the filters (0.8+)."""
     found = _ITERATIVE.get("vector")

@@ -17,6 +17,7 @@ import msgspec
 import numpy as np
 
 from api.services.catalog import check_filter, page_size
+from api.services.snippets import Highlighter
 from ingest.embedder import Embedder, embedding_text, space_of
 from schema import limits
 from schema.api import PaperFilter, RecommendRequest, ScoredPaper, SearchMode
@@ -181,15 +182,9 @@ def keyword_query(q: str) -> KeywordQuery:
     return KeywordQuery(" ".join(text.split()), phrases, tuple(excluded))
 
 
-async def _keyword(
-    conn: asyncpg.Connection,
-    query: KeywordQuery,
-    flt: PaperFilter,
-    want: int,
-    snippets: tuple[int, int] | None = None,
-) -> list[ScoredPaper]:
+async def _keyword(conn: asyncpg.Connection, query: KeywordQuery, flt: PaperFilter, want: int) -> list[ScoredPaper]:
     depth = max(KEYWORD_DEPTH, 2 * want)
-    return await keyword.keyword(conn, query, flt, limit=want, depth=depth, snippets=snippets)
+    return await keyword.keyword(conn, query, flt, limit=want, depth=depth)
 
 
 def _query_text(q: str) -> str:
@@ -248,10 +243,7 @@ async def search_papers(
     matched: list[ScoredPaper] = []
     query = keyword_query(q)
     if mode == "keyword":
-        # A forward page's ranks are known before the ranking runs, so its snippets come in the same statement;
-        # a backward page's are known only once the hits are counted.
-        ahead = None if page.backward else (low, min(low + page.size, high))
-        hits = matched = await _keyword(conn, query, flt, want, snippets=ahead)
+        hits = matched = await _keyword(conn, query, flt, want)
     else:
         await queries.check_space(conn)
         vector = await queries.vector(q, budget or Budget())
@@ -259,9 +251,7 @@ async def search_papers(
             return await _hybrid(conn, query, vector, flt, page, kind, (low, high), want)
         hits = await search.nearest(conn, vector, flt, limit=want)
     start, stop, has_next, has_previous = _slice(page, low, high, len(hits))
-    items = hits[start:stop]
-    if mode != "keyword" or page.backward:
-        items = await _with_snippets(conn, query, items, {h.id for h in matched})
+    items = _with_snippets(query, hits[start:stop], {h.id for h in matched})
     cursors = cursor.Cursors(kind, [[position] for position in range(start + 1, stop + 1)])
     return Page(items, cursors, has_next, has_previous)
 
@@ -285,13 +275,10 @@ async def _hybrid(
     fused = fuse([(matched, HYBRID_KEYWORD_WEIGHT), (semantic, 1 - HYBRID_KEYWORD_WEIGHT)])
     start, stop, has_next, has_previous = _slice(page, *window, len(fused))
     shown = fused[start:stop]
-    items = await keyword.papers_by_key(
-        conn,
-        [key for key, _ in shown],
-        [round(score, 6) for _, score in shown],
-        snippets={key for key, _ in matched},
-        query=query,
-    )
+    papers = await keyword.papers_by_key(conn, [key for key, _ in shown], [round(score, 6) for _, score in shown])
+    keyword_keys = {key for key, _ in matched}
+    hit_ids = {paper.id for paper, (key, _) in zip(papers, shown, strict=True) if key in keyword_keys}
+    items = _with_snippets(query, papers, hit_ids)
     cursors = cursor.Cursors(kind, [[position] for position in range(start + 1, stop + 1)])
     return Page(items, cursors, has_next, has_previous)
 
@@ -304,15 +291,12 @@ async def count_search(conn: asyncpg.Connection, q: str, *, mode: SearchMode, fl
     return await keyword.count_ranked(conn, query, flt, keyword=mode != "semantic", semantic=mode != "keyword")
 
 
-async def _with_snippets(
-    conn: asyncpg.Connection, query: KeywordQuery, page: list[ScoredPaper], matched: set[str]
-) -> list[ScoredPaper]:
+def _with_snippets(query: KeywordQuery, page: list[ScoredPaper], matched: set[str]) -> list[ScoredPaper]:
     """Keyword hits on the page get highlighted snippets (any query word marked); semantic-only hits have none."""
-    shown = [hit.id for hit in page if hit.id in matched]
-    if not shown:
+    if not matched.intersection(hit.id for hit in page):
         return page
-    found = await search.snippets(conn, keyword.or_words(query), shown)
-    return [msgspec.structs.replace(hit, snippet=found.get(hit.id)) if hit.id in matched else hit for hit in page]
+    marks = Highlighter(query.text)
+    return [msgspec.structs.replace(h, snippet=marks.snippet(h.abstract)) if h.id in matched else h for h in page]
 
 
 async def _paper_vectors(

@@ -6,8 +6,11 @@ every call of a part, divided by the calls. Parts:
 - `ranks, generic plan`: the same with `plan_cache_mode = force_generic_plan` (the difference is what planning
   the statement on each call costs: PostgreSQL keeps choosing custom plans for it);
 - `nearest only`: the HNSW half of that statement alone (keys and distances);
-- `page with snippets` / `page without snippets`: reading the page shown (20 papers) with `ts_headline` for its
-  keyword hits, or none.
+- `page`: reading the page shown (20 papers), as the service does;
+- `page, ts_headline snippets (before)`: the same with PostgreSQL's `ts_headline` snippets for its keyword hits,
+  as the service made them before snippets moved into the API process;
+- `snippets in the API process`: the service's snippets for the page's keyword hits (api/services/snippets.py):
+  this process's CPU, no statement.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import numpy as np
 import psutil
 
 PAGE = 20  # the REST default page size
+# The service's snippets before they moved into the API process (any query word marked; $3 the words or-ed).
+_HEADLINE = """ts_headline('english', p.abstract, websearch_to_tsquery('english', $3),
+    'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=25, MinWords=8')"""
 ROUNDS = 2
 
 
@@ -37,9 +43,11 @@ async def parts(url: str, texts: Sequence[str], vectors: np.ndarray) -> dict[str
         fuse,
         keyword_query,
     )
+    from api.services.snippets import Highlighter
     from schema.api import PaperFilter
     from sql import keyword, search
     from sql.db import connection
+    from sql.fragments import PAPER_COLUMNS
 
     flt, bound = PaperFilter(), HYBRID_KEYWORD_HITS
     depth = max(KEYWORD_DEPTH, 2 * bound)
@@ -66,25 +74,32 @@ async def parts(url: str, texts: Sequence[str], vectors: np.ndarray) -> dict[str
                 vectors[i],
             )
 
-        def page(snippets: bool) -> Callable[[int], Awaitable[Any]]:
-            async def read(i: int) -> Any:
-                shown, matched = pages[i], ranked[i][0]
-                return await keyword.papers_by_key(
-                    conn,
-                    [k for k, _ in shown],
-                    [s for _, s in shown],
-                    snippets={k for k, _ in matched} if snippets else set(),
-                    query=keyword_query(texts[i]),
-                )
+        async def page(i: int) -> Any:
+            return await keyword.papers_by_key(conn, [k for k, _ in pages[i]], [s for _, s in pages[i]])
 
-            return read
+        async def page_headline(i: int) -> Any:
+            return await conn.fetch(
+                f"""SELECT {PAPER_COLUMNS}, CASE WHEN p.paper_key = ANY($2::bigint[]) THEN {_HEADLINE} END AS snippet
+                    FROM unnest($1::bigint[]) WITH ORDINALITY AS u(paper_key, n) JOIN papers p USING (paper_key)
+                    ORDER BY u.n""",
+                [k for k, _ in pages[i]],
+                [k for k, _ in ranked[i][0]],
+                " or ".join(keyword_query(texts[i]).text.split()),
+            )
+
+        read = [await page(i) for i in range(len(texts))]
+
+        async def snippets(i: int) -> Any:
+            matched, marks = {k for k, _ in ranked[i][0]}, Highlighter(keyword_query(texts[i]).text)
+            return [marks.snippet(p.abstract) for p, (k, _) in zip(read[i], pages[i], strict=True) if k in matched]
 
         out: dict[str, dict[str, float]] = {}
         for name, run in (
             ("ranks", ranks),
             ("nearest only", nearest),
-            ("page with snippets", page(True)),
-            ("page without snippets", page(False)),
+            ("page", page),
+            ("page, ts_headline snippets (before)", page_headline),
+            ("snippets in the API process", snippets),
         ):
             out[name] = await _measure(pid, run, len(texts))
         await conn.execute("SET plan_cache_mode = force_generic_plan")
@@ -95,12 +110,13 @@ async def parts(url: str, texts: Sequence[str], vectors: np.ndarray) -> dict[str
 async def _measure(pid: int, run: Callable[[int], Awaitable[Any]], n: int) -> dict[str, float]:
     for i in range(min(n, 10)):  # warm: the statement prepared, its pages in the buffer cache
         await run(i)
-    cpu0, wall0 = _cpu_s(pid), time.perf_counter()
+    cpu0, own0, wall0 = _cpu_s(pid), time.process_time(), time.perf_counter()
     for _ in range(ROUNDS):
         for i in range(n):
             await run(i)
     calls = ROUNDS * n
     return {
         "server_us": round((_cpu_s(pid) - cpu0) / calls * 1e6),
+        "client_us": round((time.process_time() - own0) / calls * 1e6),
         "wall_ms": round((time.perf_counter() - wall0) / calls * 1e3, 2),
     }

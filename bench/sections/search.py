@@ -285,12 +285,16 @@ def _statements(parts: dict | None, h: dict) -> list[str]:
     if not parts:
         return []
     budget = 2 * 1e6 / HYBRID_RPS  # µs of CPU per request on two cores, everything included
-    rows = [(name, f"{p['server_us']:,}", report.fmt(p["wall_ms"])) for name, p in parts.items()]
+    rows = [
+        (name, f"{p['server_us']:,}", f"{p['client_us']:,}" if "client_us" in p else "", report.fmt(p["wall_ms"]))
+        for name, p in parts.items()
+    ]
     return [
         "Hybrid's statements one at a time (one connection in process, the same 100 queries twice, query vectors"
-        " near corpus vectors; `bench/harness/hybrid_parts.py`): PostgreSQL CPU per call.",
+        " near corpus vectors; `bench/harness/hybrid_parts.py`): PostgreSQL's CPU and the client process's CPU"
+        " (asyncpg, or the snippets) per call.",
         "",
-        report.table(("statement", "server µs per call", "ms per call"), rows, align="lrr"),
+        report.table(("part", "PostgreSQL µs per call", "client µs per call", "ms per call"), rows, align="lrrr"),
         "",
         f"{HYBRID_RPS:.0f} req/s on two cores leaves {budget:,.0f} µs of CPU per request for"
         f" everything (API process, PostgreSQL, wrk); under load this run spent"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -231,3 +232,25 @@ async def test_rest_and_graphql_rank_any_word_and_honour_phrases_and_filters(cli
     everything = await rest("protein folding", "hybrid")
     assert len(everything) == 4  # the vector side fills the page where keyword search matches one paper
     assert [h["title"] for h in everything if h["snippet"]] == [PAPERS[1][0]]
+
+
+async def test_snippets_mark_the_query_words_on_every_page_and_escape_the_abstract(conn):
+    await ingest(conn, "a.txt", factories.page(PAPERS))
+    tagged = "Compilers <script>alert(1)</script> drafts: cost < 5 & speed > 2 for draft models. " * 3
+    await ingest(conn, "b.json", factories.hf_daily([("Script Drafts", tagged, None)], day="2024-03-12"))
+
+    async def page(request: PageRequest) -> list:
+        return list((await search_papers(conn, NO_MODEL, "draft models", request, mode="keyword")).items)
+
+    first = await page(PageRequest(2))
+    first_cursors = (await search_papers(conn, NO_MODEL, "draft models", PageRequest(2), mode="keyword")).cursors
+    rest = await page(PageRequest(3, after=first_cursors[-1]))
+    back = await page(PageRequest(1, before=first_cursors[-1], backward=True))
+    assert len(first) + len(rest) == 5
+    assert back == first[:1]
+    for hit in first + rest:
+        assert re.search(r"<mark>(draft|model)", hit.snippet or "", re.IGNORECASE), hit
+    scripted = next(h for h in first + rest if h.title == "Script Drafts")
+    assert "&lt;script&gt;" in scripted.snippet
+    assert "<script>" not in scripted.snippet
+    assert "cost &lt; 5 &amp; speed &gt; 2" in scripted.snippet

@@ -69,8 +69,11 @@ class Highlighter:
         # that does not start so cannot have one of the query's stems (tests/unit/test_snippets.py checks the rule
         # on every word of the seeds with English suffixes added). One pattern per prefix, each a literal that the
         # regular expression engine finds by a fast scan (an alternation or a word-boundary test is ~10x slower).
-        prefixes = {t[: max(len(t) - 2, 1)] for t in self.terms}
-        self._patterns = [re.compile(re.escape(p) + r"[^\W_]*") for p in sorted(prefixes)]
+        prefixes = sorted({t[: max(len(t) - 2, 1)] for t in self.terms})
+        # A prefix that starts with another finds no word the other does not (and would find them twice).
+        kept = [p for i, p in enumerate(prefixes) if not any(p.startswith(q) for q in prefixes[:i])]
+        self._patterns = [re.compile(re.escape(p) + r"[^\W_]*") for p in kept]
+        self._terms: dict[str, str | None] = {}  # each candidate word seen: its stem if a query term, else None
 
     def snippet(self, abstract: str) -> str:
         """HTML-escaped fragments of the abstract around its words with the query's stems, each in <mark>.
@@ -87,20 +90,20 @@ class Highlighter:
         lowered = text.lower()
         if len(lowered) != len(text):  # a letter whose lower case is longer: positions would not line up
             lowered = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
-        found: dict[int, tuple[int, str]] = {}
+        found: list[tuple[int, int, str]] = []
         for pattern in self._patterns:
             for m in pattern.finditer(lowered):
                 start = m.start()
                 if start == 0 or not lowered[start - 1].isalnum():  # at a word's start
-                    found[start] = (m.end(), m.group())
+                    found.append((start, m.end(), m.group()))
         if not found:
             return []
-        starts = sorted(found)
-        return [
-            _Hit(a, found[a][0], stem)
-            for a, stem in zip(starts, stems([found[a][1] for a in starts]), strict=True)
-            if stem in self.terms and found[a][1] not in STOP_WORDS
-        ]
+        known = self._terms
+        new = list({w for _, _, w in found if w not in known})
+        for word, stem in zip(new, stems(new), strict=True):
+            known[word] = stem if stem in self.terms and word not in STOP_WORDS else None
+        hits = [_Hit(a, b, term) for a, b, w in found if (term := known[w]) is not None]
+        return sorted(hits) if len(self._patterns) > 1 else hits
 
 
 def _opening(text: str) -> tuple[int, int]:
@@ -117,6 +120,8 @@ def _word_end(text: str, at: int) -> int:
 
 def _choose(text: str, hits: Sequence[_Hit]) -> list[tuple[int, int]]:
     """Up to MAX_FRAGMENTS (start, end) ranges that don't overlap, greedily by new terms shown, then hits."""
+    if hits[-1].end - hits[0].start <= FRAGMENT_CHARS:  # one fragment shows them all
+        return [_centred(text, hits, ())]
     chosen: list[tuple[int, int]] = []
     shown: set[str] = set()
     starts, ends, words = [h.start for h in hits], [h.end for h in hits], [h.term for h in hits]
@@ -142,8 +147,10 @@ def _choose(text: str, hits: Sequence[_Hit]) -> list[tuple[int, int]]:
 
 def _centred(text: str, inside: Sequence[_Hit], chosen: Sequence[tuple[int, int]]) -> tuple[int, int]:
     """A range about FRAGMENT_CHARS long with these hits in its middle, clear of the fragments chosen before."""
-    low = max((b for _, b in chosen if b <= inside[0].start), default=0)
-    high = min((a for a, _ in chosen if a >= inside[-1].end), default=len(text))
+    low, high = 0, len(text)
+    for a, b in chosen:
+        low = b if inside[0].start >= b > low else low
+        high = a if inside[-1].end <= a < high else high
     spare = max(0, FRAGMENT_CHARS - (inside[-1].end - inside[0].start))
     start = max(low, inside[0].start - spare // 2)
     end = min(high, start + FRAGMENT_CHARS)
@@ -155,17 +162,21 @@ def _centred(text: str, inside: Sequence[_Hit], chosen: Sequence[tuple[int, int]
 
 def _render(text: str, fragments: Sequence[tuple[int, int]], hits: Sequence[_Hit]) -> str:
     """The fragments' text, escaped, hits in <mark>, an ellipsis wherever text is left out."""
+    escape = _escape if "<" in text or ">" in text or "&" in text else str  # most abstracts have nothing to escape
     parts: list[str] = []
     for start, end in fragments:
         pieces: list[str] = []
         position = start
         for hit in hits:
-            if start <= hit.start and hit.end <= end:
-                pieces.append(html.escape(text[position : hit.start], quote=False))
-                pieces.append(f"<mark>{html.escape(text[hit.start : hit.end], quote=False)}</mark>")
+            if start <= hit.start and hit.end <= end:  # a hit is letters and digits: nothing to escape
+                pieces += (escape(text[position : hit.start]), "<mark>", text[hit.start : hit.end], "</mark>")
                 position = hit.end
-        pieces.append(html.escape(text[position:end], quote=False))
+        pieces.append(escape(text[position:end]))
         parts.append("".join(pieces).strip())
     head = ELLIPSIS + " " if text[: fragments[0][0]].strip() else ""
     tail = " " + ELLIPSIS if text[fragments[-1][1] :].strip() else ""
     return head + f" {ELLIPSIS} ".join(parts) + tail
+
+
+def _escape(text: str) -> str:
+    return html.escape(text, quote=False)

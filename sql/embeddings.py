@@ -34,10 +34,18 @@ class Pending(NamedTuple):
     abstract: str
 
 
+# The stored vectors' space as one column of another statement (a text array, NULL before the first embedding).
+SPACE_COLUMN = "(SELECT ARRAY[model, dim::text, backend, quantization] FROM embedding_space)"
+
+
+def space_from(column: Sequence[str] | None) -> Space | None:
+    """The Space a SPACE_COLUMN holds."""
+    return Space(column[0], int(column[1]), column[2], column[3]) if column else None
+
+
 async def current_space(conn: asyncpg.Connection) -> Space | None:
     """The space of the stored vectors, or None before the first embedding."""
-    row = await conn.fetchrow("SELECT model, dim, backend, quantization FROM embedding_space")
-    return Space(row["model"], row["dim"], row["backend"], row["quantization"]) if row else None
+    return space_from(await conn.fetchval(f"SELECT {SPACE_COLUMN}"))
 
 
 async def column_dim(conn: asyncpg.Connection) -> int:

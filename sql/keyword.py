@@ -20,6 +20,7 @@ import numpy as np
 from schema import limits
 from schema.api import PaperFilter, ScoredPaper
 from sql import search
+from sql.embeddings import SPACE_COLUMN, Space, space_from
 from sql.fragments import PAPER_COLUMNS, Where, paper_filters
 from sql.search import scored_paper
 
@@ -175,11 +176,20 @@ def _hits(query: KeywordQuery, flt: PaperFilter, params: list[object], *, depth:
         GROUP BY h.paper_key"""
 
 
+class HybridRanks(NamedTuple):
+    """Both rankings of a hybrid search as (paper key, score), and the space of the vectors they compared."""
+
+    keyword: list[tuple[int, float]]
+    semantic: list[tuple[int, float]]
+    space: Space | None
+
+
 async def hybrid_ranks(
     conn: asyncpg.Connection, query: KeywordQuery, vector: np.ndarray, flt: PaperFilter, *, limit: int, depth: int
-) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+) -> HybridRanks:
     """(key, score) of the `limit` best papers by BM25 and of the `limit` nearest by HNSW (cosine similarity),
-    filtered, in one statement.
+    filtered, in one statement, with the stored vectors' space (for the caller to refuse another's query vector
+    without a round trip of its own).
 
     Keys and scores only: the fusion needs no more, and only the page shown is read in full (`papers_by_key`).
     """
@@ -197,14 +207,15 @@ async def hybrid_ranks(
         SELECT (SELECT coalesce(array_agg(paper_key ORDER BY score DESC, paper_key), '{{}}') FROM kw) AS keyword,
                (SELECT coalesce(array_agg(score ORDER BY score DESC, paper_key), '{{}}') FROM kw) AS keyword_scores,
                coalesce(array_agg(nn.paper_key), '{{}}') AS semantic_keys,
-               coalesce(array_agg(nn.distance), '{{}}') AS distances
+               coalesce(array_agg(nn.distance), '{{}}') AS distances,
+               {SPACE_COLUMN} AS space
         FROM nn"""
     row = await search.with_ef_search(conn, limit, lambda: conn.fetchrow(statement, *params))
     assert row is not None  # an aggregate: always one row
     # Ordered exactly here, as in search.nearest (relaxed_order; an ORDER BY in SQL would be dropped).
     semantic = sorted(zip(row["distances"], row["semantic_keys"], strict=True))
     matched = list(zip(row["keyword"], map(float, row["keyword_scores"]), strict=True))
-    return matched, [(key, 1.0 - float(distance)) for distance, key in semantic]
+    return HybridRanks(matched, [(key, 1.0 - float(distance)) for distance, key in semantic], space_from(row["space"]))
 
 
 async def papers_by_key(conn: asyncpg.Connection, keys: list[int], scores: list[float]) -> list[ScoredPaper]:

@@ -31,7 +31,7 @@ from schema.errors import (
 )
 from schema.paging import Page, PageRequest
 from sql import cursor, keyword, search
-from sql.embeddings import current_space
+from sql.embeddings import Space, current_space
 from sql.keyword import KeywordQuery
 from sql.routing import looks_up, reads
 from sql.search import PaperVector
@@ -102,10 +102,15 @@ class QueryEmbeddings:
 
     async def check_space(self, conn: asyncpg.Connection) -> None:
         """Refuse to compare vectors with stored vectors of another space (the model need not be loaded)."""
-        embedder = self.embedder
-        if embedder is None:
+        if self.embedder is None:  # before the round trip
             raise UnavailableError(NOT_CONFIGURED, retry_after=3600)
-        stored, mine = await current_space(conn), space_of(embedder)
+        self.refuse_other(await current_space(conn))
+
+    def refuse_other(self, stored: Space | None) -> None:
+        """Refuse stored vectors of another space than this server's queries (None: nothing stored yet)."""
+        if self.embedder is None:
+            raise UnavailableError(NOT_CONFIGURED, retry_after=3600)
+        mine = space_of(self.embedder)
         if stored is not None and stored != mine:
             raise SpaceMismatchError(
                 f"stored embeddings are from {stored} but this server embeds queries with {mine};"
@@ -244,12 +249,14 @@ async def search_papers(
     query = keyword_query(q)
     if mode == "keyword":
         hits = matched = await _keyword(conn, query, flt, want)
-    else:
-        await queries.check_space(conn)
-        vector = await queries.vector(q, budget or Budget())
-        if mode == "hybrid":
-            return await _hybrid(conn, query, vector, flt, page, kind, (low, high), want)
+    elif mode == "semantic" or queries.loading:
+        await queries.check_space(conn)  # a mismatch is told even while the model loads ...
+        vector = await queries.vector(q, budget or Budget())  # ... which refuses hybrid searches here
         hits = await search.nearest(conn, vector, flt, limit=want)
+    else:
+        # Hybrid: the ranking statement brings the stored space along, no round trip of its own to check it.
+        vector = await queries.vector(q, budget or Budget())
+        return await _hybrid(conn, queries, query, vector, flt, page, kind, (low, high), want)
     start, stop, has_next, has_previous = _slice(page, low, high, len(hits))
     items = _with_snippets(query, hits[start:stop], {h.id for h in matched})
     cursors = cursor.Cursors(kind, [[position] for position in range(start + 1, stop + 1)])
@@ -258,6 +265,7 @@ async def search_papers(
 
 async def _hybrid(
     conn: asyncpg.Connection,
+    queries: QueryEmbeddings,
     query: KeywordQuery,
     vector: np.ndarray,
     flt: PaperFilter,
@@ -269,9 +277,10 @@ async def _hybrid(
     """Hybrid search: the keyword and nearest-neighbour rankings (keys, scores) in one statement, fused, then only the
     page's papers read (with snippets for its keyword hits)."""
     bound = max(want, HYBRID_KEYWORD_HITS)
-    matched, semantic = await keyword.hybrid_ranks(
+    matched, semantic, space = await keyword.hybrid_ranks(
         conn, query, vector, flt, limit=bound, depth=max(KEYWORD_DEPTH, 2 * bound)
     )
+    queries.refuse_other(space)
     fused = fuse([(matched, HYBRID_KEYWORD_WEIGHT), (semantic, 1 - HYBRID_KEYWORD_WEIGHT)])
     start, stop, has_next, has_previous = _slice(page, *window, len(fused))
     shown = fused[start:stop]

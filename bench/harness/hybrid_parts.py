@@ -59,8 +59,7 @@ async def parts(url: str, texts: Sequence[str], vectors: np.ndarray) -> dict[str
             for t, v in zip(texts, vectors, strict=True)
         ]
         pages = [
-            fuse([(matched, HYBRID_KEYWORD_WEIGHT), (semantic, 1 - HYBRID_KEYWORD_WEIGHT)])[:PAGE]
-            for matched, semantic in ranked
+            fuse([(r.keyword, HYBRID_KEYWORD_WEIGHT), (r.semantic, 1 - HYBRID_KEYWORD_WEIGHT)])[:PAGE] for r in ranked
         ]
 
         async def ranks(i: int) -> Any:

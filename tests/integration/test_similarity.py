@@ -167,9 +167,10 @@ async def test_same_model_on_another_backend_or_quantization_is_another_space(em
         await embed_pending(embedded, int8)
     # ... and search refuses to compare a query vector of another space with them.
     async with AsyncTestClient(create_app(settings(), database_url=fresh_db, embedder=int8)) as client:
-        response = await client.get("/v1/search", params={"q": "molecule graphs", "mode": "semantic"})
-        body = assert_problem(response, 409)
-        assert "onnxruntime int8-dynamic-per-channel" in body["detail"]
+        for mode in ("semantic", "hybrid"):  # hybrid checks the space in its ranking statement
+            response = await client.get("/v1/search", params={"q": "molecule graphs", "mode": mode})
+            body = assert_problem(response, 409)
+            assert "onnxruntime int8-dynamic-per-channel" in body["detail"]
     mixed = await embedded.fetchval("SELECT count(*) FROM papers WHERE embedding IS NOT NULL")
     report = await reembed_all(embedded, int8)  # switching re-embeds every paper, none is left in the old space
     assert report.embedded == mixed == 5

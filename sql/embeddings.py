@@ -87,6 +87,8 @@ async def switch_space(conn: asyncpg.Connection, space: Space) -> None:
         if space.dim != await column_dim(conn):
             await conn.execute("DROP INDEX IF EXISTS papers_embedding_hnsw_idx")
             await conn.execute(f"ALTER TABLE papers ALTER COLUMN embedding TYPE vector({int(space.dim)})")
+            # A new type takes the type's storage again: in the row, as migration 009 set it.
+            await conn.execute("ALTER TABLE papers ALTER COLUMN embedding SET STORAGE MAIN")
             await conn.execute(
                 "CREATE INDEX papers_embedding_hnsw_idx ON papers USING hnsw (embedding vector_cosine_ops)"
                 " WITH (m = 16, ef_construction = 64)"

@@ -60,6 +60,9 @@ RULES: dict[str, Rule] = {
     "RRF k = 10": lambda kw, sem: rrf(kw, sem, 10),
     "RRF k = 1": lambda kw, sem: rrf(kw, sem, 1),
     "min-max convex, BM25 weight 0.5": lambda kw, sem: convex(kw, sem, 0.5),
+    f"min-max convex, BM25 weight {HYBRID_KEYWORD_WEIGHT}, HNSW top 20 only": lambda kw, sem: convex(
+        kw, sem[:20], HYBRID_KEYWORD_WEIGHT
+    ),
 }
 
 

@@ -157,6 +157,9 @@ async def test_dimension_or_model_mismatch_is_a_clear_error(embedded):
     assert report.embedded == 5
     assert await embeddings.current_space(embedded) == ("test/hash-bow", 8, "test", "fp32")
     assert await embeddings.column_dim(embedded) == 8
+    # The vectors stay in their rows (migration 009) after the column's type changed.
+    storage = "SELECT attstorage FROM pg_attribute WHERE attrelid = 'papers'::regclass AND attname = 'embedding'"
+    assert await embedded.fetchval(storage) == b"m"
 
 
 async def test_same_model_on_another_backend_or_quantization_is_another_space(embedded, fresh_db):

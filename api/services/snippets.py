@@ -18,6 +18,9 @@ import Stemmer
 
 FRAGMENT_CHARS = 200  # about 25 words of an abstract
 MAX_FRAGMENTS = 2
+# Only an abstract's opening is searched for the query's words: arXiv caps abstracts at 1,920 characters, but a listing
+# may carry any length, and a query of single letters makes every word a candidate (~170 ms for 500 kB).
+SCANNED_CHARS = 10_000
 ELLIPSIS = "..."
 # PostgreSQL's share/tsearch_data/english.stop (Snowball's English list), which to_tsvector('english') drops.
 _STOP_LIST = """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she her
@@ -81,10 +84,12 @@ class Highlighter:
         Up to MAX_FRAGMENTS fragments of about FRAGMENT_CHARS, chosen to show as many different query terms as they
         can, joined by an ellipsis; the abstract's opening when none of its words match.
         """
-        hits = self._hits(abstract)
+        text = abstract[:SCANNED_CHARS]
+        more = len(abstract) > len(text)
+        hits = self._hits(text)
         if not hits:
-            return _render(abstract, [_opening(abstract)], [])
-        return _render(abstract, _choose(abstract, hits), hits)
+            return _render(text, [_opening(text)], [], more)
+        return _render(text, _choose(text, hits), hits, more)
 
     def _hits(self, text: str) -> list[_Hit]:
         lowered = text.lower()
@@ -160,8 +165,8 @@ def _centred(text: str, inside: Sequence[_Hit], chosen: Sequence[tuple[int, int]
     return start, max(inside[-1].end, _word_end(text, end))
 
 
-def _render(text: str, fragments: Sequence[tuple[int, int]], hits: Sequence[_Hit]) -> str:
-    """The fragments' text, escaped, hits in <mark>, an ellipsis wherever text is left out."""
+def _render(text: str, fragments: Sequence[tuple[int, int]], hits: Sequence[_Hit], more: bool) -> str:
+    """The fragments' text, escaped, hits in <mark>, an ellipsis wherever text is left out (`more`: text follows)."""
     escape = _escape if "<" in text or ">" in text or "&" in text else str  # most abstracts have nothing to escape
     parts: list[str] = []
     for start, end in fragments:
@@ -174,7 +179,7 @@ def _render(text: str, fragments: Sequence[tuple[int, int]], hits: Sequence[_Hit
         pieces.append(escape(text[position:end]))
         parts.append("".join(pieces).strip())
     head = ELLIPSIS + " " if text[: fragments[0][0]].strip() else ""
-    tail = " " + ELLIPSIS if text[fragments[-1][1] :].strip() else ""
+    tail = " " + ELLIPSIS if more or text[fragments[-1][1] :].strip() else ""
     return head + f" {ELLIPSIS} ".join(parts) + tail
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.services import snippets
-from api.services.snippets import ELLIPSIS, FRAGMENT_CHARS, MAX_FRAGMENTS, Highlighter
+from api.services.snippets import ELLIPSIS, FRAGMENT_CHARS, MAX_FRAGMENTS, SCANNED_CHARS, Highlighter
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 _SUFFIX_LIST = """s es ed ing ly y ies ied ation ational ator ization izer iveness ivity ability ibility fulness ousness
@@ -82,6 +82,17 @@ def test_no_match_in_the_abstract_shows_its_opening():
     assert "<mark>" not in out
     assert Highlighter("x").snippet("Short.") == "Short."
     assert Highlighter("x").snippet("") == ""
+
+
+def test_a_huge_abstract_is_searched_in_its_opening_only():
+    # A listing may carry an abstract of any length; a query of single letters makes every word a candidate.
+    opening = "Reward models are trained on preferences. " * 10
+    text = opening + "filler " * (SCANNED_CHARS // 7) + "a late model " * 20_000
+    out = Highlighter("model b c d e f g h").snippet(text)
+    assert "<mark>models</mark>" in out
+    assert out.endswith(ELLIPSIS)
+    assert "late" not in out
+    assert len(out) < 3 * FRAGMENT_CHARS
 
 
 def test_a_letter_whose_lower_case_is_longer_keeps_the_marks_in_place():

@@ -91,7 +91,13 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         url = database_url or await db.migrated_url(settings)
-        databases = Databases(url, settings.replicas, pool_min=settings.pool_min, pool_max=settings.pool_max)
+        databases = Databases(
+            url,
+            settings.replicas,
+            pool_min=settings.pool_min,
+            pool_max=settings.pool_max,
+            statement_timeout=settings.statement_timeout,
+        )
         await databases.open()
         app.state.databases, app.state.pool = databases, databases.primary.pool
         # Load the model in the background: keyword routes serve at once, semantic ones answer 503 until ready.

@@ -75,5 +75,15 @@ class DatabaseUnavailableError(UnavailableError):
     """The database cannot be reached or started; the message says what to do."""
 
 
+class QueryTimeoutError(UnavailableError):
+    """A statement ran past the server's time limit and was stopped."""
+
+    code = "QUERY_TIMEOUT"
+
+
 DATABASE_UNAVAILABLE = "the database is unavailable; retry shortly"
+QUERY_TIMEOUT = (
+    "the query ran past the server's time limit and was stopped; narrow it (a filter, fewer or rarer words, no"
+    " quoted phrase of common words) or retry later"
+)
 UNSTORABLE = "the request contains a character that cannot be stored or searched (NUL, or an unpaired surrogate)"

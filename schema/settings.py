@@ -72,6 +72,8 @@ class Settings(msgspec.Struct, frozen=True):
     graphql_compiled: bool = True
     pool_min: int = 1
     pool_max: int = 10
+    # Seconds one API statement may run before the database stops it (0: no limit); the worker and CLI have none.
+    statement_timeout: float = 5.0
     # What DATABASE_URL leads to: PostgreSQL itself, or PgBouncer in transaction mode (no session state kept).
     db_pooler: Pooler = "none"
     # A connection that keeps its session (PostgreSQL, or a session-mode pool): the worker's per-job locks need one.
@@ -99,6 +101,7 @@ class Settings(msgspec.Struct, frozen=True):
             graphql_compiled=read.parsed("PAPERS_GRAPHQL_COMPILED", _bool, True),
             pool_min=read.parsed("PAPERS_POOL_MIN", _positive, 1),
             pool_max=read.parsed("PAPERS_POOL_MAX", _positive, 10),
+            statement_timeout=read.parsed("PAPERS_STATEMENT_TIMEOUT", _seconds, 5.0),
             db_pooler=read.parsed("PAPERS_DB_POOLER", _pooler, "none"),
             database_session_url=read.text("DATABASE_SESSION_URL"),
             rate_limit=read.parsed("PAPERS_RATE_LIMIT", _rate_limit, _DEFAULT_LIMIT),

@@ -18,7 +18,15 @@ from typing import Any, cast
 import asyncpg
 from pgvector.asyncpg import register_vector
 
-from schema.errors import DATABASE_UNAVAILABLE, UNSTORABLE, DatabaseUnavailableError, DomainError, InvalidInputError
+from schema.errors import (
+    DATABASE_UNAVAILABLE,
+    QUERY_TIMEOUT,
+    UNSTORABLE,
+    DatabaseUnavailableError,
+    DomainError,
+    InvalidInputError,
+    QueryTimeoutError,
+)
 from schema.settings import Settings, SettingsError
 from sql import search
 from sql.embedded import database_url
@@ -64,6 +72,9 @@ def as_domain_error(exc: BaseException) -> DomainError | None:
     """The domain error a database failure means to a client, or None when it is a bug."""
     if isinstance(exc, DomainError):
         return exc
+    # Before CONNECTION_LOST, which holds OSError: TimeoutError is one, raised by a statement's time limit.
+    if isinstance(exc, (TimeoutError, asyncpg.QueryCanceledError)):
+        return QueryTimeoutError(QUERY_TIMEOUT)
     if isinstance(exc, CONNECTION_LOST):
         return DatabaseUnavailableError(DATABASE_UNAVAILABLE)
     if isinstance(exc, (*UNSTORABLE_TEXT, UnicodeEncodeError)):  # a NUL, or a lone surrogate asyncpg cannot encode
@@ -103,8 +114,11 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 _GATES: dict[asyncpg.Pool, asyncio.Semaphore] = {}
 
 
-async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 60) -> asyncpg.Pool:
-    """Create a connection pool whose connections have the pgvector codec (`timeout`: seconds to connect)."""
+async def create_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 60, statement_timeout: float | None = None
+) -> asyncpg.Pool:
+    """Create a connection pool whose connections have the pgvector codec (`timeout`: seconds to connect;
+    `statement_timeout`: seconds a statement may run before it is cancelled on the server, None for no limit)."""
     for closed in [p for p in _GATES if p.is_closing()]:
         del _GATES[closed]
     try:
@@ -113,6 +127,9 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, timeou
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
+            # asyncpg's client-side limit sends PostgreSQL a cancel request when it passes: it works through
+            # PgBouncer's transaction pools, where a `statement_timeout` startup parameter would be refused.
+            command_timeout=statement_timeout,
             init=init_connection,
             reset=_keep_session,
             server_settings=SERVER_SETTINGS,

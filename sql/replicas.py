@@ -101,11 +101,20 @@ class Node:
 class Databases:
     """The primary and the replicas of one process, with the background check that moves replicas in and out."""
 
-    def __init__(self, primary_url: str, settings: ReplicaSettings, *, pool_min: int = 1, pool_max: int = 10) -> None:
+    def __init__(
+        self,
+        primary_url: str,
+        settings: ReplicaSettings,
+        *,
+        pool_min: int = 1,
+        pool_max: int = 10,
+        statement_timeout: float = 0,
+    ) -> None:
         self.settings = settings
         self.primary = Node("primary", "primary", primary_url)
         self.replicas = [Node(f"replica-{i}", "replica", url) for i, url in enumerate(settings.urls, 1)]
         self._pool_size = (pool_min, pool_max)
+        self._statement_timeout = statement_timeout or None
         self._turn = itertools.count()
         # (monotonic time, primary position) at each check: how far back a replica's replay reaches.
         self._history: collections.deque[tuple[float, int]] = collections.deque()
@@ -114,10 +123,13 @@ class Databases:
     async def open(self) -> None:
         """Open the pools, check every replica once (healthy ones take reads at once), start the checks."""
         low, high = self._pool_size
-        self.primary.pool = await db.create_pool(self.primary.url, min_size=low, max_size=high)
+        limit = self._statement_timeout
+        self.primary.pool = await db.create_pool(self.primary.url, min_size=low, max_size=high, statement_timeout=limit)
         for node in self.replicas:
             # No connection at start: a replica that is down must not stop the service from starting.
-            node.pool = await db.create_pool(node.url, min_size=0, max_size=high, timeout=CHECK_TIMEOUT_S)
+            node.pool = await db.create_pool(
+                node.url, min_size=0, max_size=high, timeout=CHECK_TIMEOUT_S, statement_timeout=limit
+            )
         if self.replicas:
             await self.check()
             self._loop = asyncio.create_task(self._check_forever(), name="replica-checks")

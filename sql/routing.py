@@ -117,6 +117,8 @@ class Session:
                 if mark:
                     self.freshness.read_at(await _position(conn, REPLAY_POSITION))
                 return result
+        except TimeoutError:
+            raise  # the statement's time limit (an OSError too): the replica is fine, the query is too costly
         except db.CONNECTION_LOST as exc:
             # Reads change nothing, so the primary may answer this one: the request does not fail.
             await self.databases.take_out(node, exc)

@@ -77,7 +77,7 @@ _MEANING = {
     409: "stored embeddings come from another model than the server's",
     413: "request body too large",
     500: "unexpected server error (no details are exposed)",
-    503: "database unreachable or embedding model not ready; see Retry-After",
+    503: "database unreachable, embedding model not ready, or a query stopped at the time limit; see Retry-After",
 }
 
 

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
 
-from sql import db
+from api.app import create_app
+from schema.errors import QueryTimeoutError
+from sql import db, queries
+from tests.apps import settings
+from tests.integration.test_rest import assert_problem
 
 
 async def _who_gets_the_freed_connection(pool: asyncpg.Pool, borrow: Callable[[asyncpg.Pool], Any]) -> list[str]:
@@ -58,3 +65,32 @@ async def test_a_waiting_request_gets_the_freed_connection_before_a_newer_one(fr
         assert await _who_gets_the_freed_connection(pool, db.pooled) == ["waiting", "newer"]
     finally:
         await pool.close()
+
+
+async def test_a_statement_past_its_time_limit_is_stopped_on_the_server(fresh_db):
+    pool = await db.create_pool(fresh_db, min_size=1, max_size=1, statement_timeout=0.2)
+    try:
+        async with db.pooled(pool) as conn:
+            with pytest.raises(TimeoutError) as raised:
+                await conn.fetchval("SELECT pg_sleep(30)")
+            assert isinstance(db.as_domain_error(raised.value), QueryTimeoutError)
+            # The connection is usable at once, and PostgreSQL no longer runs the statement.
+            running = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND state = 'active'"
+            assert await conn.fetchval(running) == 0
+    finally:
+        await pool.close()
+
+
+async def test_a_request_whose_statement_runs_too_long_gets_a_problem_not_a_wait(fresh_db, monkeypatch):
+    async def slow(conn: asyncpg.Connection, paper_id: str) -> None:
+        await conn.fetchval("SELECT pg_sleep(30)")
+
+    monkeypatch.setattr(queries, "paper_detail", slow)
+    async with AsyncTestClient(create_app(settings(statement_timeout=0.3), database_url=fresh_db)) as client:
+        started = time.monotonic()
+        response = await client.get("/v1/papers/pap_aaaaaaaaaaaaaaaa")
+        assert time.monotonic() - started < 10
+        problem = assert_problem(response, 503)
+        assert "time limit" in problem["detail"]
+        assert response.headers["retry-after"]
+        assert (await client.get("/healthz")).status_code == 200

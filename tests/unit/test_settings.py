@@ -35,6 +35,7 @@ def test_every_variable_is_read():
             "PAPERS_GRAPHQL_COMPILED": "0",
             "PAPERS_POOL_MIN": "2",
             "PAPERS_POOL_MAX": "20",
+            "PAPERS_STATEMENT_TIMEOUT": "2.5",
             "PAPERS_DB_POOLER": "PgBouncer",
             "DATABASE_SESSION_URL": "postgresql://u@h:5432/db",
             "PAPERS_TRUSTED_PROXIES": "10.0.0.0/8, lb,",
@@ -51,6 +52,7 @@ def test_every_variable_is_read():
     assert settings.debug
     assert not settings.graphql_compiled
     assert (settings.pool_min, settings.pool_max) == (2, 20)
+    assert settings.statement_timeout == 2.5
 
 
 @pytest.mark.parametrize(
@@ -68,6 +70,7 @@ def test_body_sizes_take_units(value, size):
         ({"PAPERS_DEBUG": "maybe"}, "PAPERS_DEBUG: expected 1/true/yes/on or 0/false/no/off, got 'maybe'"),
         ({"PAPERS_POOL_MAX": "-3"}, "PAPERS_POOL_MAX: expected a positive whole number"),
         ({"PAPERS_POOL_MIN": "5", "PAPERS_POOL_MAX": "2"}, "PAPERS_POOL_MIN (5) exceeds PAPERS_POOL_MAX (2)"),
+        ({"PAPERS_STATEMENT_TIMEOUT": "-1"}, "PAPERS_STATEMENT_TIMEOUT: expected seconds between 0 and 3600"),
         ({"PAPERS_DB_POOLER": "pgpool"}, "PAPERS_DB_POOLER: expected one of none, pgbouncer, got 'pgpool'"),
         ({"PAPERS_EMBEDDER": "magic"}, "PAPERS_EMBEDDER: expected one of local, openai, none, got 'magic'"),
         ({"PAPERS_EMBEDDER_BACKEND": "tensorflow"}, "PAPERS_EMBEDDER_BACKEND: expected one of onnx, torch"),

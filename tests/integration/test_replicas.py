@@ -208,3 +208,28 @@ async def test_a_malformed_token_is_refused(replica_db):
         assert response.status_code == 400
         assert response.headers["content-type"] == "application/problem+json"
         assert "Papers-LSN" in response.json()["detail"]
+
+
+async def test_a_statement_stopped_at_the_time_limit_on_the_replica_leaves_it_in_rotation(replica_db, monkeypatch):
+    from sql import queries
+
+    calls: list[str] = []
+
+    async def slow(conn: asyncpg.Connection, paper_id: str) -> None:
+        calls.append(await conn.fetchval("SELECT CASE WHEN pg_is_in_recovery() THEN 'replica' ELSE 'primary' END"))
+        await conn.fetchval("SELECT pg_sleep(30)")
+
+    await caught_up(replica_db)
+    monkeypatch.setattr(queries, "paper_detail", slow)
+    # Checks far apart: a replica taken out would stay out for the rest of the test.
+    options = ReplicaSettings(urls=(replica_db.standby,), check_interval=30, max_lag=60.0, wait=0.05)
+    app = create_app(settings(replicas=options, statement_timeout=0.3), database_url=replica_db.primary)
+    async with AsyncTestClient(app) as client:
+        await until(lambda: databases(client), lambda dbs: dbs[1]["healthy"])
+        response = await client.get("/v1/papers/pap_aaaaaaaaaaaaaaaa")
+        assert response.status_code == 503
+        assert "time limit" in response.json()["detail"]
+        assert calls == ["replica"]  # not run again on the primary: the query is the problem, not the replica
+        [_, replica] = await databases(client)
+        assert replica["healthy"]
+        assert replica["state"] != "unreachable"

@@ -3,10 +3,12 @@
 Two plans (docs/design.md, "Keyword ranking"):
 - walk: each query stem's postings are read best first, `depth` of them that pass the filters; a paper's
   score is the sum over the stems it was read for. Cost grows with depth and the number of stems,
-  never with the number of matching papers.
-- exhaustive: every paper that matches is scored from its tsvector. Used when a quoted phrase must
-  match (the phrase's matches are found through the GIN index) or a listing is named (its papers are
-  few), and by the benchmark as the exact reference.
+  never with the number of matching papers. With a quoted phrase, each stem's walk checks the phrase on
+  at most PHRASE_SCAN x depth of its best postings; when that finds fewer papers than asked for (a phrase
+  rare among its words' papers), the exhaustive plan answers instead.
+- exhaustive: every paper that matches is scored from its tsvector. Used when a listing is named (its
+  papers are few), after a phrase walk that came up short (the phrase's matches are found through the GIN
+  index), and by the benchmark as the exact reference.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ _QUERY_TERMS = """q AS MATERIALIZED (
     SELECT t.term, ln(1 + (t.n - t.df + 0.5)::float8 / (t.df + 0.5)) AS idf FROM {stats}
     ORDER BY t.df > 0 DESC, idf DESC, t.term LIMIT {stems})"""
 # Any of the stems, as a tsquery the GIN index answers (each stem quoted as tsquery input wants).
+# Postings per stem a phrase walk may check, per paper it must find: past it, the phrase is rare among the papers of
+# its words, and the GIN index finds its papers faster than the walk would.
+PHRASE_SCAN = 10
 _ANY_TERM = """p.search @@ (SELECT string_agg('''' || replace(replace(term, '\\', '\\\\'), '''', '''''') || '''', ' | ')
     FROM q)::tsquery"""
 
@@ -104,7 +109,7 @@ def _where(query: KeywordQuery, flt: PaperFilter, params: list[object]) -> Where
 
 def _needs_papers(query: KeywordQuery, flt: PaperFilter) -> bool:
     """Whether a posting must be checked against its paper (a filter or an excluded word)."""
-    return bool(query.excluded) or flt != PaperFilter()
+    return bool(query.excluded or query.phrases) or flt != PaperFilter()
 
 
 async def keyword(
@@ -122,11 +127,27 @@ async def keyword(
     With `stats`, idf comes from them instead of this database's index (a collection split over several databases:
     docs/scale-out.md).
     """
+    rows = await _ranked(conn, query, flt, limit=limit, depth=depth, exhaustive=exhaustive, stats=stats)
+    if _came_up_short(query, flt, rows, limit, exhaustive):
+        rows = await _ranked(conn, query, flt, limit=limit, depth=depth, exhaustive=True, stats=stats)
+    return [scored_paper(r, r["score"]) for r in rows]
+
+
+async def _ranked(
+    conn: asyncpg.Connection,
+    query: KeywordQuery,
+    flt: PaperFilter,
+    *,
+    limit: int,
+    depth: int,
+    exhaustive: bool,
+    stats: TermStats | None,
+) -> list[asyncpg.Record]:
     params: list[object] = []
     terms = _query_terms(params, query.text, stats)
     hits = _hits(query, flt, params, depth=depth, exhaustive=exhaustive)
     n = len(params)
-    rows = await conn.fetch(
+    return await conn.fetch(
         f"""WITH {terms},
             hits AS ({hits} ORDER BY score DESC, paper_key LIMIT ${n + 1})
             SELECT {PAPER_COLUMNS}, hits.score FROM hits JOIN papers p USING (paper_key)
@@ -134,7 +155,13 @@ async def keyword(
         *params,
         limit,
     )
-    return [scored_paper(r, r["score"]) for r in rows]
+
+
+def _came_up_short(
+    query: KeywordQuery, flt: PaperFilter, found: Sequence[object], limit: int, exhaustive: bool
+) -> bool:
+    """Whether a phrase walk found fewer papers than asked for: its scan cap may have hidden some."""
+    return bool(query.phrases) and not (exhaustive or flt.listing) and len(found) < limit
 
 
 async def count_ranked(
@@ -161,17 +188,22 @@ async def count_ranked(
 def _hits(query: KeywordQuery, flt: PaperFilter, params: list[object], *, depth: int, exhaustive: bool) -> str:
     """The SQL of every ranked paper's (paper_key, score) under the module note's plan; needs the `q` CTE."""
     where = _where(query, flt, params)
-    if exhaustive or query.phrases or flt.listing:
+    if exhaustive or flt.listing:
         condition = where.sql() if (query.phrases or flt.listing) else f"{_ANY_TERM} AND {where.sql()}"
         return f"""SELECT p.paper_key, sum(q.idf * keyword_impact(
                 cardinality(s.positions) + 2 * cardinality(array_positions(s.weights, 'A')), length(p.search))) AS score
             FROM papers p CROSS JOIN LATERAL unnest(p.search) s JOIN q ON q.term = s.lexeme
             WHERE {condition} GROUP BY p.paper_key"""
     join = "JOIN papers p ON p.paper_key = kp.paper_key" if _needs_papers(query, flt) else ""
+    postings, term = "keyword_postings kp", "kp.term = q.term AND "
+    if query.phrases:
+        postings = f"""(SELECT paper_key, impact FROM keyword_postings WHERE term = q.term
+            ORDER BY impact DESC, paper_key LIMIT {int(depth) * PHRASE_SCAN}) kp"""
+        term = ""
     return f"""SELECT h.paper_key, sum(q.idf * h.impact) AS score
         FROM q CROSS JOIN LATERAL (
-            SELECT kp.paper_key, kp.impact FROM keyword_postings kp {join}
-            WHERE kp.term = q.term AND {where.sql()}
+            SELECT kp.paper_key, kp.impact FROM {postings} {join}
+            WHERE {term}{where.sql()}
             ORDER BY kp.impact DESC, kp.paper_key LIMIT {int(depth)}) h
         GROUP BY h.paper_key"""
 
@@ -193,9 +225,28 @@ async def hybrid_ranks(
 
     Keys and scores only: the fusion needs no more, and only the page shown is read in full (`papers_by_key`).
     """
+    row = await _hybrid_row(conn, query, vector, flt, limit=limit, depth=depth, exhaustive=False)
+    if _came_up_short(query, flt, row["keyword"], limit, False):
+        row = await _hybrid_row(conn, query, vector, flt, limit=limit, depth=depth, exhaustive=True)
+    # Ordered exactly here, as in search.nearest (relaxed_order; an ORDER BY in SQL would be dropped).
+    semantic = sorted(zip(row["distances"], row["semantic_keys"], strict=True))
+    matched = list(zip(row["keyword"], map(float, row["keyword_scores"]), strict=True))
+    return HybridRanks(matched, [(key, 1.0 - float(distance)) for distance, key in semantic], space_from(row["space"]))
+
+
+async def _hybrid_row(
+    conn: asyncpg.Connection,
+    query: KeywordQuery,
+    vector: np.ndarray,
+    flt: PaperFilter,
+    *,
+    limit: int,
+    depth: int,
+    exhaustive: bool,
+) -> asyncpg.Record:
     params: list[object] = []
     terms = _query_terms(params, query.text, None)
-    hits = _hits(query, flt, params, depth=depth, exhaustive=False)
+    hits = _hits(query, flt, params, depth=depth, exhaustive=exhaustive)
     where = Where(params)
     where.add("p.embedding IS NOT NULL")
     paper_filters(where, flt)
@@ -212,10 +263,7 @@ async def hybrid_ranks(
         FROM nn"""
     row = await search.with_ef_search(conn, limit, lambda: conn.fetchrow(statement, *params))
     assert row is not None  # an aggregate: always one row
-    # Ordered exactly here, as in search.nearest (relaxed_order; an ORDER BY in SQL would be dropped).
-    semantic = sorted(zip(row["distances"], row["semantic_keys"], strict=True))
-    matched = list(zip(row["keyword"], map(float, row["keyword_scores"]), strict=True))
-    return HybridRanks(matched, [(key, 1.0 - float(distance)) for distance, key in semantic], space_from(row["space"]))
+    return row
 
 
 async def papers_by_key(conn: asyncpg.Connection, keys: list[int], scores: list[float]) -> list[ScoredPaper]:

@@ -8,6 +8,7 @@ sentences drawn from all seed abstracts. Nothing of the seeds is stored in the r
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from pathlib import Path
@@ -22,6 +23,9 @@ from ingest.text import decode
 SEEDS = Path(os.environ.get("PAPERS_BENCH_SEEDS") or Path(__file__).resolve().parents[3] / "shared" / "seeds")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z-]{3,}")
+_STOP = frozenset(
+    ("with", "from", "that", "this", "into", "over", "than", "their", "them", "these", "those", "what", "when", "which")
+)
 
 
 def seed_pairs(directory: Path = SEEDS) -> list[tuple[str, str]]:
@@ -65,3 +69,23 @@ def queries(count: int, *, seed: int = 11) -> list[str]:
             k = min(len(words), int(rng.integers(2, 5)))
             found.append(" ".join(words[int(j)] for j in sorted(rng.choice(len(words), k, replace=False))))
     return found
+
+
+def phrases(count: int, *, seed: int = 13) -> list[str]:
+    """Quoted phrases a reader would type: two adjacent words of one seed title, neither a stop word."""
+    rng = np.random.default_rng(seed)
+    titles = [t for t, _ in seed_pairs()]
+    found: list[str] = []
+    while len(found) < count:
+        words = [w.strip(".,:;!?()[]'\"") for w in titles[int(rng.integers(len(titles)))].split()]
+        pairs = [(a, b) for a, b in itertools.pairwise(words) if _phrase_word(a) and _phrase_word(b)]
+        if pairs:
+            a, b = pairs[int(rng.integers(len(pairs)))]
+            phrase = f'"{a.lower()} {b.lower()}"'
+            if phrase not in found:
+                found.append(phrase)
+    return found
+
+
+def _phrase_word(word: str) -> bool:
+    return _WORD.fullmatch(word) is not None and word.lower() not in _STOP

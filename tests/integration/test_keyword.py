@@ -140,6 +140,44 @@ async def test_walk_and_exhaustive_scoring_agree_when_every_posting_is_read(conn
         assert len(walk) >= 10
 
 
+async def test_a_phrase_is_walked_with_a_bounded_scan_and_answered_exhaustively_when_rare(conn):
+    # 40 papers say "draft models"; 40 more have both words apart, and say them more often (they rank first in both
+    # words' postings); 2 say "models draft", once, at the end of a long abstract (the bottom of both lists).
+    adjacent = [(f"Decoding Study {i}", f"Small draft models propose tokens for study {i}. " * 2) for i in range(40)]
+    apart = [(f"Apart Study {i}", f"A draft of {i} words; the models of a draft of models. " * 3) for i in range(40)]
+    filler = "Unrelated filler words follow here. " * 12
+    reversed_ = [(f"Reversed Study {i}", filler + "Some models draft.") for i in (1, 2)]
+    await ingest(conn, "a.txt", factories.page(adjacent + apart + reversed_))
+    statements: list[str] = []
+    conn.add_query_logger(lambda record: statements.append(record.query))
+
+    async def search(q: str, limit: int, depth: int) -> tuple[list[str], int]:
+        await asyncio.sleep(0)  # asyncpg calls its query loggers soon after a statement, not at once
+        statements.clear()
+        walk = await keyword.keyword(conn, keyword_query(q), PaperFilter(), limit=limit, depth=depth)
+        await asyncio.sleep(0)
+        return [h.title for h in walk], sum("hits AS" in sql for sql in statements)  # ranking statements only
+
+    async def exact(q: str, limit: int) -> list[str]:
+        every = await keyword.keyword(conn, keyword_query(q), PaperFilter(), limit=limit, depth=1, exhaustive=True)
+        return [h.title for h in every]
+
+    # A common phrase: one walk statement, which checks at most PHRASE_SCAN x depth postings per word.
+    found, sent = await search('"draft models"', limit=5, depth=5)
+    assert sent == 1
+    assert any("LIMIT 50) kp" in sql for sql in statements)  # the walk, its scan capped at 10 x depth
+    assert len(found) == 5
+    assert all(t.startswith("Decoding Study") for t in found)
+    # Every posting read (depth past both lists): the walk's ranking is the exact one.
+    found, sent = await search('"draft models"', limit=40, depth=1000)
+    assert (found, sent) == (await exact('"draft models"', 40), 1)
+    # A rare phrase past the scan of depth 5 (50 postings per word): the walk comes up short, the exhaustive plan
+    # answers, and finds both.
+    found, sent = await search('"models draft"', limit=5, depth=5)
+    assert sent == 2
+    assert sorted(found) == ["Reversed Study 1", "Reversed Study 2"] == sorted(await exact('"models draft"', 5))
+
+
 async def test_filtered_queries_still_fill_the_page(conn):
     # 400 papers whose abstracts all share the common words; 20 of them are listed on the day asked for.
     for d in range(20):

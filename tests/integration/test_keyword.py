@@ -270,6 +270,9 @@ async def test_rest_and_graphql_rank_any_word_and_honour_phrases_and_filters(cli
     everything = await rest("protein folding", "hybrid")
     assert len(everything) == 4  # the vector side fills the page where keyword search matches one paper
     assert [h["title"] for h in everything if h["snippet"]] == [PAPERS[1][0]]
+    # A phrase in hybrid search: its walk finds fewer papers than the page holds, the exhaustive plan answers.
+    phrased = await rest('"draft models"', "hybrid")
+    assert {h["title"] for h in phrased if h["snippet"]} == {PAPERS[0][0], PAPERS[3][0]}
 
 
 async def test_snippets_mark_the_query_words_on_every_page_and_escape_the_abstract(conn):

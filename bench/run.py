@@ -52,6 +52,7 @@ def run_section(name: str, full: bool) -> dict:
         "finished": report.now(),
         "commit": report.commit(),
         "full": full,
+        "host": report.host(),
     }
     report.save(name, result)
     return result
@@ -69,12 +70,13 @@ def render(chosen: tuple[str, ...], command: str) -> str:
         full = "--full, " if meta.get("full") else ""
         provenance.append(
             f"{name} ({full}commit {meta.get('commit', '?')}, {meta.get('finished', '?')},"
-            f" {meta.get('seconds', '?')} s)"
+            f" {meta.get('seconds', '?')} s, host {meta.get('host', 'not recorded')})"
         )
     head = (
         f"# Benchmarks\n\nWritten by `{command}`; each section ran alone on the machine, and `--only` reruns"
-        f" one while the others keep their last results. Sections: {'; '.join(provenance)}.\n\n"
-        f"{report.machine()}\n"
+        f" one while the others keep their last results. Sections: {'; '.join(provenance)}. Hosts differ between"
+        " sessions (same core count, different CPUs): compare figures within a section, which runs side by side.\n\n"
+        f"The machine this report was written on:\n{report.machine()}\n"
     )
     return head + "\n" + "\n\n".join(parts) + "\n"
 

@@ -1,7 +1,7 @@
 """A million papers: bulk ingest, HNSW build and recall, keyword/semantic/hybrid latency and req/s at scale.
 
     .venv/bin/python -m bench.run --only million           # 100,000 papers (what fits a session)
-    .venv/bin/python -m bench.run --only million --full    # 1,000,000 papers
+    .venv/bin/python -m bench.run --only million --full    # 1,000,000 papers, about 70 minutes
     PAPERS_BENCH_MILLION_PAPERS=20000 .venv/bin/python -m bench.sections.million   # smoke run, printed, not saved
 
 A temporary embedded PostgreSQL. The corpus is the search section's: papers recombined from the seed listings
@@ -15,7 +15,7 @@ the same structure the HNSW section measures.
 2. Vectors stored (the deferrable indexes dropped meanwhile, as a bulk load does); HNSW built with each of BUILDS
    (m, ef_construction); for each, `sql.search.nearest` (limit 10) at each ef_search on QUERIES corpus vectors
    perturbed by noise, recall@10 against the exact top 10 computed in numpy over all vectors. The service's own
-   build (migration 002) is built last and kept; with --full it is the only one built.
+   build (migration 002) is built last and kept.
 3. `papers serve` with the local model: one client rotating paper-by-id, keyword, semantic and hybrid requests
    (the search section's queries), then wrk at 32 connections on each search mode.
 """
@@ -266,8 +266,8 @@ def run(full: bool) -> dict:
         q = near(corpus.vectors, QUERIES, noise=PERTURBATION)
         truth = _exact(corpus.vectors, q)
         shipped = (16, 64)  # migration 002
-        # At a million the other build would take another ~20 min of the run: the service's build only.
-        builds = ([] if full else [b for b in BUILDS if b != shipped]) + [shipped]
+        # The other build costs another ~20 min at a million, but it is the one measured to reach the recall target.
+        builds = [b for b in BUILDS if b != shipped] + [shipped]
         hnsw = asyncio.run(_hnsw(url, pg, q, truth, builds))
         del corpus
         ids = asyncio.run(_sample_ids(url))
@@ -317,7 +317,16 @@ def _verdicts(result: dict) -> list[tuple[str, float, report.Target]]:
         ("hybrid p99 ms, one client over HTTP", served["hybrid"]["p99_ms"], TARGETS["hybrid_p99_ms"]),
         (f"HNSW recall@10 (m 16, ef_construction 64, ef_search {at['ef_search']})", at["recall"], TARGETS["recall"]),
         ("HNSW nearest() p99 ms, same", at["p99_ms"], TARGETS["nearest_p99_ms"]),
+        *(row for other in result["hnsw"][:-1] for row in _other_build(other)),
     ]
+
+
+def _other_build(h: dict) -> list[tuple[str, float, report.Target]]:
+    """A build the service does not ship: recall and p99 at its smallest ef_search that meets the recall target."""
+    recall, p99 = TARGETS["recall"], TARGETS["nearest_p99_ms"]
+    p = next((p for p in h["passes"] if recall.verdict(p["recall"]) == "met"), h["passes"][-1])
+    name = f"m {h['m']}, ef_construction {h['ef_construction']}, ef_search {p['ef_search']}; not shipped"
+    return [(f"HNSW recall@10 ({name})", p["recall"], recall), ("HNSW nearest() p99 ms, same", p["p99_ms"], p99)]
 
 
 def render(result: dict) -> str:

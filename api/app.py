@@ -29,7 +29,7 @@ from api.rest.problems import EXCEPTION_HANDLERS
 from api.services.search import QueryEmbeddings
 from ingest.embedder import Embedder, LocalEmbedder, OnnxEmbedder, from_settings
 from schema.settings import Settings
-from sql import db
+from sql import db, search
 from sql.replicas import Databases
 from sql.routing import Session
 
@@ -91,6 +91,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         url = database_url or await db.migrated_url(settings)
+        search.use_ef_search(settings.ef_search)  # before the pools open: each session sets it once
         databases = Databases(
             url,
             settings.replicas,

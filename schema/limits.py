@@ -30,3 +30,8 @@ MAX_FACET_GROUPS = 200  # groups one facet answer holds, largest counts first
 EXPORT_BATCH = 1000  # papers read per statement while exporting: the memory an export holds at once
 AUTOCOMPLETE_CHARS = (1, 200)  # what was typed
 MAX_SUGGESTIONS = 10
+
+# HNSW candidates kept per nearest-neighbour search (pgvector's hnsw.ef_search, 1 to 1000): the default, chosen by
+# measurement (docs/similarity.md), and what PAPERS_EF_SEARCH may set (docs/design.md, "HNSW at a million").
+EF_SEARCH = 100
+EF_SEARCH_RANGE = (1, 1000)

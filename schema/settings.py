@@ -13,6 +13,7 @@ from typing import Literal, TypeVar, cast, get_args
 
 import msgspec
 
+from schema import limits
 from schema.pull import PullSettings, parse_schedule
 
 EmbedderKind = Literal["local", "openai", "none"]
@@ -74,6 +75,8 @@ class Settings(msgspec.Struct, frozen=True):
     pool_max: int = 10
     # Seconds one API statement may run before the database stops it (0: no limit); the worker and CLI have none.
     statement_timeout: float = 5.0
+    # HNSW candidates per nearest-neighbour search (pgvector's hnsw.ef_search): recall against speed.
+    ef_search: int = limits.EF_SEARCH
     # What DATABASE_URL leads to: PostgreSQL itself, or PgBouncer in transaction mode (no session state kept).
     db_pooler: Pooler = "none"
     # A connection that keeps its session (PostgreSQL, or a session-mode pool): the worker's per-job locks need one.
@@ -102,6 +105,7 @@ class Settings(msgspec.Struct, frozen=True):
             pool_min=read.parsed("PAPERS_POOL_MIN", _positive, 1),
             pool_max=read.parsed("PAPERS_POOL_MAX", _positive, 10),
             statement_timeout=read.parsed("PAPERS_STATEMENT_TIMEOUT", _seconds, 5.0),
+            ef_search=read.parsed("PAPERS_EF_SEARCH", _ef_search, limits.EF_SEARCH),
             db_pooler=read.parsed("PAPERS_DB_POOLER", _pooler, "none"),
             database_session_url=read.text("DATABASE_SESSION_URL"),
             rate_limit=read.parsed("PAPERS_RATE_LIMIT", _rate_limit, _DEFAULT_LIMIT),
@@ -214,6 +218,13 @@ def _embedder(read: _Reader, data_dir: Path) -> EmbedderSettings:
         if missing:
             raise SettingsError(f"PAPERS_EMBEDDER=openai needs {', '.join(missing)}")
     return settings
+
+
+def _ef_search(raw: str) -> int:
+    low, high = limits.EF_SEARCH_RANGE
+    if not raw.strip().isdigit() or not low <= int(raw) <= high:
+        raise ValueError(f"expected a whole number from {low} to {high}")
+    return int(raw)
 
 
 def _seconds(raw: str) -> float:

@@ -8,14 +8,15 @@ from typing import Any, TypeVar
 import asyncpg
 import numpy as np
 
+from schema import limits
 from schema.api import Paper, PaperFilter, ScoredPaper
 from sql.fragments import PAPER_COLUMNS, Where, in_asked_order, paper_by_public_or_arxiv, paper_filters
 from sql.session import keeps_session
 
-# Chosen by measurement (docs/similarity.md): recall@10 0.998 against exact search at 100k topically
-# structured papers (0.955 on structureless gaussian vectors, where 200 would be needed for 0.99).
-EF_SEARCH = 100
-MAX_EF_SEARCH = 1000  # pgvector refuses more; past it the iterative scan supplies the rest of a deep window
+# The process's ef_search: limits.EF_SEARCH (recall@10 0.998 against exact search at 100k topically structured papers,
+# docs/similarity.md) unless the server was started with another (PAPERS_EF_SEARCH, `use_ef_search`).
+EF_SEARCH = limits.EF_SEARCH
+MAX_EF_SEARCH = limits.EF_SEARCH_RANGE[1]  # pgvector refuses more; past it the iterative scan supplies the rest
 T = TypeVar("T")
 _ITERATIVE: dict[str, bool] = {}
 
@@ -51,6 +52,12 @@ async def _iterative_scan(conn: asyncpg.Connection) -> bool:
         ext = await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
         found = _ITERATIVE["vector"] = tuple(int(x) for x in ext.split(".")[:2]) >= (0, 8)
     return found
+
+
+def use_ef_search(ef_search: int) -> None:
+    """Set this process's ef_search (PAPERS_EF_SEARCH); call it before any pool opens, as sessions keep theirs."""
+    global EF_SEARCH
+    EF_SEARCH = ef_search  # in limits.EF_SEARCH_RANGE: the settings checked it (PostgreSQL refuses others)
 
 
 async def configure_session(conn: asyncpg.Connection) -> None:

@@ -250,6 +250,26 @@ async def test_search_modes(client):
     assert not {i["id"] for i in paged["items"]} & {i["id"] for i in rest["items"]}
 
 
+async def test_the_servers_ef_search_is_every_sessions_and_a_deeper_page_still_gets_its_rows(
+    fresh_db, embedded, monkeypatch
+):
+    from sql import db, search
+
+    monkeypatch.setattr(search, "EF_SEARCH", search.EF_SEARCH)  # the process's setting: restored after the test
+    app = create_app(settings(ef_search=3), database_url=fresh_db, embedder=HashEmbedder())
+    async with AsyncTestClient(app) as client:
+        assert search.EF_SEARCH == 3  # set from the settings as the server started
+        for limit in (2, 5):  # 3 rows (a page and the probe for the next) fit the session's; 6 need a deeper scan
+            body = await client.get("/v1/search", params={"q": "decoding", "mode": "semantic", "limit": limit})
+            assert len(body.json()["items"]) == limit
+    pool = await db.create_pool(fresh_db, max_size=1)  # the app's pool lives on the test client's own event loop
+    try:
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW hnsw.ef_search") == "3"
+    finally:
+        await pool.close()
+
+
 async def test_snippets_mark_keyword_hits_on_every_page_and_only_them(client):
     first = (await client.get("/v1/search", params={"q": "models", "mode": "keyword", "limit": 2})).json()
     second = (

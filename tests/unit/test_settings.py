@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ingest.embedder import LocalEmbedder, OnnxEmbedder, OpenAIEmbedder, from_settings
+from schema import limits
 from schema.settings import DEFAULT_MAX_BODY_BYTES, Settings, SettingsError
 
 
@@ -21,6 +22,7 @@ def test_defaults_need_no_environment():
     assert not settings.debug
     assert settings.embedder.kind == "local"
     assert (settings.pool_min, settings.pool_max) == (1, 10)
+    assert settings.ef_search == limits.EF_SEARCH == 100
 
 
 def test_every_variable_is_read():
@@ -36,6 +38,7 @@ def test_every_variable_is_read():
             "PAPERS_POOL_MIN": "2",
             "PAPERS_POOL_MAX": "20",
             "PAPERS_STATEMENT_TIMEOUT": "2.5",
+            "PAPERS_EF_SEARCH": "200",
             "PAPERS_DB_POOLER": "PgBouncer",
             "DATABASE_SESSION_URL": "postgresql://u@h:5432/db",
             "PAPERS_TRUSTED_PROXIES": "10.0.0.0/8, lb,",
@@ -53,6 +56,7 @@ def test_every_variable_is_read():
     assert not settings.graphql_compiled
     assert (settings.pool_min, settings.pool_max) == (2, 20)
     assert settings.statement_timeout == 2.5
+    assert settings.ef_search == 200
 
 
 @pytest.mark.parametrize(
@@ -71,6 +75,9 @@ def test_body_sizes_take_units(value, size):
         ({"PAPERS_POOL_MAX": "-3"}, "PAPERS_POOL_MAX: expected a positive whole number"),
         ({"PAPERS_POOL_MIN": "5", "PAPERS_POOL_MAX": "2"}, "PAPERS_POOL_MIN (5) exceeds PAPERS_POOL_MAX (2)"),
         ({"PAPERS_STATEMENT_TIMEOUT": "-1"}, "PAPERS_STATEMENT_TIMEOUT: expected seconds between 0 and 3600"),
+        ({"PAPERS_EF_SEARCH": "0"}, "PAPERS_EF_SEARCH: expected a whole number from 1 to 1000, got '0'"),
+        ({"PAPERS_EF_SEARCH": "1001"}, "PAPERS_EF_SEARCH: expected a whole number from 1 to 1000"),
+        ({"PAPERS_EF_SEARCH": "lots"}, "PAPERS_EF_SEARCH: expected a whole number from 1 to 1000"),
         ({"PAPERS_DB_POOLER": "pgpool"}, "PAPERS_DB_POOLER: expected one of none, pgbouncer, got 'pgpool'"),
         ({"PAPERS_EMBEDDER": "magic"}, "PAPERS_EMBEDDER: expected one of local, openai, none, got 'magic'"),
         ({"PAPERS_EMBEDDER_BACKEND": "tensorflow"}, "PAPERS_EMBEDDER_BACKEND: expected one of onnx, torch"),

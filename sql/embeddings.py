@@ -85,14 +85,17 @@ async def switch_space(conn: asyncpg.Connection, space: Space) -> None:
             "UPDATE papers SET embedding = NULL, embedding_model = NULL, embedding_attempts = 0, embedding_error = NULL"
         )
         if space.dim != await column_dim(conn):
+            # Built again as it was defined (migration 002's build, or one an operator rebuilt with other options).
+            index = await conn.fetchval(
+                "SELECT pg_get_indexdef(to_regclass('papers_embedding_hnsw_idx'))"
+                " WHERE to_regclass('papers_embedding_hnsw_idx') IS NOT NULL"
+            )
             await conn.execute("DROP INDEX IF EXISTS papers_embedding_hnsw_idx")
             await conn.execute(f"ALTER TABLE papers ALTER COLUMN embedding TYPE vector({int(space.dim)})")
             # A new type takes the type's storage again: in the row, as migration 009 set it.
             await conn.execute("ALTER TABLE papers ALTER COLUMN embedding SET STORAGE MAIN")
-            await conn.execute(
-                "CREATE INDEX papers_embedding_hnsw_idx ON papers USING hnsw (embedding vector_cosine_ops)"
-                " WITH (m = 16, ef_construction = 64)"
-            )
+            if index is not None:
+                await conn.execute(index)
         await conn.execute(
             """INSERT INTO embedding_space (model, dim, backend, quantization) VALUES ($1, $2, $3, $4)
                ON CONFLICT (singleton) DO UPDATE SET model = EXCLUDED.model, dim = EXCLUDED.dim,

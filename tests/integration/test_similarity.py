@@ -153,10 +153,18 @@ async def test_dimension_or_model_mismatch_is_a_clear_error(embedded):
     small = HashEmbedder(dim=8)
     with pytest.raises(SpaceMismatchError, match="384-d"):
         await embed_pending(embedded, small)
+    # An operator rebuilt the index with other options (docs/design.md, "HNSW at a million"): the switch keeps them.
+    await embedded.execute("DROP INDEX papers_embedding_hnsw_idx")
+    await embedded.execute(
+        "CREATE INDEX papers_embedding_hnsw_idx ON papers USING hnsw (embedding vector_cosine_ops)"
+        " WITH (m = 24, ef_construction = 128)"
+    )
     report = await reembed_all(embedded, small)  # switching models re-embeds everything
     assert report.embedded == 5
     assert await embeddings.current_space(embedded) == ("test/hash-bow", 8, "test", "fp32")
     assert await embeddings.column_dim(embedded) == 8
+    options = "SELECT reloptions FROM pg_class WHERE relname = 'papers_embedding_hnsw_idx'"
+    assert await embedded.fetchval(options) == ["m=24", "ef_construction=128"]
     # The vectors stay in their rows (migration 009) after the column's type changed.
     storage = "SELECT attstorage FROM pg_attribute WHERE attrelid = 'papers'::regclass AND attname = 'embedding'"
     assert await embedded.fetchval(storage) == b"m"

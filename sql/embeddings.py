@@ -86,10 +86,8 @@ async def switch_space(conn: asyncpg.Connection, space: Space) -> None:
         )
         if space.dim != await column_dim(conn):
             # Built again as it was defined (migration 002's build, or one an operator rebuilt with other options).
-            index = await conn.fetchval(
-                "SELECT pg_get_indexdef(to_regclass('papers_embedding_hnsw_idx'))"
-                " WHERE to_regclass('papers_embedding_hnsw_idx') IS NOT NULL"
-            )
+            # NULL when there is none: to_regclass answers NULL for a missing name, and pg_get_indexdef is strict.
+            index = await conn.fetchval("SELECT pg_get_indexdef(to_regclass('papers_embedding_hnsw_idx'))")
             await conn.execute("DROP INDEX IF EXISTS papers_embedding_hnsw_idx")
             await conn.execute(f"ALTER TABLE papers ALTER COLUMN embedding TYPE vector({int(space.dim)})")
             # A new type takes the type's storage again: in the row, as migration 009 set it.

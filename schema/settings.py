@@ -121,6 +121,9 @@ class Settings(msgspec.Struct, frozen=True):
         return settings
 
 
+_SHOWN_CHARS = 80  # of a bad value, in its error message
+
+
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
@@ -136,7 +139,8 @@ class _Reader:
         try:
             return parse(raw)
         except ValueError as exc:
-            raise SettingsError(f"{name}: {exc}, got {raw!r}") from None
+            shown = raw if len(raw) <= _SHOWN_CHARS else raw[:_SHOWN_CHARS] + "..."
+            raise SettingsError(f"{name}: {exc}, got {shown!r}") from None
 
 
 def _bool(raw: str) -> bool:
@@ -158,9 +162,10 @@ def _pooler(raw: str) -> Pooler:
 
 
 def _positive(raw: str) -> int:
-    if not raw.strip().isdigit() or int(raw) < 1:
+    value = _whole(raw)
+    if value is None or value < 1:
         raise ValueError("expected a positive whole number")
-    return int(raw)
+    return value
 
 
 def _rate_limit(raw: str) -> str | None:
@@ -222,9 +227,17 @@ def _embedder(read: _Reader, data_dir: Path) -> EmbedderSettings:
 
 def _ef_search(raw: str) -> int:
     low, high = limits.EF_SEARCH_RANGE
-    if not raw.strip().isdigit() or not low <= int(raw) <= high:
+    value = _whole(raw)
+    if value is None or not low <= value <= high:
         raise ValueError(f"expected a whole number from {low} to {high}")
-    return int(raw)
+    return value
+
+
+def _whole(raw: str) -> int | None:
+    """raw as a whole number in ASCII digits, None otherwise (int() also takes other scripts' digits and
+    refuses past 4,300 of them with a message about Python, not about the setting)."""
+    value = raw.strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
 def _seconds(raw: str) -> float:

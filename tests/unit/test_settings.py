@@ -78,6 +78,11 @@ def test_body_sizes_take_units(value, size):
         ({"PAPERS_EF_SEARCH": "0"}, "PAPERS_EF_SEARCH: expected a whole number from 1 to 1000, got '0'"),
         ({"PAPERS_EF_SEARCH": "1001"}, "PAPERS_EF_SEARCH: expected a whole number from 1 to 1000"),
         ({"PAPERS_EF_SEARCH": "lots"}, "PAPERS_EF_SEARCH: expected a whole number from 1 to 1000"),
+        ({"PAPERS_EF_SEARCH": "²"}, "PAPERS_EF_SEARCH: expected a whole number from 1 to 1000, got '²'"),
+        (
+            {"PAPERS_POOL_MAX": "9" * 5000},
+            "PAPERS_POOL_MAX: expected a positive whole number, got '" + "9" * 80 + "...'",
+        ),
         ({"PAPERS_DB_POOLER": "pgpool"}, "PAPERS_DB_POOLER: expected one of none, pgbouncer, got 'pgpool'"),
         ({"PAPERS_EMBEDDER": "magic"}, "PAPERS_EMBEDDER: expected one of local, openai, none, got 'magic'"),
         ({"PAPERS_EMBEDDER_BACKEND": "tensorflow"}, "PAPERS_EMBEDDER_BACKEND: expected one of onnx, torch"),

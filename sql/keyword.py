@@ -64,11 +64,17 @@ def combined(parts: Sequence[TermStats]) -> TermStats:
     return TermStats(sum(p.papers for p in parts), df)
 
 
-def _query_terms(params: list[object], text: str, stats: TermStats | None) -> str:
-    """The `q` CTE (stems and idf), its parameters appended to params: local statistics, or the given ones."""
+def _query_terms(params: list[object], text: str, stats: TermStats | None, *, plan_once: bool = False) -> str:
+    """The `q` CTE (stems and idf), its parameters appended to params: local statistics, or the given ones.
+
+    With plan_once the text reaches the statement through an InitPlan, which the planner cannot fold into the query's
+    stems: the plan no longer depends on the text, so PostgreSQL keeps one generic plan for the statement instead of
+    planning every call (~0.6 ms at 100k papers; docs/design.md, "One plan for a plain query"). Only for statements
+    whose plan has no choice to make by the values (`_plain`): a filter or a phrase keeps a plan of its own per call.
+    """
     if stats is None:
         params.append(text)
-        source = _LOCAL_STATS.format(text=f"${len(params)}")
+        source = _LOCAL_STATS.format(text=f"(SELECT ${len(params)}::text)" if plan_once else f"${len(params)}")
     else:
         terms = sorted(stats.df)
         params += [terms, [stats.df[t] for t in terms], stats.papers]
@@ -112,6 +118,11 @@ def _needs_papers(query: KeywordQuery, flt: PaperFilter) -> bool:
     return bool(query.excluded or query.phrases) or flt != PaperFilter()
 
 
+def _plain(query: KeywordQuery, flt: PaperFilter, exhaustive: bool) -> bool:
+    """Whether a ranking's plan is the same for every query text: a postings walk with nothing to check per paper."""
+    return not (exhaustive or _needs_papers(query, flt))
+
+
 async def keyword(
     conn: asyncpg.Connection,
     query: KeywordQuery,
@@ -144,16 +155,15 @@ async def _ranked(
     stats: TermStats | None,
 ) -> list[asyncpg.Record]:
     params: list[object] = []
-    terms = _query_terms(params, query.text, stats)
+    terms = _query_terms(params, query.text, stats, plan_once=stats is None and _plain(query, flt, exhaustive))
     hits = _hits(query, flt, params, depth=depth, exhaustive=exhaustive)
-    n = len(params)
+    # The limit written in, as the depth is: a parameter would be costed at a tenth of the table in a generic plan.
     return await conn.fetch(
         f"""WITH {terms},
-            hits AS ({hits} ORDER BY score DESC, paper_key LIMIT ${n + 1})
+            hits AS ({hits} ORDER BY score DESC, paper_key LIMIT {int(limit)})
             SELECT {PAPER_COLUMNS}, hits.score FROM hits JOIN papers p USING (paper_key)
             ORDER BY hits.score DESC, hits.paper_key""",
         *params,
-        limit,
     )
 
 
@@ -245,12 +255,12 @@ async def _hybrid_row(
     exhaustive: bool,
 ) -> asyncpg.Record:
     params: list[object] = []
-    terms = _query_terms(params, query.text, None)
+    terms = _query_terms(params, query.text, None, plan_once=_plain(query, flt, exhaustive))
     hits = _hits(query, flt, params, depth=depth, exhaustive=exhaustive)
     where = Where(params)
     where.add("p.embedding IS NOT NULL")
     paper_filters(where, flt)
-    vec, n = where.param(vector), where.param(limit)
+    vec, n = where.param(vector), int(limit)  # the limit written in: see _ranked
     statement = f"""WITH {terms},
         kw AS ({hits} ORDER BY score DESC, paper_key LIMIT {n}),
         nn AS (SELECT p.paper_key, p.embedding <=> {vec} AS distance FROM papers p

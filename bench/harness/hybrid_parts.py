@@ -3,8 +3,9 @@
 One connection, the service's own functions and parameters; the backend's CPU (user + system, psutil) over
 every call of a part, divided by the calls. Parts:
 - `ranks`: the one statement that returns both rankings (keyword top 50 by the postings walk, HNSW top 50);
-- `ranks, generic plan`: the same with `plan_cache_mode = force_generic_plan` (the difference is what planning
-  the statement on each call costs: PostgreSQL keeps choosing custom plans for it);
+- `ranks, planned on every call (before)`: the same under `plan_cache_mode = force_custom_plan`, as PostgreSQL ran
+  it before the query's text was hidden from the planner (the difference is what planning it on each call costs);
+  measured call by call in turns with `ranks`, on a connection of its own;
 - `nearest only`: the HNSW half of that statement alone (keys and distances);
 - `page`: reading the page shown (20 papers), as the service does;
 - `page, ts_headline snippets (before)`: the same with PostgreSQL's `ts_headline` snippets for its keyword hits,
@@ -62,8 +63,11 @@ async def parts(url: str, texts: Sequence[str], vectors: np.ndarray) -> dict[str
             fuse([(r.keyword, HYBRID_KEYWORD_WEIGHT), (r.semantic, 1 - HYBRID_KEYWORD_WEIGHT)])[:PAGE] for r in ranked
         ]
 
-        async def ranks(i: int) -> Any:
-            return await keyword.hybrid_ranks(conn, keyword_query(texts[i]), vectors[i], flt, limit=bound, depth=depth)
+        def ranks_on(c: Any) -> Callable[[int], Awaitable[Any]]:
+            async def ranks(i: int) -> Any:
+                return await keyword.hybrid_ranks(c, keyword_query(texts[i]), vectors[i], flt, limit=bound, depth=depth)
+
+            return ranks
 
         async def nearest(i: int) -> Any:
             # The `nn` part of hybrid_ranks' statement on its own.
@@ -92,18 +96,45 @@ async def parts(url: str, texts: Sequence[str], vectors: np.ndarray) -> dict[str
             matched, marks = {k for k, _ in ranked[i][0]}, Highlighter(keyword_query(texts[i]).text)
             return [marks.snippet(p.abstract) for p, (k, _) in zip(read[i], pages[i], strict=True) if k in matched]
 
-        out: dict[str, dict[str, float]] = {}
+        async with connection(url) as before:
+            await search.configure_session(before)
+            await before.execute("SET plan_cache_mode = force_custom_plan")
+            out = await _in_turns([(conn, ranks_on(conn)), (before, ranks_on(before))], len(texts))
         for name, run in (
-            ("ranks", ranks),
             ("nearest only", nearest),
             ("page", page),
             ("page, ts_headline snippets (before)", page_headline),
             ("snippets in the API process", snippets),
         ):
             out[name] = await _measure(pid, run, len(texts))
-        await conn.execute("SET plan_cache_mode = force_generic_plan")
-        out["ranks, generic plan"] = await _measure(pid, ranks, len(texts))
     return out
+
+
+async def _in_turns(runs: Sequence[tuple[Any, Callable[[int], Awaitable[Any]]]], n: int) -> dict[str, dict[str, float]]:
+    """`ranks` as shipped and planned on every call, call by call in turns on two connections (a noisy machine
+    drifts between parts measured one after the other)."""
+    pids = [int(await conn.fetchval("SELECT pg_backend_pid()")) for conn, _ in runs]
+    for _, run in runs:
+        for i in range(min(n, 10)):
+            await run(i)
+    cpu0, own, wall = [_cpu_s(pid) for pid in pids], [0.0] * len(runs), [0.0] * len(runs)
+    for _ in range(2 * ROUNDS):
+        for i in range(n):
+            for j, (_, run) in enumerate(runs):
+                own0, wall0 = time.process_time(), time.perf_counter()
+                await run(i)
+                own[j] += time.process_time() - own0
+                wall[j] += time.perf_counter() - wall0
+    calls = 2 * ROUNDS * n
+    names = ("ranks", "ranks, planned on every call (before)")
+    return {
+        name: {
+            "server_us": round((_cpu_s(pids[j]) - cpu0[j]) / calls * 1e6),
+            "client_us": round(own[j] / calls * 1e6),
+            "wall_ms": round(wall[j] / calls * 1e3, 2),
+        }
+        for j, name in enumerate(names)
+    }
 
 
 async def _measure(pid: int, run: Callable[[int], Awaitable[Any]], n: int) -> dict[str, float]:

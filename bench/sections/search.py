@@ -348,8 +348,9 @@ def _statements(parts: dict | None, h: dict) -> list[str]:
     ]
     return [
         "Hybrid's statements one at a time (one connection in process, the same 100 queries twice, query vectors"
-        " near corpus vectors; `bench/harness/hybrid_parts.py`): PostgreSQL's CPU and the client process's CPU"
-        " (asyncpg, or the snippets) per call.",
+        " near corpus vectors, the first two rows call by call in turns, four times each;"
+        " `bench/harness/hybrid_parts.py`): PostgreSQL's CPU and the client process's CPU (asyncpg, or the snippets)"
+        " per call.",
         "",
         report.table(("part", "PostgreSQL µs per call", "client µs per call", "ms per call"), rows, align="lrrr"),
         "",

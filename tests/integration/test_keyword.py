@@ -20,7 +20,7 @@ from ingest.pipeline import Source, ingest_source
 from ingest.worker import Worker
 from schema.api import PaperFilter
 from schema.paging import PageRequest
-from sql import jobs, keyword
+from sql import jobs, keyword, search
 from tests import factories
 from tests.apps import settings
 from tests.embedders import HashEmbedder
@@ -138,6 +138,24 @@ async def test_walk_and_exhaustive_scoring_agree_when_every_posting_is_read(conn
         exact = await keyword.keyword(conn, query, PaperFilter(), limit=30, depth=1000, exhaustive=True)
         assert [(h.id, h.score) for h in walk] == [(h.id, h.score) for h in exact]
         assert len(walk) >= 10
+
+
+async def test_a_plain_query_is_planned_once_not_on_every_call(conn):
+    # Planning the ranking statement cost about as much as running it (docs/design.md, "One plan for a plain query").
+    await ingest(conn, "a.txt", factories.page([factories.paper(i, words=40 + i % 30) for i in range(60)]))
+    await embed_pending(conn, HashEmbedder())
+    await search.configure_session(conn)
+    texts = ["sparse routing", "pruning labels", "method language", "scale guarantees", "routing method"] * 2
+    for text in texts:
+        await keyword.keyword(conn, keyword_query(text), PaperFilter(), limit=10, depth=200)
+        await keyword.hybrid_ranks(
+            conn, keyword_query(text), HashEmbedder().vector(text), PaperFilter(), limit=50, depth=200
+        )
+    for kind in ("%hits AS (%", "%kw AS (%"):  # keyword search's statement, hybrid search's
+        [(generic, custom)] = await conn.fetch(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE $1", kind
+        )
+        assert (generic, custom) == (len(texts) - 5, 5), kind  # generic after PostgreSQL's five custom plans
 
 
 async def test_a_phrase_is_walked_with_a_bounded_scan_and_answered_exhaustively_when_rare(conn):

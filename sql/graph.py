@@ -201,7 +201,9 @@ class _Statement:
                 return total()
             raise NotCompiledError(f"connection.{part.name}")
 
-        return f"(SELECT {self.object(sel.children, value)} FROM ({source} LIMIT {size} + 1) AS {alias} {join})"
+        # One row whatever is selected: totalCount alone has no aggregate to fold the page's rows into one.
+        rows = f"({source} LIMIT {size} + 1) AS {alias} {join}"
+        return f"(SELECT {self.object(sel.children, value)} FROM {rows} GROUP BY ())"
 
     def numbered(self, table: str, alias: str, where: Where, sort_sql: str) -> str:
         """Rows of a table in a keyset order, numbered (n) and flagged when a row follows (more)."""

@@ -66,6 +66,8 @@ COMPILED = [
         % ARXIV.format(66),
         None,
     ),
+    # a total alone: no aggregate folds the page's rows into the one the connection is
+    ("{ listings(first: 2) { totalCount } papers(first: 3) { totalCount } }", None),
     # a page of a listing's entries after a cursor of that listing
     (
         '{ listing(id: "{b}") { entries(first: 3, after: "%s") { edges { node { rank } } pageInfo { hasNextPage } } } }'

@@ -9,6 +9,9 @@ MAX_BATCH = 500  # ids per batch lookup
 MAX_QUERY_CHARS = 2000  # a search or filter text
 MAX_TEXT_CHARS = 10_000  # free text given as an example (recommendations)
 MAX_WINDOW = 1000  # deepest search result reachable by paging
+# Rows a total counts at most: past them it says "at least" (a common word matches most of a million papers, and
+# counting them all would take seconds of a core per request).
+MAX_COUNTED = 10_000
 MAX_QUERY_STEMS = 32  # word stems of a keyword query that are ranked (the rarest); each reads one postings list
 MAX_EXAMPLES = 50  # example ids of one recommendation request
 # Nearest-neighbour searches one request may make (`similar` per paper, `recommend` per alias): nothing

@@ -7,9 +7,11 @@ Every collection pages by cursor both ways: `first` rows after a cursor (forward
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import msgspec
+
+from schema import limits
 
 T = TypeVar("T")
 
@@ -43,6 +45,18 @@ class Page(msgspec.Struct, Generic[T], frozen=True):
     def next_cursor(self) -> str | None:
         """The cursor to pass as `after` for the next page; None on the last page."""
         return self.cursors[-1] if self.has_next and self.cursors else None
+
+
+class Total(NamedTuple):
+    """How many rows all pages of a collection hold: exact up to MAX_COUNTED, else at least MAX_COUNTED."""
+
+    value: int
+    exact: bool
+
+    @classmethod
+    def of(cls, counted: int) -> Total:
+        """The total of a count that stopped at MAX_COUNTED + 1 rows (sql.fragments.capped_count)."""
+        return cls(min(counted, limits.MAX_COUNTED), counted <= limits.MAX_COUNTED)
 
 
 def flags(request: PageRequest, more: bool, beyond: bool) -> tuple[bool, bool]:

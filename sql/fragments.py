@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
+from schema import limits
 from schema.api import PaperFilter
 from schema.errors import InvalidCursorError
 from schema.identity import normalize_arxiv_id
@@ -53,6 +54,12 @@ def columns(fields: dict[str, str], alias: str) -> str:
 
 PAPER_COLUMNS = columns(PAPER_FIELDS, "p")
 LISTING_COLUMNS = columns(LISTING_FIELDS, "l")
+
+
+def capped_count(rows: str) -> str:
+    """SQL counting the rows of `rows` (`FROM ... WHERE ...`), stopping at MAX_COUNTED + 1 (schema.paging.Total.of):
+    a common word's matches are never all read to say how many there are."""
+    return f"(SELECT count(*) FROM (SELECT 1 {rows} LIMIT {limits.MAX_COUNTED + 1}) AS counted)"
 
 
 class Where:

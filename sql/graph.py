@@ -16,6 +16,7 @@ import collections
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from schema import limits
 from schema.paging import PageRequest
 from schema.selection import Selection
 from sql import cursor
@@ -27,6 +28,7 @@ from sql.fragments import (
     Sort,
     Where,
     add_keyset,
+    capped_count,
     order_by,
     page_bounds,
     paper_by_public_or_arxiv,
@@ -163,9 +165,9 @@ class _Statement:
         """A page over `source` (a subquery numbering its rows n in the order read and flagging `more` after
         them), as a Relay connection listed in the collection's order.
 
-        `cursor_sql`, `beyond` (whether rows lie past the cursor the page starts from) and `total` are built only
-        when selected: a parameter no expression uses has no type. `join` is joined to the page's rows after the
-        limit, so only the rows shown are looked up.
+        `cursor_sql`, `beyond` (whether rows lie past the cursor the page starts from) and `total` (a count that
+        stops at MAX_COUNTED + 1) are built only when selected: a parameter no expression uses has no type. `join` is
+        joined to the page's rows after the limit, so only the rows shown are looked up.
         """
         page: PageRequest = sel.args["page"]
         size = f"{self.where().param(page.size)}::int"
@@ -197,8 +199,10 @@ class _Statement:
                 return f"coalesce(json_agg({edges} ORDER BY {order}) FILTER (WHERE {shown}), '[]'::json)"
             if part.name == "page_info":
                 return self.object(part.children, info)
-            if part.name == "total_count":
-                return total()
+            if part.name == "total_count":  # schema.paging.Total.of, in SQL
+                return f"least({total()}, {limits.MAX_COUNTED})"
+            if part.name == "total_count_exact":
+                return f"({total()} <= {limits.MAX_COUNTED})"
             raise NotCompiledError(f"connection.{part.name}")
 
         # One row whatever is selected: totalCount alone has no aggregate to fold the page's rows into one.
@@ -248,7 +252,7 @@ class _Statement:
         def total() -> str:
             counted = self.where()
             filters(counted)
-            return f"(SELECT count(*) FROM papers p WHERE {counted.sql()})"
+            return capped_count(f"FROM papers p WHERE {counted.sql()}")
 
         return self.connection(
             sel,
@@ -273,7 +277,7 @@ class _Statement:
             lambda: self.sort_cursor("listings", LISTING_SORT),
             self.listing,
             beyond=lambda: self.keyset_beyond("listings l", lambda _: None, LISTING_SORT, "listings", page),
-            total=lambda: "(SELECT count(*) FROM listings)",
+            total=lambda: capped_count("FROM listings"),
         )
 
     def entries(self, sel: Selection, listing_id: str | None) -> str:

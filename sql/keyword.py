@@ -21,9 +21,10 @@ import numpy as np
 
 from schema import limits
 from schema.api import PaperFilter, ScoredPaper
+from schema.paging import Total
 from sql import search
 from sql.embeddings import SPACE_COLUMN, Space, space_from
-from sql.fragments import PAPER_COLUMNS, Where, paper_filters
+from sql.fragments import PAPER_COLUMNS, Where, capped_count, paper_filters
 from sql.search import scored_paper
 
 # The query's stems with their document frequency (df) and the number of papers (n), from this database's index.
@@ -176,8 +177,9 @@ def _came_up_short(
 
 async def count_ranked(
     conn: asyncpg.Connection, query: KeywordQuery, flt: PaperFilter, *, keyword: bool, semantic: bool
-) -> int:
-    """How many filtered papers a search ranks: those the keyword query matches, those with a vector, or either."""
+) -> Total:
+    """How many filtered papers a search ranks (up to MAX_COUNTED): those the keyword query matches, those with a
+    vector, or either."""
     params: list[object] = []
     terms = _query_terms(params, query.text, None)
     ranked = ["p.embedding IS NOT NULL"] if semantic else []
@@ -186,13 +188,8 @@ async def count_ranked(
         ranked.append(f"({words.sql()})" if query.phrases else f"({_ANY_TERM} AND {words.sql()})")
     where = Where(params)
     paper_filters(where, flt)
-    return int(
-        await conn.fetchval(
-            f"""WITH {terms}
-            SELECT count(*) FROM papers p WHERE ({" OR ".join(ranked)}) AND {where.sql()}""",
-            *params,
-        )
-    )
+    rows = f"""FROM papers p WHERE ({" OR ".join(ranked)}) AND {where.sql()}"""
+    return Total.of(await conn.fetchval(f"WITH {terms} SELECT {capped_count(rows)}", *params))
 
 
 def _hits(query: KeywordQuery, flt: PaperFilter, params: list[object], *, depth: int, exhaustive: bool) -> str:

@@ -18,7 +18,7 @@ from schema.api import (
     TitleMatch,
 )
 from schema.errors import InvalidCursorError
-from schema.paging import Page, PageRequest, flags
+from schema.paging import Page, PageRequest, Total, flags
 from sql import cursor
 from sql.fragments import (
     LISTING_COLUMNS,
@@ -27,6 +27,7 @@ from sql.fragments import (
     Sort,
     Where,
     add_keyset,
+    capped_count,
     id_match,
     in_asked_order,
     keyset_values,
@@ -103,11 +104,11 @@ async def papers_page(
     )
 
 
-async def count_papers(conn: asyncpg.Connection, flt: PaperFilter) -> int:
-    """How many papers match the filter."""
+async def count_papers(conn: asyncpg.Connection, flt: PaperFilter) -> Total:
+    """How many papers match the filter (up to MAX_COUNTED)."""
     where = Where()
     paper_filters(where, flt)
-    return int(await conn.fetchval(f"SELECT count(*) FROM papers p WHERE {where.sql()}", *where.params))
+    return Total.of(await conn.fetchval(f"SELECT {capped_count(f'FROM papers p WHERE {where.sql()}')}", *where.params))
 
 
 async def papers_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[Paper | None]:
@@ -175,9 +176,9 @@ async def listings_page(conn: asyncpg.Connection, request: PageRequest) -> Page[
     )
 
 
-async def count_listings(conn: asyncpg.Connection) -> int:
-    """How many listings there are."""
-    return int(await conn.fetchval("SELECT count(*) FROM listings"))
+async def count_listings(conn: asyncpg.Connection) -> Total:
+    """How many listings there are (up to MAX_COUNTED)."""
+    return Total.of(await conn.fetchval(f"SELECT {capped_count('FROM listings')}"))
 
 
 async def listings_by_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> list[Listing | None]:

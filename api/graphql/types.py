@@ -7,6 +7,7 @@ request's DataLoaders and the services (api/graphql/context.py).
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import inspect
 from collections.abc import Awaitable, Callable
@@ -18,8 +19,9 @@ import strawberry
 import schema.api as contracts
 from api.graphql.context import Context
 from api.services import catalog, search
+from schema import limits
 from schema.ingest import ListingFormat
-from schema.paging import Page
+from schema.paging import Page, Total
 from sql.queries import EntriesRequest
 
 T = TypeVar("T")
@@ -150,9 +152,9 @@ class Listing:
         before: str | None = None,
     ) -> Connection[ListingEntry]:
         page = catalog.page_request(first, after, last, before)
-        total = self.entry_count
+        total = Total.of(self.entry_count)  # the rule every total follows, though this one is stored
 
-        async def count() -> int:
+        async def count() -> Total:
             return total
 
         return Connection.of(await info.context.entries.load(EntriesRequest(self.id, page)), count)
@@ -224,7 +226,7 @@ class Edge(Generic[T]):
     node: T
 
 
-Count = Callable[[], Awaitable[int]]
+Count = Callable[[], Awaitable[Total]]
 
 
 @strawberry.type
@@ -232,13 +234,26 @@ class Connection(Generic[T]):
     edges: list[Edge[T]]
     page_info: PageInfo
     count: strawberry.Private[Count]
+    counted: strawberry.Private[asyncio.Future[Total] | None] = None
 
     @strawberry.field(
-        description="How many rows all pages of this connection hold together, whichever page this is (exact;"
-        " counted only when asked for)."
+        description="How many rows all pages of this connection hold together, whichever page this is: exact up to"
+        f" {limits.MAX_COUNTED:,}, else that many (totalCountExact is then false). Counted only when asked for."
     )
     async def total_count(self) -> int:
-        return await self.count()
+        return (await self._total()).value
+
+    @strawberry.field(
+        description=f"Whether totalCount is exact: false when more than {limits.MAX_COUNTED:,} rows match."
+    )
+    async def total_count_exact(self) -> bool:
+        return (await self._total()).exact
+
+    def _total(self) -> asyncio.Future[Total]:
+        # Both fields resolve concurrently: they share one count.
+        if self.counted is None:
+            self.counted = asyncio.ensure_future(self.count())
+        return self.counted
 
     @classmethod
     def of(cls, page: Page[Any], count: Count) -> Any:

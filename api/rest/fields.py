@@ -16,7 +16,7 @@ import msgspec
 from litestar.openapi.spec import Example, Operation, Schema
 from litestar.params import Parameter
 
-from api.rest.params import SEARCH_CURSOR, NextCursor, Total
+from api.rest.params import SEARCH_CURSOR, NextCursor, Total, TotalExact
 from schema.api import PAPER_FIELDS, Paper, ScoredPaper, doc
 from schema.errors import InvalidInputError
 
@@ -64,6 +64,7 @@ class PaperFieldsPage(msgspec.Struct, frozen=True, omit_defaults=True):
     items: Annotated[list[PaperFields], doc(f"the page's papers; {_PARTIAL}", [{"id": "pap_z77nqhjb6zugfnc4"}])]
     next_cursor: NextCursor
     total: Total = None
+    total_exact: TotalExact = None
 
 
 class ScoredFieldsPage(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -72,6 +73,7 @@ class ScoredFieldsPage(msgspec.Struct, frozen=True, omit_defaults=True):
     items: Annotated[list[ScoredFields], doc(f"best first; {_PARTIAL}", [{"id": "pap_z77nqhjb6zugfnc4"}])]
     next_cursor: Annotated[str | None, doc("cursor of the next page; null on the last page", SEARCH_CURSOR)]
     total: Total = None
+    total_exact: TotalExact = None
 
 
 class ScoredFieldsList(msgspec.Struct, frozen=True):

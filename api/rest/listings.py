@@ -23,6 +23,7 @@ from api.rest.params import (
     ListingKey,
     ListingPage,
     ListingsCursor,
+    reported,
     route,
     strict_booleans,
 )
@@ -91,7 +92,7 @@ async def list_listings(
 ) -> ListingPage:
     """Listings, newest date first, keyset-paginated."""
     page = await catalog.listings_page(db, catalog.page_request(limit, cursor))
-    return ListingPage(page.items, page.next_cursor, await catalog.count_listings(db) if count else None)
+    return ListingPage(page.items, page.next_cursor, *reported(await catalog.count_listings(db) if count else None))
 
 
 @route(get, "/v1/listings/{listing_id:str}", "getListing", "Get a listing", "listings", 404)

@@ -25,6 +25,7 @@ from api.rest.params import (
     PaperPage,
     PapersCursor,
     Query,
+    reported,
     route,
     strict_booleans,
 )
@@ -60,7 +61,12 @@ def cached(request: Request[Any, Any, Any], data: Any) -> Response[Any]:
 
 RECENT = PaperOrder("recent")
 Count = Annotated[
-    bool, Parameter(description="add `total`: how many items all pages hold", examples=[Example(value=True)])
+    bool,
+    Parameter(
+        description=f"add `total`: how many items all pages hold (counted up to {limits.MAX_COUNTED:,}; `total_exact`"
+        " is false past that)",
+        examples=[Example(value=True)],
+    ),
 ]
 
 
@@ -96,8 +102,8 @@ async def list_papers(
     page = await catalog.papers_page(db, flt, catalog.page_request(limit, cursor), sort=sort.value)
     total = await catalog.count_papers(db, flt) if count else None
     if fields:
-        return PaperFieldsPage(select_fields(page.items, fields), page.next_cursor, total)
-    return PaperPage(page.items, page.next_cursor, total)
+        return PaperFieldsPage(select_fields(page.items, fields), page.next_cursor, *reported(total))
+    return PaperPage(page.items, page.next_cursor, *reported(total))
 
 
 @route(get, "/v1/papers/match", "matchPaperTitle", "Fuzzy title match", "papers", 404)

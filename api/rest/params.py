@@ -15,7 +15,7 @@ from litestar.params import Parameter, PathParameter
 
 from api.rest.problems import documented
 from api.services import search
-from schema import limits
+from schema import limits, paging
 from schema.api import (
     FacetField,
     Listing,
@@ -132,7 +132,19 @@ HasArxiv = Annotated[bool | None, query("only papers with (true) or without (fal
 NextCursor = Annotated[str | None, doc("cursor of the next page; null on the last page", PAPERS_CURSOR)]
 
 
-Total = Annotated[int | None, doc("how many items all pages hold together (only with count=true)", 559)]
+Total = Annotated[
+    int | None,
+    doc(f"how many items all pages hold together, counted up to {limits.MAX_COUNTED:,} (only with count=true)", 559),
+]
+TotalExact = Annotated[
+    bool | None,
+    doc(f"false when more than {limits.MAX_COUNTED:,} items match: `total` then means at least that many", True),
+]
+
+
+def reported(total: paging.Total | None) -> tuple[int | None, bool | None]:
+    """`total` and `total_exact` of a page: both absent unless counted."""
+    return (None, None) if total is None else (total.value, total.exact)
 
 
 class PaperPage(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -141,6 +153,7 @@ class PaperPage(msgspec.Struct, frozen=True, omit_defaults=True):
     items: Annotated[list[Paper], doc("the page's papers", [])]
     next_cursor: NextCursor
     total: Total = None
+    total_exact: TotalExact = None
 
 
 class ListingPage(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -149,6 +162,7 @@ class ListingPage(msgspec.Struct, frozen=True, omit_defaults=True):
     items: list[Listing]
     next_cursor: Annotated[str | None, doc("cursor of the next page; null on the last page", LISTINGS_CURSOR)]
     total: Total = None
+    total_exact: TotalExact = None
 
 
 class ScoredPage(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -157,6 +171,7 @@ class ScoredPage(msgspec.Struct, frozen=True, omit_defaults=True):
     items: Annotated[list[ScoredPaper], doc("best first", [])]
     next_cursor: Annotated[str | None, doc("cursor of the next page; null on the last page", SEARCH_CURSOR)]
     total: Total = None
+    total_exact: TotalExact = None
 
 
 class ScoredList(msgspec.Struct, frozen=True):

@@ -75,8 +75,10 @@ async def search_papers(
     )
     total = await search.count_search(db, q, mode=mode.value, flt=flt) if count else None
     if fields:
-        return ScoredFieldsPage(select_fields(page.items, fields, SCORED_FIELDS), page.next_cursor, total)
-    return params.ScoredPage(page.items, page.next_cursor, total)
+        return ScoredFieldsPage(
+            select_fields(page.items, fields, SCORED_FIELDS), page.next_cursor, *params.reported(total)
+        )
+    return params.ScoredPage(page.items, page.next_cursor, *params.reported(total))
 
 
 @params.route(

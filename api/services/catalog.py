@@ -15,7 +15,7 @@ import msgspec
 import schema.api as contracts
 from schema import limits
 from schema.errors import InvalidInputError, NotFoundError
-from schema.paging import Page, PageRequest
+from schema.paging import Page, PageRequest, Total
 from schema.selection import Selection
 from sql import graph, queries
 from sql.queries import EntriesRequest
@@ -62,8 +62,8 @@ async def papers_page(
 
 
 @reads
-async def count_papers(conn: asyncpg.Connection, flt: contracts.PaperFilter) -> int:
-    """How many papers match the filter."""
+async def count_papers(conn: asyncpg.Connection, flt: contracts.PaperFilter) -> Total:
+    """How many papers match the filter (up to MAX_COUNTED)."""
     return await queries.count_papers(conn, check_filter(flt))
 
 
@@ -109,8 +109,8 @@ async def listings_page(conn: asyncpg.Connection, page: PageRequest) -> Page[con
 
 
 @reads
-async def count_listings(conn: asyncpg.Connection) -> int:
-    """How many listings there are."""
+async def count_listings(conn: asyncpg.Connection) -> Total:
+    """How many listings there are (up to MAX_COUNTED)."""
     return await queries.count_listings(conn)
 
 

@@ -29,7 +29,7 @@ from schema.errors import (
     SpaceMismatchError,
     UnavailableError,
 )
-from schema.paging import Page, PageRequest
+from schema.paging import Page, PageRequest, Total
 from sql import cursor, keyword, search
 from sql.embeddings import Space, current_space
 from sql.keyword import KeywordQuery
@@ -293,8 +293,8 @@ async def _hybrid(
 
 
 @reads
-async def count_search(conn: asyncpg.Connection, q: str, *, mode: SearchMode, flt: PaperFilter) -> int:
-    """How many papers a search ranks (paging reaches the first MAX_WINDOW of them)."""
+async def count_search(conn: asyncpg.Connection, q: str, *, mode: SearchMode, flt: PaperFilter) -> Total:
+    """How many papers a search ranks, up to MAX_COUNTED (paging reaches the first MAX_WINDOW of them)."""
     query = keyword_query(_query_text(q))
     check_filter(flt)
     return await keyword.count_ranked(conn, query, flt, keyword=mode != "semantic", semantic=mode != "keyword")

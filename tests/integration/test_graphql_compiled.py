@@ -15,6 +15,7 @@ from api.graphql.pipeline import Pipeline
 from api.graphql.schema import make_schema
 from api.graphql.schema import schema as papers_schema
 from api.services import catalog
+from schema import limits
 from tests.apps import settings
 from tests.integration.test_graphql import ARXIV, KEY, load
 
@@ -67,7 +68,7 @@ COMPILED = [
         None,
     ),
     # a total alone: no aggregate folds the page's rows into the one the connection is
-    ("{ listings(first: 2) { totalCount } papers(first: 3) { totalCount } }", None),
+    ("{ listings(first: 2) { totalCount } papers(first: 3) { totalCountExact } }", None),
     # a page of a listing's entries after a cursor of that listing
     (
         '{ listing(id: "{b}") { entries(first: 3, after: "%s") { edges { node { rank } } pageInfo { hasNextPage } } } }'
@@ -287,3 +288,19 @@ async def test_a_result_set_in_on_execute_replaces_execution():
     result = await strawberry.Schema(query=Query, extensions=[Answer]).execute("{ value }")
     assert result.data == {"value": 2}
     assert not ran
+
+
+async def test_totals_past_the_count_cap_say_at_least_in_both_paths(clients, monkeypatch):
+    monkeypatch.setattr(limits, "MAX_COUNTED", 10)  # 65 papers, 3 listings, listing b of 35 entries
+    query = (
+        "{ papers(first: 2) { totalCount totalCountExact } listings(first: 1) { totalCount totalCountExact }"
+        ' listing(id: "{b}") { entryCount entries(first: 1) { totalCount totalCountExact } } }'
+    )
+    ours, theirs, compiled = await _both(clients, query, None)
+    assert compiled
+    assert ours.content == theirs.content
+    assert ours.json()["data"] == {
+        "papers": {"totalCount": 10, "totalCountExact": False},
+        "listings": {"totalCount": 3, "totalCountExact": True},
+        "listing": {"entryCount": 35, "entries": {"totalCount": 10, "totalCountExact": False}},
+    }

@@ -7,6 +7,7 @@ from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from ingest.embed import embed_pending
+from schema import limits
 from sql import db
 from tests.apps import settings
 from tests.embedders import HashEmbedder
@@ -43,7 +44,18 @@ async def test_count_true_adds_the_total_of_every_page(client):
     listings = (await client.get("/v1/listings", params={"count": "true", "limit": 1})).json()
     assert (len(listings["items"]), listings["total"]) == (1, 4)
     found = (await client.get("/v1/search", params={"q": "paper", "mode": "keyword", "count": "true"})).json()
-    assert found["total"] == PAPERS
+    assert (found["total"], found["total_exact"]) == (PAPERS, True)
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+async def test_a_total_past_the_count_cap_says_at_least_that_many(client, monkeypatch, mode):
+    monkeypatch.setattr(limits, "MAX_COUNTED", 5)
+    found = (await client.get("/v1/search", params={"q": "paper", "mode": mode, "count": "true"})).json()
+    assert (found["total"], found["total_exact"]) == (5, False)
+    papers = (await client.get("/v1/papers", params={"count": "true", "limit": 2})).json()
+    assert (papers["total"], papers["total_exact"], len(papers["items"])) == (5, False, 2)
+    listings = (await client.get("/v1/listings", params={"count": "true"})).json()
+    assert (listings["total"], listings["total_exact"]) == (4, True)
 
 
 @pytest.mark.parametrize("sort", ["recent", "title", "first_seen"])

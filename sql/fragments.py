@@ -179,6 +179,18 @@ def add_keyset(where: Where, sort: Sort, token: str, kind: str, side: str = "aft
     where.add(f"({', '.join(sort.keys)}) {op} ({{}}, {{}})", first, key)
 
 
+def rows_beyond(source: str, where: Where, sort: Sort, side: str) -> str:
+    """SQL of whether `source` has a row under `where` (a keyset from `add_keyset` on `side`, "to" or "from").
+
+    Not `EXISTS`: its generic plan costs the keyset at a third of the table and took a sequential scan, which read
+    the whole table when the rows past the cursor lay at its far end (45 ms per page at 100,000 papers), and
+    PostgreSQL drops an ORDER BY inside `EXISTS`. The first row in the sort's order from the cursor, as a scalar
+    subquery, is an index scan that stops at once, whatever the plan.
+    """
+    order = order_by(sort, reverse=side == "to")
+    return f"coalesce((SELECT true FROM {source} WHERE {where.sql()} ORDER BY {order} LIMIT 1), false)"
+
+
 def page_bounds(where: Where, sort: Sort, request: PageRequest, kind: str) -> None:
     """Add a page request's cursors (rows after `after`, before `before`) to where."""
     if request.after:

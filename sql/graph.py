@@ -34,6 +34,7 @@ from sql.fragments import (
     paper_by_public_or_arxiv,
     paper_filters,
     paper_sort,
+    rows_beyond,
 )
 from sql.queries import LISTINGS_OF_PAPER_ORDER, STATS, entries_kind, rank_bounds
 
@@ -234,7 +235,7 @@ class _Statement:
         where = self.where()
         filters(where)
         add_keyset(where, sort, far[0], kind, far[1])
-        return f"EXISTS (SELECT 1 FROM {table} WHERE {where.sql()})"
+        return rows_beyond(table, where, sort, far[1])
 
     def papers(self, sel: Selection) -> str:
         """`papers(filter, sort, first, after, last, before)`: a connection of papers."""

@@ -36,6 +36,7 @@ from sql.fragments import (
     paper_by_public_or_arxiv,
     paper_filters,
     paper_sort,
+    rows_beyond,
 )
 
 # The order of a paper's listings, and of a listing's entries.
@@ -82,7 +83,7 @@ async def _keyset_page(
         other = Where()
         filters(other)
         add_keyset(other, sort, far[0], kind, far[1])
-        beyond = await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {source} WHERE {other.sql()})", *other.params)
+        beyond = await conn.fetchval(f"SELECT {rows_beyond(source, other, sort, far[1])}", *other.params)
     has_next, has_previous = flags(request, more, beyond)
     cursors = cursor.Cursors(kind, [keyset_values(sort, r["sort_key"], r["row_key"]) for r in rows])
     return Page([build(r) for r in rows], cursors, has_next, has_previous)

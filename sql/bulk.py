@@ -27,6 +27,10 @@ _DEFERRABLE = """
     ORDER BY c.relname"""
 
 
+# Every paper's postings; keyword_impacts (migration 010) reads each paper's tsvector once.
+POSTINGS = "SELECT i.term, i.impact, p.paper_key FROM papers p, keyword_impacts(p.search) i"
+
+
 class Deferred(NamedTuple):
     """What `defer` took away, for `restore` to put back: index definitions by name."""
 
@@ -49,10 +53,7 @@ async def write_keyword_index(conn: asyncpg.Connection) -> None:
     """The postings, document frequencies and title words of every paper, written anew (their indexes dropped)."""
     # The same functions the triggers call (migration 006), over all papers at once; TRUNCATE is transactional.
     await conn.execute("TRUNCATE keyword_postings, keyword_terms, paper_title_words")
-    await conn.execute(
-        """INSERT INTO keyword_postings (term, impact, paper_key)
-           SELECT i.term, i.impact, p.paper_key FROM papers p, keyword_impacts(p.search) i"""
-    )
+    await conn.execute(f"INSERT INTO keyword_postings (term, impact, paper_key) {POSTINGS}")
     await conn.execute(
         """INSERT INTO keyword_terms (term, df)
            SELECT term, count(*) FROM (

@@ -197,9 +197,8 @@ def _hits(query: KeywordQuery, flt: PaperFilter, params: list[object], *, depth:
     where = _where(query, flt, params)
     if exhaustive or flt.listing:
         condition = where.sql() if (query.phrases or flt.listing) else f"{_ANY_TERM} AND {where.sql()}"
-        return f"""SELECT p.paper_key, sum(q.idf * keyword_impact(
-                cardinality(s.positions) + 2 * cardinality(array_positions(s.weights, 'A')), length(p.search))) AS score
-            FROM papers p CROSS JOIN LATERAL unnest(p.search) s JOIN q ON q.term = s.lexeme
+        return f"""SELECT p.paper_key, sum(q.idf * i.impact) AS score
+            FROM papers p CROSS JOIN LATERAL keyword_impacts(p.search) i JOIN q ON q.term = i.term
             WHERE {condition} GROUP BY p.paper_key"""
     join = "JOIN papers p ON p.paper_key = kp.paper_key" if _needs_papers(query, flt) else ""
     postings, term = "keyword_postings kp", "kp.term = q.term AND "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from schema.settings import ReplicaSettings, Settings, SettingsError
-from sql.replicas import format_lsn, lag_seconds, parse_lsn
+from sql.replicas import Node, format_lsn, lag_seconds, parse_lsn
 
 
 def test_replica_settings_are_read():
@@ -59,3 +59,11 @@ def test_lag_is_the_age_of_the_newest_primary_position_the_replica_has_replayed(
     # Behind every sample: at least as old as the oldest, or as its last replayed commit if that is older.
     assert lag_seconds(history, 12.5, 50, 300, 1.0) == 2.5
     assert lag_seconds(history, 12.5, 50, 300, 40.0) == 40.0
+
+
+@pytest.mark.parametrize(("lag", "shown"), [(0.5001766, 0.501), (0.5, 0.5), (0.4999, 0.5), (0.57, 0.57), (0.0, 0.0)])
+def test_a_shown_lag_is_never_below_the_lag_that_decided_the_state(lag, shown):
+    # Rounded to the nearest, 0.5002 s showed as 0.5 on a replica taken out for passing a 0.5 s limit.
+    node = Node("replica-1", "replica", "postgresql://replica")
+    node.lag_s = lag
+    assert node.status().lag_seconds == shown

@@ -161,8 +161,8 @@ async def test_bulk_load_killed_mid_load_leaves_nothing_and_a_rerun_converges(fr
 
 
 async def test_writing_postings_reads_each_papers_tsvector_once(fresh_db, tmp_path):
-    # Migration 006's keyword_impacts took length(doc) once per stem; inlined, each call read the paper's
-    # compressed tsvector again (95 reads a paper: 2.4x the bulk load's postings time, docs/design.md).
+    # Migration 006's keyword_impacts took length(doc) once per stem; inlined, each call fetched the paper's
+    # tsvector from the TOAST table again (95 a paper: 2.4x the bulk load's postings time, docs/design.md).
     async with db.connection(fresh_db) as conn:
         await bulk_ingest(conn, listings(tmp_path), year=2024)
         papers = await conn.fetchval("SELECT count(*) FROM papers")

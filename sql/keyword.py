@@ -255,6 +255,7 @@ async def _hybrid_row(
     hits = _hits(query, flt, params, depth=depth, exhaustive=exhaustive)
     where = Where(params)
     where.add("p.embedding IS NOT NULL")
+    where.add(search.ef_search_gate(search.hybrid_ef_search(limit)))
     paper_filters(where, flt)
     vec, n = where.param(vector), int(limit)  # the limit written in: see _ranked
     statement = f"""WITH {terms},

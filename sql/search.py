@@ -93,6 +93,27 @@ async def nearest(
     return [scored_paper(r, 1 - r["distance"]) for r in rows[offset:]]
 
 
+def hybrid_ef_search(rows: int) -> int:
+    """The ef_search of hybrid search's HNSW half: half the process's (at least the rows it must return).
+
+    Its 50 neighbours are fused at weight 0.3 and scaled over their own range, so its tail barely moves a page: at
+    100,000 papers, ef_search 50 instead of 100 cost the HNSW scan ~25% less PostgreSQL CPU and the fused top 20 kept
+    0.993 of the pages made with exact neighbours (0.998 at 100; docs/design.md, "Hybrid's HNSW half").
+    """
+    return min(max(int(rows), EF_SEARCH // 2), MAX_EF_SEARCH)
+
+
+def ef_search_gate(ef_search: int) -> str:
+    """A WHERE condition that sets hnsw.ef_search for the statement it is in, and no longer.
+
+    `set_config(..., true)` lasts until the transaction ends: the statement's own unless one is open. As an
+    uncorrelated subquery the condition is a one-time filter that PostgreSQL checks before the scan under it starts;
+    pgvector reads ef_search when its scan fetches the first tuple (tests/integration/test_similarity.py pins both).
+    One statement, where a `SET LOCAL` would need a transaction and two more round trips.
+    """
+    return f"(SELECT set_config('hnsw.ef_search', '{int(ef_search)}', true)) IS NOT NULL"
+
+
 async def with_ef_search(conn: asyncpg.Connection, rows: int, run: Callable[[], Awaitable[T]]) -> T:
     """Run an HNSW query that must return `rows` rows: in the session's settings, or a transaction with a deeper
     ef_search when `rows` passes the session's (configure_session) or the session keeps no settings (PgBouncer)."""

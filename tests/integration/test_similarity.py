@@ -237,6 +237,55 @@ async def test_filtered_nearest_still_returns_limit_rows(conn):
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
+async def _hnsw_only(conn) -> np.ndarray:
+    """400 papers with vectors, HNSW the only way to them, no iterative scan: a scan returns ef_search rows at most."""
+    many = {
+        f"bulk{k}.txt": factories.page([factories.paper(k * 50 + i) for i in range(50)], label=f"Mar {k + 1}")
+        for k in range(8)
+    }
+    await load_pages(conn, many)
+    await embed_pending(conn, HashEmbedder())
+    await conn.execute("SET enable_seqscan = off")
+    await conn.execute("SET hnsw.iterative_scan = off")
+    await conn.execute("SET hnsw.ef_search = 100")
+    return HashEmbedder().vector(factories.paper(0)[1])
+
+
+async def test_the_ef_search_gate_sets_its_statements_scan_and_no_other(conn):
+    from sql import search
+
+    vector = await _hnsw_only(conn)
+    statement = "SELECT paper_key FROM papers p WHERE p.embedding IS NOT NULL {} ORDER BY p.embedding <=> $1 LIMIT 40"
+    assert len(await conn.fetch(statement.format(""), vector)) == 40
+    # Checked before the scan's first tuple, when pgvector reads the setting: 7 candidates, so 7 rows.
+    assert len(await conn.fetch(statement.format(f"AND {search.ef_search_gate(7)}"), vector)) == 7
+    assert await conn.fetchval("SHOW hnsw.ef_search") == "100"  # the statement's own transaction ended with it
+    assert len(await conn.fetch(statement.format(""), vector)) == 40
+
+
+async def test_hybrids_hnsw_half_scans_with_its_own_ef_search(conn, monkeypatch):
+    from api.services.search import keyword_query
+    from schema.api import PaperFilter
+    from sql import keyword, search
+
+    vector = await _hnsw_only(conn)
+    query = keyword_query("graph networks")
+    ranks = await keyword.hybrid_ranks(conn, query, vector, PaperFilter(), limit=40, depth=100)
+    assert len(ranks.semantic) == 40
+    monkeypatch.setattr(search, "hybrid_ef_search", lambda rows: 5)
+    ranks = await keyword.hybrid_ranks(conn, query, vector, PaperFilter(), limit=40, depth=100)
+    assert len(ranks.semantic) == 5
+
+
+def test_hybrids_ef_search_is_half_the_processes_and_never_below_its_rows(monkeypatch):
+    from sql import search
+
+    monkeypatch.setattr(search, "EF_SEARCH", 100)
+    assert [search.hybrid_ef_search(rows) for rows in (20, 50, 51, 400, 5000)] == [50, 50, 51, 400, 1000]
+    monkeypatch.setattr(search, "EF_SEARCH", 200)  # an operator's PAPERS_EF_SEARCH moves it along
+    assert search.hybrid_ef_search(50) == 100
+
+
 async def test_search_modes(client):
     for mode in ("keyword", "semantic", "hybrid"):
         body = (await client.get("/v1/search", params={"q": "speculative decoding draft tokens", "mode": mode})).json()

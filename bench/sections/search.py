@@ -237,9 +237,12 @@ def run(full: bool) -> dict:
         log("search", f"phrases: {quoted}")
         # Query vectors near corpus vectors: measured once at 100k papers (top 50, ef_search 100), HNSW costs the
         # same 2.8 ms of server CPU per scan for these as for the model's embeddings of the query texts.
-        statements = asyncio.run(hybrid_parts.parts(url, texts, near(corpus.vectors, len(texts), seed=5)))
+        vectors = near(corpus.vectors, len(texts), seed=5)
         del corpus
+        statements = asyncio.run(hybrid_parts.parts(url, texts, vectors))
         log("search", f"hybrid statements: {statements}")
+        exact = asyncio.run(hybrid_parts.exact_overlap(url, texts, vectors))
+        log("search", f"hybrid pages against exact neighbours: {exact}")
         with papers_server(pg, url) as service:
             deadline = time.monotonic() + 300
             while http(service.base + "/readyz")[0] != 200 and time.monotonic() < deadline:
@@ -257,6 +260,7 @@ def run(full: bool) -> dict:
         "single": single,
         "hybrid": hybrid,
         "statements": statements,
+        "exact_overlap": exact,
         "load": LOAD.describe(),
     }
 
@@ -312,6 +316,7 @@ def render(result: dict) -> str:
             f" {h['postgres_us_per_req']:,.0f} µs; other processes used {h['other_cpu_pct']:.0f}% of a core meanwhile.",
             "",
             *_statements(result.get("statements"), h),
+            *_exact(result.get("exact_overlap")),
             report.table(
                 ("target", "measured", "wanted", "verdict"),
                 [(name, report.fmt(v), str(t), t.verdict(v)) for name, v, t in checks],
@@ -337,6 +342,20 @@ def _phrase_part(p: dict | None) -> list[str]:
     ]
 
 
+def _exact(shares: dict | None) -> list[str]:
+    """Hybrid's first page against the page fused from exact neighbours, where the run measured it."""
+    if not shares:
+        return []
+    return [
+        f"Hybrid's first page ({hybrid_parts.PAGE} papers, the same 100 queries) shares {shares['shipped']} of its"
+        " papers with the page fused from the exact 50 nearest neighbours (numpy over every vector) instead of"
+        " HNSW's, and"
+        f" {shares['process']} with its HNSW half at the process's ef_search (`sql.search.hybrid_ef_search`;"
+        ' docs/design.md, "Hybrid\'s HNSW half").',
+        "",
+    ]
+
+
 def _statements(parts: dict | None, h: dict) -> list[str]:
     """Where hybrid's database time goes (bench/harness/hybrid_parts.py), against the budget the target leaves."""
     if not parts:
@@ -348,7 +367,7 @@ def _statements(parts: dict | None, h: dict) -> list[str]:
     ]
     return [
         "Hybrid's statements one at a time (one connection in process, the same 100 queries twice, query vectors"
-        " near corpus vectors, the first two rows call by call in turns, four times each;"
+        " near corpus vectors, the first three rows call by call in turns, four times each;"
         " `bench/harness/hybrid_parts.py`): PostgreSQL's CPU and the client process's CPU (asyncpg, or the snippets)"
         " per call.",
         "",

@@ -203,22 +203,27 @@ async def test_similar_leaves_out_the_paper_itself(client):
     assert_problem(await client.get("/v1/papers/pap_nope/similar"), 404)
 
 
-async def test_filtered_nearest_still_returns_limit_rows(conn):
-    import datetime as dt
-
-    from schema.api import PaperFilter
-    from sql import search
-
+async def _embedded_400(conn) -> np.ndarray:
+    """400 papers over 8 listing days, embedded, the HNSW index the planner's way to them; a vector near the first."""
     many = {
         f"bulk{k}.txt": factories.page([factories.paper(k * 50 + i) for i in range(50)], label=f"Mar {k + 1}")
         for k in range(8)
     }
     await load_pages(conn, many)
     await embed_pending(conn, HashEmbedder())
-    # A table this small would otherwise be scanned exactly (or through the date index): force the HNSW path.
+    # A table this small would otherwise be scanned exactly: force the HNSW path.
     await conn.execute("SET enable_seqscan = off")
-    await conn.execute("DROP INDEX papers_recent_idx, papers_listed_span_idx")
-    vector = HashEmbedder().vector(factories.paper(0)[1])
+    return HashEmbedder().vector(factories.paper(0)[1])
+
+
+async def test_filtered_nearest_still_returns_limit_rows(conn):
+    import datetime as dt
+
+    from schema.api import PaperFilter
+    from sql import search
+
+    vector = await _embedded_400(conn)
+    await conn.execute("DROP INDEX papers_recent_idx, papers_listed_span_idx")  # nor through the date indexes
     day = dt.date(2024, 3, 8)
     plan = "\n".join(
         r[0]
@@ -239,16 +244,10 @@ async def test_filtered_nearest_still_returns_limit_rows(conn):
 
 async def _hnsw_only(conn) -> np.ndarray:
     """400 papers with vectors, HNSW the only way to them, no iterative scan: a scan returns ef_search rows at most."""
-    many = {
-        f"bulk{k}.txt": factories.page([factories.paper(k * 50 + i) for i in range(50)], label=f"Mar {k + 1}")
-        for k in range(8)
-    }
-    await load_pages(conn, many)
-    await embed_pending(conn, HashEmbedder())
-    await conn.execute("SET enable_seqscan = off")
+    vector = await _embedded_400(conn)
     await conn.execute("SET hnsw.iterative_scan = off")
     await conn.execute("SET hnsw.ef_search = 100")
-    return HashEmbedder().vector(factories.paper(0)[1])
+    return vector
 
 
 async def test_the_ef_search_gate_sets_its_statements_scan_and_no_other(conn):

@@ -97,8 +97,8 @@ def hybrid_ef_search(rows: int) -> int:
     """The ef_search of hybrid search's HNSW half: half the process's (at least the rows it must return).
 
     Its 50 neighbours are fused at weight 0.3 and scaled over their own range, so its tail barely moves a page: at
-    100,000 papers, ef_search 50 instead of 100 cost the HNSW scan ~25% less PostgreSQL CPU and the fused top 20 kept
-    0.993 of the pages made with exact neighbours (0.998 at 100; docs/design.md, "Hybrid's HNSW half").
+    100,000 papers, ef_search 50 instead of 100 cost the ranking statement 18-25% less PostgreSQL CPU and the fused
+    top 20 kept 0.993 of the pages made with exact neighbours (0.998 at 100; docs/design.md, "Hybrid's HNSW half").
     """
     return min(max(int(rows), EF_SEARCH // 2), MAX_EF_SEARCH)
 

@@ -268,7 +268,8 @@ async def _hybrid_row(
                coalesce(array_agg(nn.distance), '{{}}') AS distances,
                {SPACE_COLUMN} AS space
         FROM nn"""
-    row = await search.with_ef_search(conn, limit, lambda: conn.fetchrow(statement, *params))
+    # The gate sets the HNSW half's ef_search, deep pages included: no transaction of SET LOCALs for those.
+    row = await search.with_session_settings(conn, lambda: conn.fetchrow(statement, *params))
     assert row is not None  # an aggregate: always one row
     return row
 

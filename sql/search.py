@@ -128,6 +128,12 @@ async def with_ef_search(conn: asyncpg.Connection, rows: int, run: Callable[[], 
         return await run()
 
 
+async def with_session_settings(conn: asyncpg.Connection, run: Callable[[], Awaitable[T]]) -> T:
+    """Run an HNSW query that sets its own ef_search (`ef_search_gate`) with the session's other HNSW settings: as it
+    is, or where the session keeps none (PgBouncer) in a transaction that sets them."""
+    return await with_ef_search(conn, 0, run)
+
+
 def _as_array(value: Any) -> np.ndarray | None:
     """A stored vector as float32 numpy (pgvector's codec returns a Vector or an ndarray by version)."""
     if value is None:

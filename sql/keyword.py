@@ -3,9 +3,10 @@
 Two plans (docs/design.md, "Keyword ranking"):
 - walk: each query stem's postings are read best first, `depth` of them that pass the filters; a paper's
   score is the sum over the stems it was read for. Cost grows with depth and the number of stems,
-  never with the number of matching papers. With a quoted phrase, each stem's walk checks the phrase on
-  at most PHRASE_SCAN x depth of its best postings; when that finds fewer papers than asked for (a phrase
-  rare among its words' papers), the exhaustive plan answers instead.
+  never with the number of matching papers. A deep page's walk ranks in tiers (`_hits`), so that it
+  extends the ranking of a first page. With a quoted phrase, each stem's walk checks the phrase on at most
+  PHRASE_SCAN x depth of its best postings; when its first tier finds fewer than PHRASE_WALK_MIN papers (a
+  phrase rare among its words' papers), the exhaustive plan answers instead.
 - exhaustive: every paper that matches is scored from its tsvector. Used when a listing is named (its
   papers are few), after a phrase walk that came up short (the phrase's matches are found through the GIN
   index), and by the benchmark as the exact reference.
@@ -41,12 +42,26 @@ _GIVEN_STATS = """(SELECT g.term, g.df, {n}::bigint AS n
 _QUERY_TERMS = """q AS MATERIALIZED (
     SELECT t.term, ln(1 + (t.n - t.df + 0.5)::float8 / (t.df + 0.5)) AS idf FROM {stats}
     ORDER BY t.df > 0 DESC, idf DESC, t.term LIMIT {stems})"""
-# Any of the stems, as a tsquery the GIN index answers (each stem quoted as tsquery input wants).
 # Postings per stem a phrase walk may check, per paper it must find: past it, the phrase is rare among the papers of
 # its words, and the GIN index finds its papers faster than the walk would.
 PHRASE_SCAN = 10
+# Papers the first tier of a phrase walk must find, else the exhaustive plan answers every page of the query: a fixed
+# number, not the page's size, so that every page of a query is cut from the same plan ("Paging a ranking").
+PHRASE_WALK_MIN = 20
+# Postings read per query stem for the first pages, chosen by measurement (docs/design.md, "Keyword ranking"); a deeper
+# page doubles it (`walk_depth`), each doubling a tier ranked after the ones before it.
+KEYWORD_DEPTH = 200
+# Any of the stems, as a tsquery the GIN index answers (each stem quoted as tsquery input wants).
 _ANY_TERM = """p.search @@ (SELECT string_agg('''' || replace(replace(term, '\\', '\\\\'), '''', '''''') || '''', ' | ')
     FROM q)::tsquery"""
+
+
+def walk_depth(rows: int) -> int:
+    """Postings a walk reads per stem to rank `rows` papers: KEYWORD_DEPTH, doubled until it is at least 2 x rows."""
+    depth = KEYWORD_DEPTH
+    while depth < 2 * rows:
+        depth *= 2
+    return depth
 
 
 class TermStats(NamedTuple):
@@ -131,17 +146,19 @@ async def keyword(
     *,
     limit: int,
     depth: int,
+    first_depth: int | None = None,
     exhaustive: bool = False,
     stats: TermStats | None = None,
 ) -> list[ScoredPaper]:
     """The `limit` best papers by BM25 (title-boosted), filtered; see the module note for the two plans.
 
-    With `stats`, idf comes from them instead of this database's index (a collection split over several databases:
-    docs/scale-out.md).
+    With `first_depth`, a walk deeper than it ranks in tiers (`_hits`). With `stats`, idf comes from them instead of
+    this database's index (a collection split over several databases: docs/scale-out.md).
     """
-    rows = await _ranked(conn, query, flt, limit=limit, depth=depth, exhaustive=exhaustive, stats=stats)
-    if _came_up_short(query, flt, rows, limit, exhaustive):
-        rows = await _ranked(conn, query, flt, limit=limit, depth=depth, exhaustive=True, stats=stats)
+    tiers = _Tiers(depth, first_depth)
+    rows = await _ranked(conn, query, flt, limit=limit, tiers=tiers, exhaustive=exhaustive, stats=stats)
+    if _came_up_short(query, flt, rows[0]["first_found"] if rows else 0, exhaustive):
+        rows = await _ranked(conn, query, flt, limit=limit, tiers=tiers, exhaustive=True, stats=stats)
     return [scored_paper(r, r["score"]) for r in rows]
 
 
@@ -151,28 +168,37 @@ async def _ranked(
     flt: PaperFilter,
     *,
     limit: int,
-    depth: int,
+    tiers: _Tiers,
     exhaustive: bool,
     stats: TermStats | None,
 ) -> list[asyncpg.Record]:
     params: list[object] = []
     terms = _query_terms(params, query.text, stats, plan_once=stats is None and _plain(query, flt, exhaustive))
-    hits = _hits(query, flt, params, depth=depth, exhaustive=exhaustive)
+    hits = _hits(query, flt, params, tiers=tiers, exhaustive=exhaustive)
     # The limit written in, as the depth is: a parameter would be costed at a tenth of the table in a generic plan.
     return await conn.fetch(
-        f"""WITH {terms},
-            hits AS ({hits} ORDER BY score DESC, paper_key LIMIT {int(limit)})
-            SELECT {PAPER_COLUMNS}, hits.score FROM hits JOIN papers p USING (paper_key)
-            ORDER BY hits.score DESC, hits.paper_key""",
+        f"""WITH {terms}, walked AS ({hits}),
+            hits AS (SELECT * FROM walked ORDER BY {tiers.order()} LIMIT {int(limit)})
+            SELECT {PAPER_COLUMNS}, hits.score, {_first_found(query, exhaustive)} AS first_found
+            FROM hits JOIN papers p USING (paper_key)
+            ORDER BY {tiers.order("hits.")}""",
         *params,
     )
 
 
-def _came_up_short(
-    query: KeywordQuery, flt: PaperFilter, found: Sequence[object], limit: int, exhaustive: bool
-) -> bool:
-    """Whether a phrase walk found fewer papers than asked for: its scan cap may have hidden some."""
-    return bool(query.phrases) and not (exhaustive or flt.listing) and len(found) < limit
+def _first_found(query: KeywordQuery, exhaustive: bool) -> str:
+    """SQL of how many papers the first tier of a phrase walk found (up to PHRASE_WALK_MIN); needs `walked`."""
+    if not query.phrases or exhaustive:
+        return "NULL::int"
+    return f"(SELECT count(*) FROM (SELECT FROM walked WHERE tier = 0 LIMIT {PHRASE_WALK_MIN}) f)"
+
+
+def _came_up_short(query: KeywordQuery, flt: PaperFilter, first_found: int | None, exhaustive: bool) -> bool:
+    """Whether a phrase walk's first tier found fewer than PHRASE_WALK_MIN papers: its scan cap may hide many.
+
+    Counted in the first tier, whatever the page, so that every page of a query takes the same plan.
+    """
+    return bool(query.phrases) and not (exhaustive or flt.listing) and (first_found or 0) < PHRASE_WALK_MIN
 
 
 async def count_ranked(
@@ -192,26 +218,65 @@ async def count_ranked(
     return Total.of(await conn.fetchval(f"WITH {terms} SELECT {capped_count(rows)}", *params))
 
 
-def _hits(query: KeywordQuery, flt: PaperFilter, params: list[object], *, depth: int, exhaustive: bool) -> str:
-    """The SQL of every ranked paper's (paper_key, score) under the module note's plan; needs the `q` CTE."""
+class _Tiers(NamedTuple):
+    """A walk's depth, and where its tiers end: at first_depth, doubled until depth (one tier without first_depth)."""
+
+    depth: int
+    first_depth: int | None = None
+
+    def ends(self) -> list[int]:
+        """The depth of each tier but the last (which ends at `depth`)."""
+        ends, end = [], self.first_depth or self.depth
+        while end < self.depth:
+            ends.append(end)
+            end *= 2
+        return ends
+
+    def order(self, table: str = "") -> str:
+        """A ranking's ORDER BY: by tier where there are tiers, then score, then key (ties always break alike)."""
+        ranked = f"{table}score DESC, {table}paper_key"
+        return f"{table}tier, {ranked}" if self.ends() else ranked
+
+
+def _hits(query: KeywordQuery, flt: PaperFilter, params: list[object], *, tiers: _Tiers, exhaustive: bool) -> str:
+    """The SQL of every ranked paper's (paper_key, tier, score) under the module note's plan; needs the `q` CTE.
+
+    A walk ranks in tiers when it reads deeper than the first tier (a deep page): tier j holds the papers a walk of
+    depth first_depth x 2^j finds and a shallower one does not, scored as that walk scores them, and every tier ranks
+    after the ones before it. So a deeper page's ranking begins with exactly the ranking a shallower page was cut from
+    (docs/design.md, "Paging a ranking"); one tier is the plain walk.
+    """
     where = _where(query, flt, params)
     if exhaustive or flt.listing:
         condition = where.sql() if (query.phrases or flt.listing) else f"{_ANY_TERM} AND {where.sql()}"
-        return f"""SELECT p.paper_key, sum(q.idf * i.impact) AS score
+        return f"""SELECT p.paper_key, 0 AS tier, sum(q.idf * i.impact) AS score
             FROM papers p CROSS JOIN LATERAL keyword_impacts(p.search) i JOIN q ON q.term = i.term
             WHERE {condition} GROUP BY p.paper_key"""
+    depth, ends = int(tiers.depth), tiers.ends()
     join = "JOIN papers p ON p.paper_key = kp.paper_key" if _needs_papers(query, flt) else ""
     postings, term = "keyword_postings kp", "kp.term = q.term AND "
     if query.phrases:
-        postings = f"""(SELECT paper_key, impact FROM keyword_postings WHERE term = q.term
-            ORDER BY impact DESC, paper_key LIMIT {int(depth) * PHRASE_SCAN}) kp"""
+        scanned = ", row_number() OVER (ORDER BY impact DESC, paper_key) AS scanned" if ends else ""
+        postings = f"""(SELECT *{scanned} FROM (SELECT paper_key, impact FROM keyword_postings WHERE term = q.term
+            ORDER BY impact DESC, paper_key LIMIT {depth * PHRASE_SCAN}) s) kp"""
         term = ""
-    return f"""SELECT h.paper_key, sum(q.idf * h.impact) AS score
-        FROM q CROSS JOIN LATERAL (
-            SELECT kp.paper_key, kp.impact FROM {postings} {join}
+    walk = f"""SELECT kp.paper_key, kp.impact{", kp.scanned" if query.phrases and ends else ""} FROM {postings} {join}
             WHERE {term}{where.sql()}
-            ORDER BY kp.impact DESC, kp.paper_key LIMIT {int(depth)}) h
-        GROUP BY h.paper_key"""
+            ORDER BY kp.impact DESC, kp.paper_key LIMIT {depth}"""
+    if not ends:
+        return f"""SELECT h.paper_key, 0 AS tier, sum(q.idf * h.impact) AS score
+            FROM q CROSS JOIN LATERAL ({walk}) h GROUP BY h.paper_key"""
+    # A posting's tier: the first walk that reads it, by its rank among the postings that pass and, for a phrase walk,
+    # by its place in the scan (a walk of depth d checks the first PHRASE_SCAN x d postings of its stem).
+    tier = f"width_bucket(w.passed, '{{{','.join(str(e + 1) for e in ends)}}}'::bigint[])"
+    if query.phrases:
+        scan_ends = ",".join(str(e * PHRASE_SCAN + 1) for e in ends)
+        tier = f"greatest({tier}, width_bucket(w.scanned, '{{{scan_ends}}}'::bigint[]))"
+    return f"""SELECT DISTINCT ON (h.paper_key) h.paper_key, h.tier, sum(q.idf * h.impact) AS score
+        FROM q CROSS JOIN LATERAL (
+            SELECT w.paper_key, w.impact, {tier} AS tier
+            FROM (SELECT *, row_number() OVER (ORDER BY impact DESC, paper_key) AS passed FROM ({walk}) v) w) h
+        GROUP BY h.paper_key, h.tier ORDER BY h.paper_key, h.tier"""
 
 
 class HybridRanks(NamedTuple):
@@ -223,21 +288,30 @@ class HybridRanks(NamedTuple):
 
 
 async def hybrid_ranks(
-    conn: asyncpg.Connection, query: KeywordQuery, vector: np.ndarray, flt: PaperFilter, *, limit: int, depth: int
+    conn: asyncpg.Connection,
+    query: KeywordQuery,
+    vector: np.ndarray,
+    flt: PaperFilter,
+    *,
+    limit: int,
+    depth: int,
+    first_depth: int | None = None,
 ) -> HybridRanks:
-    """(key, score) of the `limit` best papers by BM25 and of the `limit` nearest by HNSW (cosine similarity),
-    filtered, in one statement, with the stored vectors' space (for the caller to refuse another's query vector
-    without a round trip of its own).
+    """(key, score) of the `limit` best papers by BM25 (in tiers past `first_depth`, as `keyword`) and of the `limit`
+    nearest by HNSW (cosine similarity), filtered, in one statement, with the stored vectors' space (for the caller
+    to refuse another's query vector without a round trip of its own).
 
     Keys and scores only: the fusion needs no more, and only the page shown is read in full (`papers_by_key`).
     """
-    row = await _hybrid_row(conn, query, vector, flt, limit=limit, depth=depth, exhaustive=False)
-    if _came_up_short(query, flt, row["keyword"], limit, False):
-        row = await _hybrid_row(conn, query, vector, flt, limit=limit, depth=depth, exhaustive=True)
-    # Ordered exactly here, as in search.nearest (relaxed_order; an ORDER BY in SQL would be dropped).
-    semantic = sorted(zip(row["distances"], row["semantic_keys"], strict=True))
+    tiers = _Tiers(depth, first_depth)
+    row = await _hybrid_row(conn, query, vector, flt, limit=limit, tiers=tiers, exhaustive=False)
+    if _came_up_short(query, flt, row["first_found"], False):
+        row = await _hybrid_row(conn, query, vector, flt, limit=limit, tiers=tiers, exhaustive=True)
+    # The neighbours in the scan's order, as search.nearest keeps them.
+    neighbours = zip(row["semantic_keys"], row["distances"], strict=True)
+    semantic = [(key, 1.0 - float(distance)) for key, distance in neighbours]
     matched = list(zip(row["keyword"], map(float, row["keyword_scores"]), strict=True))
-    return HybridRanks(matched, [(key, 1.0 - float(distance)) for distance, key in semantic], space_from(row["space"]))
+    return HybridRanks(matched, semantic, space_from(row["space"]))
 
 
 async def _hybrid_row(
@@ -247,23 +321,25 @@ async def _hybrid_row(
     flt: PaperFilter,
     *,
     limit: int,
-    depth: int,
+    tiers: _Tiers,
     exhaustive: bool,
 ) -> asyncpg.Record:
     params: list[object] = []
     terms = _query_terms(params, query.text, None, plan_once=_plain(query, flt, exhaustive))
-    hits = _hits(query, flt, params, depth=depth, exhaustive=exhaustive)
+    hits = _hits(query, flt, params, tiers=tiers, exhaustive=exhaustive)
     where = Where(params)
     where.add("p.embedding IS NOT NULL")
-    where.add(search.ef_search_gate(search.hybrid_ef_search(limit)))
+    iterative = await search.iterative_scan(conn)  # known once per process: no round trip
+    where.add(search.ef_search_gate(search.hybrid_ef_search(limit, iterative=iterative)))
     paper_filters(where, flt)
     vec, n = where.param(vector), int(limit)  # the limit written in: see _ranked
-    statement = f"""WITH {terms},
-        kw AS ({hits} ORDER BY score DESC, paper_key LIMIT {n}),
+    statement = f"""WITH {terms}, walked AS ({hits}),
+        kw AS (SELECT * FROM walked ORDER BY {tiers.order()} LIMIT {n}),
         nn AS (SELECT p.paper_key, p.embedding <=> {vec} AS distance FROM papers p
                WHERE {where.sql()} ORDER BY p.embedding <=> {vec} LIMIT {n})
-        SELECT (SELECT coalesce(array_agg(paper_key ORDER BY score DESC, paper_key), '{{}}') FROM kw) AS keyword,
-               (SELECT coalesce(array_agg(score ORDER BY score DESC, paper_key), '{{}}') FROM kw) AS keyword_scores,
+        SELECT (SELECT coalesce(array_agg(paper_key ORDER BY {tiers.order()}), '{{}}') FROM kw) AS keyword,
+               (SELECT coalesce(array_agg(score ORDER BY {tiers.order()}), '{{}}') FROM kw) AS keyword_scores,
+               {_first_found(query, exhaustive)} AS first_found,
                coalesce(array_agg(nn.paper_key), '{{}}') AS semantic_keys,
                coalesce(array_agg(nn.distance), '{{}}') AS distances,
                {SPACE_COLUMN} AS space

@@ -45,7 +45,7 @@ async def keyword_all_words(
     return [scored_paper(r, r["score"]) for r in rows]
 
 
-async def _iterative_scan(conn: asyncpg.Connection) -> bool:
+async def iterative_scan(conn: asyncpg.Connection) -> bool:
     """Whether pgvector can keep scanning the index until `limit` rows pass the filters (0.8+)."""
     found = _ITERATIVE.get("vector")
     if found is None:
@@ -63,7 +63,7 @@ def use_ef_search(ef_search: int) -> None:
 async def configure_session(conn: asyncpg.Connection) -> None:
     """A connection's HNSW settings, set once when it opens: a search then needs no transaction of its own."""
     await conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
-    if await _iterative_scan(conn):
+    if await iterative_scan(conn):
         await conn.execute("SET hnsw.iterative_scan = relaxed_order")
 
 
@@ -83,24 +83,26 @@ async def nearest(
     if exclude:
         where.add("NOT (p.paper_key = ANY({}::bigint[]))", list(exclude))
     n = len(where.params)
-    # relaxed_order may return near-ties out of order, so the rows are ordered exactly here. Not by an outer ORDER BY
-    # in SQL: PostgreSQL 17 takes a CTE's rows as already sorted by the index's ordering and drops that sort.
+    # Rows in the order the scan gives them, not sorted again: the ranking stays the same however deep a page reads
+    # (docs/design.md, "Paging a ranking"). PostgreSQL adds no sort of its own: it takes the index's order as given.
     statement = f"""SELECT {PAPER_COLUMNS}, p.paper_key, p.embedding <=> ${n + 1} AS distance FROM papers p
         WHERE {where.sql()} ORDER BY p.embedding <=> ${n + 1} LIMIT ${n + 2}"""
     args = (*where.params, vector, limit + offset)
     rows = await with_ef_search(conn, limit + offset, lambda: conn.fetch(statement, *args))
-    rows.sort(key=lambda r: (r["distance"], r["paper_key"]))
     return [scored_paper(r, 1 - r["distance"]) for r in rows[offset:]]
 
 
-def hybrid_ef_search(rows: int) -> int:
-    """The ef_search of hybrid search's HNSW half: half the process's (at least the rows it must return).
+def hybrid_ef_search(rows: int, *, iterative: bool = True) -> int:
+    """The ef_search of hybrid search's HNSW half: half the process's, whatever the page (at least `rows` where no
+    iterative scan can supply more than ef_search rows, pgvector before 0.8).
 
     Its 50 neighbours are fused at weight 0.3 and scaled over their own range, so its tail barely moves a page: at
     100,000 papers, ef_search 50 instead of 100 cost the ranking statement 18-25% less PostgreSQL CPU and the fused
     top 20 kept 0.993 of the pages made with exact neighbours (0.998 at 100; docs/design.md, "Hybrid's HNSW half").
+    The same value for every page keeps the neighbours' order the same however deep a page reads ("Paging a ranking").
     """
-    return min(max(int(rows), EF_SEARCH // 2), MAX_EF_SEARCH)
+    half = max(EF_SEARCH // 2, 1)
+    return half if iterative else min(max(int(rows), half), MAX_EF_SEARCH)
 
 
 def ef_search_gate(ef_search: int) -> str:
@@ -115,14 +117,21 @@ def ef_search_gate(ef_search: int) -> str:
 
 
 async def with_ef_search(conn: asyncpg.Connection, rows: int, run: Callable[[], Awaitable[T]]) -> T:
-    """Run an HNSW query that must return `rows` rows: in the session's settings, or a transaction with a deeper
-    ef_search when `rows` passes the session's (configure_session) or the session keeps no settings (PgBouncer)."""
-    if rows <= EF_SEARCH and keeps_session(conn):
+    """Run an HNSW query that must return `rows` rows: as it is where the session keeps its settings
+    (configure_session), else in a transaction that sets them.
+
+    The iterative scan supplies rows past ef_search, which stays the process's for every page so that a deeper page
+    extends the ranking an earlier page was cut from (docs/design.md, "Paging a ranking"). Only without an iterative
+    scan (pgvector before 0.8) does a deep page raise ef_search to its rows, at most 1,000.
+    """
+    iterative = await iterative_scan(conn)
+    if keeps_session(conn) and (iterative or rows <= EF_SEARCH):
         return await run()
     async with conn.transaction():
         # Through a transaction pool the session's settings are not there: all of them, in one round trip.
-        settings = [f"SET LOCAL hnsw.ef_search = {min(max(int(rows), EF_SEARCH), MAX_EF_SEARCH)}"]
-        if not keeps_session(conn) and await _iterative_scan(conn):
+        ef_search = EF_SEARCH if iterative else min(max(int(rows), EF_SEARCH), MAX_EF_SEARCH)
+        settings = [f"SET LOCAL hnsw.ef_search = {ef_search}"]
+        if iterative:
             settings.append("SET LOCAL hnsw.iterative_scan = relaxed_order")
         await conn.execute("; ".join(settings))
         return await run()

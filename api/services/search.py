@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import itertools
 import re
 from collections.abc import Hashable, Sequence
 from typing import TypeVar
@@ -41,8 +42,6 @@ NOT_CONFIGURED = "semantic search is not configured on this server (PAPERS_EMBED
 # fusion (k = 60, 10, 1) and weight 0.5 (docs/similarity.md, section 1): best nDCG@10 on both query sets.
 HYBRID_KEYWORD_WEIGHT = 0.7
 NEGATIVE_WEIGHT = 0.5  # Rocchio's beta: negatives pull half as hard as positives push
-# Postings read per query stem, at least: chosen by measurement (docs/design.md, "Keyword ranking").
-KEYWORD_DEPTH = 200
 HYBRID_KEYWORD_HITS = 50  # keyword hits fused with as many nearest neighbours in hybrid search
 K = TypeVar("K", bound=Hashable)
 _PHRASE = re.compile(r'"([^"]*)"')
@@ -142,20 +141,28 @@ class QueryEmbeddings:
 def fuse(
     rankings: Sequence[tuple[Sequence[tuple[K, float]], float]], depth: int = HYBRID_KEYWORD_HITS
 ) -> list[tuple[K, float]]:
-    """Weighted sum of each ranking's scores, min-max scaled over its first `depth` hits, best first.
+    """Weighted sum of each ranking's scores over its first `depth` hits, each min-max scaled over them, best first;
+    then the hits no first `depth` scored, taking the rankings in turn rank by rank, with score 0.
 
-    A paper absent from a ranking, or deeper than `depth` in it, scores 0 there; ties keep first-seen order. The
-    scale is fixed by the first `depth` hits so that a deeper page (longer rankings) leaves the first ranks as they
-    were: paging walks one ranking.
+    A paper deeper than `depth` in a ranking, or absent from it, scores 0 there; ties keep first-seen order. Only the
+    first `depth` hits of each ranking are scored, and the rest follow in an order that longer rankings only extend,
+    so a deeper page (longer rankings) keeps the ranks before it: paging walks one ranking (docs/design.md, "Paging a
+    ranking").
     """
     scores: dict[K, float] = collections.defaultdict(float)
     for ranking, weight in rankings:
         if not ranking:
             continue
-        high, low = ranking[0][1], ranking[: max(depth, 1)][-1][1]
-        for key, score in ranking:
+        top = ranking[: max(depth, 1)]
+        # Over the hits' scores, not their first and last: HNSW's scan order can put a nearer paper after a farther.
+        high, low = max(score for _, score in top), min(score for _, score in top)
+        for key, score in top:
             scores[key] += weight * (max(0.0, (score - low) / (high - low)) if high > low else 1.0)
-    return sorted(scores.items(), key=lambda item: -item[1])
+    scored = [(key, score) for key, score in scores.items() if score > 0]
+    ranked = {key for key, _ in scored}
+    rest = (key for hits in itertools.zip_longest(*(r for r, _ in rankings)) for key, _ in filter(None, hits))
+    tail = [(key, 0.0) for key in dict.fromkeys(rest) if key not in ranked]
+    return sorted(scored, key=lambda item: -item[1]) + tail
 
 
 def fuse_hits(keyword: Sequence[ScoredPaper], semantic: Sequence[ScoredPaper]) -> list[ScoredPaper]:
@@ -188,8 +195,8 @@ def keyword_query(q: str) -> KeywordQuery:
 
 
 async def _keyword(conn: asyncpg.Connection, query: KeywordQuery, flt: PaperFilter, want: int) -> list[ScoredPaper]:
-    depth = max(KEYWORD_DEPTH, 2 * want)
-    return await keyword.keyword(conn, query, flt, limit=want, depth=depth)
+    depth = keyword.walk_depth(want)
+    return await keyword.keyword(conn, query, flt, limit=want, depth=depth, first_depth=keyword.KEYWORD_DEPTH)
 
 
 def _query_text(q: str) -> str:
@@ -277,8 +284,9 @@ async def _hybrid(
     """Hybrid search: the keyword and nearest-neighbour rankings (keys, scores) in one statement, fused, then only the
     page's papers read (with snippets for its keyword hits)."""
     bound = max(want, HYBRID_KEYWORD_HITS)
+    depth = keyword.walk_depth(bound)
     matched, semantic, space = await keyword.hybrid_ranks(
-        conn, query, vector, flt, limit=bound, depth=max(KEYWORD_DEPTH, 2 * bound)
+        conn, query, vector, flt, limit=bound, depth=depth, first_depth=keyword.KEYWORD_DEPTH
     )
     queries.refuse_other(space)
     fused = fuse([(matched, HYBRID_KEYWORD_WEIGHT), (semantic, 1 - HYBRID_KEYWORD_WEIGHT)])

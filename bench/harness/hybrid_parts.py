@@ -40,13 +40,7 @@ def _cpu_s(pid: int) -> float:
 
 async def parts(url: str, texts: Sequence[str], vectors: np.ndarray) -> dict[str, dict[str, float]]:
     """Server CPU µs per call and client-side ms per call of each part, over every text with its vector."""
-    from api.services.search import (
-        HYBRID_KEYWORD_HITS,
-        HYBRID_KEYWORD_WEIGHT,
-        KEYWORD_DEPTH,
-        fuse,
-        keyword_query,
-    )
+    from api.services.search import HYBRID_KEYWORD_HITS, HYBRID_KEYWORD_WEIGHT, fuse, keyword_query
     from api.services.snippets import Highlighter
     from schema.api import PaperFilter
     from sql import keyword, search
@@ -54,7 +48,7 @@ async def parts(url: str, texts: Sequence[str], vectors: np.ndarray) -> dict[str
     from sql.fragments import PAPER_COLUMNS
 
     flt, bound = PaperFilter(), HYBRID_KEYWORD_HITS
-    depth = max(KEYWORD_DEPTH, 2 * bound)
+    depth = keyword.walk_depth(bound)
     async with connection(url) as conn:
         await search.configure_session(conn)
         pid = int(await conn.fetchval("SELECT pg_backend_pid()"))
@@ -165,7 +159,11 @@ def _process_ef_search() -> Iterator[None]:
     from sql import search
 
     shipped = search.hybrid_ef_search
-    search.hybrid_ef_search = lambda rows: min(max(int(rows), search.EF_SEARCH), search.MAX_EF_SEARCH)
+
+    def before(rows: int, *, iterative: bool = True) -> int:
+        return min(max(int(rows), search.EF_SEARCH), search.MAX_EF_SEARCH)
+
+    search.hybrid_ef_search = before
     try:
         yield
     finally:
@@ -175,13 +173,13 @@ def _process_ef_search() -> Iterator[None]:
 async def exact_overlap(url: str, texts: Sequence[str], vectors: np.ndarray) -> dict[str, float]:
     """How much of hybrid's first page (top PAGE fused) it shares with the page fused from the exact 50 nearest
     (numpy over every stored vector), mean over the queries: as shipped and at the process's ef_search."""
-    from api.services.search import HYBRID_KEYWORD_HITS, HYBRID_KEYWORD_WEIGHT, KEYWORD_DEPTH, fuse, keyword_query
+    from api.services.search import HYBRID_KEYWORD_HITS, HYBRID_KEYWORD_WEIGHT, fuse, keyword_query
     from schema.api import PaperFilter
     from sql import keyword, search
     from sql.db import connection
 
     bound = HYBRID_KEYWORD_HITS
-    depth = max(KEYWORD_DEPTH, 2 * bound)
+    depth = keyword.walk_depth(bound)
 
     def page(ranks: Any, semantic: Any = None) -> set[int]:
         fused = fuse([(ranks.keyword, HYBRID_KEYWORD_WEIGHT), (semantic or ranks.semantic, 1 - HYBRID_KEYWORD_WEIGHT)])

@@ -17,11 +17,11 @@ from typing import TypeVar
 import asyncpg
 import numpy as np
 
-from api.services.search import HYBRID_KEYWORD_HITS, KEYWORD_DEPTH, fuse_hits
+from api.services.search import HYBRID_KEYWORD_HITS, fuse_hits
 from schema.api import PaperFilter, ScoredPaper
 from sql import keyword, search
 from sql.db import connection
-from sql.keyword import KeywordQuery, TermStats
+from sql.keyword import KEYWORD_DEPTH, KeywordQuery, TermStats
 
 T = TypeVar("T")
 # Every stored column of a paper but the generated tsvector (PostgreSQL computes it again in the part).

@@ -22,7 +22,7 @@ from bench.quality.seeds import Seeds
 from bench.quality.similar import RARE_WORDS, SAME_LISTING, Gains
 
 TERMS = 25  # stems of the paper in its query: Lucene MoreLikeThis's default maxQueryTerms
-DEPTH = 200  # postings read per stem, as for a typed keyword query (api/services/search.py KEYWORD_DEPTH)
+DEPTH = 200  # postings read per stem, as for a typed keyword query (sql/keyword.py KEYWORD_DEPTH)
 CANDIDATES = 50  # each ranking's top that is fused (hybrid search fuses 50 keyword hits too)
 RRF_K = 60
 DENSE = "similar_papers (dense neighbours)"

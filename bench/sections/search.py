@@ -84,10 +84,11 @@ def _tantivy(rows: list[Any], workdir: str) -> tuple[Callable[[str], list[int]],
 
 async def _designs(url: str, texts: list[str], workdir: str) -> dict[str, Any]:
     """Latency and top-K of each design on every query, round robin over the designs."""
-    from api.services.search import KEYWORD_DEPTH, keyword_query
+    from api.services.search import keyword_query
     from schema.api import PaperFilter
     from sql import keyword, search
     from sql.db import connection
+    from sql.keyword import KEYWORD_DEPTH
 
     async with connection(url) as conn:
         rows = await conn.fetch("SELECT paper_key, public_id, title, abstract FROM papers")
@@ -151,10 +152,11 @@ async def _designs(url: str, texts: list[str], workdir: str) -> dict[str, Any]:
 async def _phrases(url: str, texts: list[str]) -> dict[str, Any]:
     """Quoted phrases: the shipped plan (a capped walk, the exhaustive plan when it comes up short) against
     scoring every paper the phrase matches, round robin, in one process."""
-    from api.services.search import KEYWORD_DEPTH, keyword_query
+    from api.services.search import keyword_query
     from schema.api import PaperFilter
     from sql import keyword
     from sql.db import connection
+    from sql.keyword import KEYWORD_DEPTH
 
     plans = {"walk (shipped)": False, "every match scored": True}
     ms: dict[str, list[float]] = {name: [] for name in plans}

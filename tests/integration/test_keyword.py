@@ -180,18 +180,20 @@ async def test_a_phrase_is_walked_with_a_bounded_scan_and_answered_exhaustively_
         every = await keyword.keyword(conn, keyword_query(q), PaperFilter(), limit=limit, depth=1, exhaustive=True)
         return [h.title for h in every]
 
-    # A common phrase: one walk statement, which checks at most PHRASE_SCAN x depth postings per word.
-    found, sent = await search('"draft models"', limit=5, depth=5)
+    # A common phrase: one walk statement, which checks at most PHRASE_SCAN x depth postings per word, and finds at
+    # least PHRASE_WALK_MIN papers (the adjacent ones).
+    assert keyword.PHRASE_WALK_MIN == 20
+    found, sent = await search('"draft models"', limit=5, depth=20)
     assert sent == 1
-    assert any("LIMIT 50) kp" in sql for sql in statements)  # the walk, its scan capped at 10 x depth
+    assert any("LIMIT 200) s" in sql for sql in statements)  # the walk, its scan capped at 10 x depth
     assert len(found) == 5
     assert all(t.startswith("Decoding Study") for t in found)
     # Every posting read (depth past both lists): the walk's ranking is the exact one.
     found, sent = await search('"draft models"', limit=40, depth=1000)
     assert (found, sent) == (await exact('"draft models"', 40), 1)
-    # A rare phrase past the scan of depth 5 (50 postings per word): the walk comes up short, the exhaustive plan
-    # answers, and finds both.
-    found, sent = await search('"models draft"', limit=5, depth=5)
+    # A rare phrase: the walk finds fewer than PHRASE_WALK_MIN papers, the exhaustive plan answers (for every page
+    # of the query alike), and finds both.
+    found, sent = await search('"models draft"', limit=5, depth=20)
     assert sent == 2
     assert sorted(found) == ["Reversed Study 1", "Reversed Study 2"] == sorted(await exact('"models draft"', 5))
 

@@ -239,7 +239,9 @@ async def test_filtered_nearest_still_returns_limit_rows(conn):
     hits = await search.nearest(conn, vector, PaperFilter(listed_from=day, listed_to=day), limit=40)
     assert len(hits) == 40
     assert all(h.last_listed == day for h in hits)
-    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # In the scan's order, so a deeper request begins with the same 40 (docs/design.md, "Paging a ranking").
+    deeper = await search.nearest(conn, vector, PaperFilter(listed_from=day, listed_to=day), limit=45)
+    assert deeper[:40] == hits
 
 
 async def _hnsw_only(conn) -> np.ndarray:
@@ -271,16 +273,19 @@ async def test_hybrids_hnsw_half_scans_with_its_own_ef_search(conn, monkeypatch)
     query = keyword_query("graph networks")
     ranks = await keyword.hybrid_ranks(conn, query, vector, PaperFilter(), limit=40, depth=100)
     assert len(ranks.semantic) == 40
-    monkeypatch.setattr(search, "hybrid_ef_search", lambda rows: 5)
+    monkeypatch.setattr(search, "hybrid_ef_search", lambda rows, iterative: 5)
     ranks = await keyword.hybrid_ranks(conn, query, vector, PaperFilter(), limit=40, depth=100)
     assert len(ranks.semantic) == 5
 
 
-def test_hybrids_ef_search_is_half_the_processes_and_never_below_its_rows(monkeypatch):
+def test_hybrids_ef_search_is_half_the_processes_whatever_the_page(monkeypatch):
     from sql import search
 
     monkeypatch.setattr(search, "EF_SEARCH", 100)
-    assert [search.hybrid_ef_search(rows) for rows in (20, 50, 51, 400, 5000)] == [50, 50, 51, 400, 1000]
+    # The iterative scan supplies a deep page's rows past it, so every page scans alike.
+    assert [search.hybrid_ef_search(rows) for rows in (20, 50, 51, 400, 5000)] == [50] * 5
+    # Without one (pgvector before 0.8) a deep page must raise it to its rows.
+    assert [search.hybrid_ef_search(rows, iterative=False) for rows in (20, 51, 400, 5000)] == [50, 51, 400, 1000]
     monkeypatch.setattr(search, "EF_SEARCH", 200)  # an operator's PAPERS_EF_SEARCH moves it along
     assert search.hybrid_ef_search(50) == 100
 

@@ -57,9 +57,13 @@ _ANY_TERM = """p.search @@ (SELECT string_agg('''' || replace(replace(term, '\\'
 
 
 def walk_depth(rows: int) -> int:
-    """Postings a walk reads per stem to rank `rows` papers: KEYWORD_DEPTH, doubled until it is at least 2 x rows."""
+    """Postings a walk reads per stem to rank `rows` papers: KEYWORD_DEPTH, doubled until it is at least `rows`.
+
+    A walk of that depth holds at least `rows` papers (or every match), all in whole tiers, which a deeper walk
+    keeps as they are (`_hits`).
+    """
     depth = KEYWORD_DEPTH
-    while depth < 2 * rows:
+    while depth < rows:
         depth *= 2
     return depth
 

@@ -20,28 +20,14 @@ from typing import NamedTuple
 import asyncpg
 import numpy as np
 
-from schema import limits
 from schema.api import PaperFilter, ScoredPaper
 from schema.paging import Total
 from sql import search
 from sql.embeddings import SPACE_COLUMN, Space, space_from
 from sql.fragments import PAPER_COLUMNS, Where, capped_count, paper_filters
 from sql.search import scored_paper
+from sql.terms import TermStats, query_terms
 
-# The query's stems with their document frequency (df) and the number of papers (n), from this database's index.
-_LOCAL_STATS = """(SELECT s.term, coalesce(k.df, 0) AS df, n.df AS n
-    FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', {text})))) AS s(term)
-    CROSS JOIN (SELECT coalesce(max(df), 0) AS df FROM keyword_terms WHERE term = '') n
-    LEFT JOIN keyword_terms k ON k.term = s.term) t"""
-# The same, given by the caller: statistics of a whole collection split over several databases (docs/scale-out.md), so
-# every part scores with the same idf and the parts' scores can be merged.
-_GIVEN_STATS = """(SELECT g.term, g.df, {n}::bigint AS n
-    FROM unnest({terms}::text[], {dfs}::bigint[]) AS g(term, df)) t"""
-# BM25 idf from the document frequencies: ln(1 + (N - df + 0.5) / (df + 0.5)); the rarest stems that occur, so a
-# long query reads a bounded number of postings lists.
-_QUERY_TERMS = """q AS MATERIALIZED (
-    SELECT t.term, ln(1 + (t.n - t.df + 0.5)::float8 / (t.df + 0.5)) AS idf FROM {stats}
-    ORDER BY t.df > 0 DESC, idf DESC, t.term LIMIT {stems})"""
 # Postings per stem a phrase walk may check, per paper it must find: past it, the phrase is rare among the papers of
 # its words, and the GIN index finds its papers faster than the walk would.
 PHRASE_SCAN = 10
@@ -66,53 +52,6 @@ def walk_depth(rows: int) -> int:
     while depth < rows:
         depth *= 2
     return depth
-
-
-class TermStats(NamedTuple):
-    """Collection statistics of a query's stems: the papers counted, and each stem's document frequency."""
-
-    papers: int
-    df: dict[str, int]
-
-
-def combined(parts: Sequence[TermStats]) -> TermStats:
-    """The statistics of disjoint parts of a collection taken together (counts add up)."""
-    df: dict[str, int] = {}
-    for part in parts:
-        for term, count in part.df.items():
-            df[term] = df.get(term, 0) + count
-    return TermStats(sum(p.papers for p in parts), df)
-
-
-def _query_terms(params: list[object], text: str, stats: TermStats | None, *, plan_once: bool = False) -> str:
-    """The `q` CTE (stems and idf), its parameters appended to params: local statistics, or the given ones.
-
-    With plan_once the text reaches the statement through an InitPlan, which the planner cannot fold into the query's
-    stems: the plan no longer depends on the text, so PostgreSQL keeps one generic plan for the statement instead of
-    planning every call (~0.6 ms at 100k papers; docs/design.md, "One plan for a plain query"). Only for statements
-    whose plan has no choice to make by the values (`_plain`): a filter or a phrase keeps a plan of its own per call.
-    """
-    if stats is None:
-        params.append(text)
-        source = _LOCAL_STATS.format(text=f"(SELECT ${len(params)}::text)" if plan_once else f"${len(params)}")
-    else:
-        terms = sorted(stats.df)
-        params += [terms, [stats.df[t] for t in terms], stats.papers]
-        n = len(params)
-        source = _GIVEN_STATS.format(terms=f"${n - 2}", dfs=f"${n - 1}", n=f"${n}")
-    return _QUERY_TERMS.format(stats=source, stems=int(limits.MAX_QUERY_STEMS))
-
-
-async def term_stats(conn: asyncpg.Connection, text: str) -> TermStats:
-    """This database's statistics of the stems of a query text (one part's share, for `combined`)."""
-    row = await conn.fetchrow(
-        f"""SELECT (SELECT coalesce(max(df), 0) FROM keyword_terms WHERE term = '') AS n,
-                   coalesce(array_agg(t.term), '{{}}') AS terms, coalesce(array_agg(t.df), '{{}}') AS dfs
-            FROM {_LOCAL_STATS.format(text="$1")}""",
-        text,
-    )
-    assert row is not None  # an aggregate without GROUP BY always answers one row
-    return TermStats(int(row["n"]), dict(zip(row["terms"], map(int, row["dfs"]), strict=True)))
 
 
 class KeywordQuery(NamedTuple):
@@ -159,11 +98,20 @@ async def keyword(
     With `first_depth`, a walk deeper than it ranks in tiers (`_hits`). With `stats`, idf comes from them instead of
     this database's index (a collection split over several databases: docs/scale-out.md).
     """
-    tiers = _Tiers(depth, first_depth)
+    tiers = _tiers(query, depth, first_depth)
     rows = await _ranked(conn, query, flt, limit=limit, tiers=tiers, exhaustive=exhaustive, stats=stats)
     if _came_up_short(query, flt, rows[0]["first_found"] if rows else 0, exhaustive):
         rows = await _ranked(conn, query, flt, limit=limit, tiers=tiers, exhaustive=True, stats=stats)
+    elif _past_first_tier(query, flt, tiers, len(rows), limit, exhaustive):
+        more = limit - len(rows)
+        exclude = [r["key"] for r in rows]
+        rows += await _ranked(conn, query, flt, limit=more, tiers=tiers, exhaustive=True, stats=stats, exclude=exclude)
     return [scored_paper(r, r["score"]) for r in rows]
+
+
+def _tiers(query: KeywordQuery, depth: int, first_depth: int | None) -> _Tiers:
+    """The tiers of a walk to `depth`; a phrase walk stays in its first tier (`_past_first_tier`)."""
+    return _Tiers(first_depth, first_depth) if query.phrases and first_depth else _Tiers(depth, first_depth)
 
 
 async def _ranked(
@@ -175,15 +123,16 @@ async def _ranked(
     tiers: _Tiers,
     exhaustive: bool,
     stats: TermStats | None,
+    exclude: Sequence[int] = (),
 ) -> list[asyncpg.Record]:
     params: list[object] = []
-    terms = _query_terms(params, query.text, stats, plan_once=stats is None and _plain(query, flt, exhaustive))
-    hits = _hits(query, flt, params, tiers=tiers, exhaustive=exhaustive)
+    terms = query_terms(params, query.text, stats, plan_once=stats is None and _plain(query, flt, exhaustive))
+    hits = _hits(query, flt, params, tiers=tiers, exhaustive=exhaustive, exclude=exclude)
     # The limit written in, as the depth is: a parameter would be costed at a tenth of the table in a generic plan.
     return await conn.fetch(
         f"""WITH {terms}, walked AS ({hits}),
             hits AS (SELECT * FROM walked ORDER BY {tiers.order()} LIMIT {int(limit)})
-            SELECT {PAPER_COLUMNS}, hits.score, {_first_found(query, exhaustive)} AS first_found
+            SELECT {PAPER_COLUMNS}, hits.paper_key AS key, hits.score, {_first_found(query, exhaustive)} AS first_found
             FROM hits JOIN papers p USING (paper_key)
             ORDER BY {tiers.order("hits.")}""",
         *params,
@@ -193,7 +142,7 @@ async def _ranked(
 def _first_found(query: KeywordQuery, exhaustive: bool) -> str:
     """SQL of how many papers the first tier of a phrase walk found (up to PHRASE_WALK_MIN); needs `walked`."""
     if not query.phrases or exhaustive:
-        return "NULL::int"
+        return "NULL::bigint"
     return f"(SELECT count(*) FROM (SELECT FROM walked WHERE tier = 0 LIMIT {PHRASE_WALK_MIN}) f)"
 
 
@@ -205,13 +154,27 @@ def _came_up_short(query: KeywordQuery, flt: PaperFilter, first_found: int | Non
     return bool(query.phrases) and not (exhaustive or flt.listing) and (first_found or 0) < PHRASE_WALK_MIN
 
 
+def _past_first_tier(
+    query: KeywordQuery, flt: PaperFilter, tiers: _Tiers, found: int, limit: int, exhaustive: bool
+) -> bool:
+    """Whether a page of a phrase query reads past its walk's first tier: the rest of its ranking is every other paper
+    the phrase matches, scored exactly (the exhaustive plan).
+
+    A deeper phrase walk would check ten times its depth in postings per stem, most of them against papers without the
+    phrase: past the first tier that cost more than finding the phrase's papers through the GIN index (docs/design.md,
+    "Paging a ranking").
+    """
+    phrase_walk = bool(query.phrases) and not (exhaustive or flt.listing)
+    return phrase_walk and tiers.first_depth is not None and found < limit
+
+
 async def count_ranked(
     conn: asyncpg.Connection, query: KeywordQuery, flt: PaperFilter, *, keyword: bool, semantic: bool
 ) -> Total:
     """How many filtered papers a search ranks (up to MAX_COUNTED): those the keyword query matches, those with a
     vector, or either."""
     params: list[object] = []
-    terms = _query_terms(params, query.text, None)
+    terms = query_terms(params, query.text, None)
     ranked = ["p.embedding IS NOT NULL"] if semantic else []
     if keyword:
         words = _where(query, PaperFilter(), params)  # phrases and excluded words
@@ -242,7 +205,15 @@ class _Tiers(NamedTuple):
         return f"{table}tier, {ranked}" if self.ends() else ranked
 
 
-def _hits(query: KeywordQuery, flt: PaperFilter, params: list[object], *, tiers: _Tiers, exhaustive: bool) -> str:
+def _hits(
+    query: KeywordQuery,
+    flt: PaperFilter,
+    params: list[object],
+    *,
+    tiers: _Tiers,
+    exhaustive: bool,
+    exclude: Sequence[int] = (),
+) -> str:
     """The SQL of every ranked paper's (paper_key, tier, score) under the module note's plan; needs the `q` CTE.
 
     A walk ranks in tiers when it reads deeper than the first tier (a deep page): tier j holds the papers a walk of
@@ -251,6 +222,8 @@ def _hits(query: KeywordQuery, flt: PaperFilter, params: list[object], *, tiers:
     (docs/design.md, "Paging a ranking"); one tier is the plain walk.
     """
     where = _where(query, flt, params)
+    if exclude:
+        where.add("NOT (p.paper_key = ANY({}::bigint[]))", list(exclude))
     if exhaustive or flt.listing:
         condition = where.sql() if (query.phrases or flt.listing) else f"{_ANY_TERM} AND {where.sql()}"
         return f"""SELECT p.paper_key, 0 AS tier, sum(q.idf * i.impact) AS score
@@ -260,22 +233,17 @@ def _hits(query: KeywordQuery, flt: PaperFilter, params: list[object], *, tiers:
     join = "JOIN papers p ON p.paper_key = kp.paper_key" if _needs_papers(query, flt) else ""
     postings, term = "keyword_postings kp", "kp.term = q.term AND "
     if query.phrases:
-        scanned = ", row_number() OVER (ORDER BY impact DESC, paper_key) AS scanned" if ends else ""
-        postings = f"""(SELECT *{scanned} FROM (SELECT paper_key, impact FROM keyword_postings WHERE term = q.term
-            ORDER BY impact DESC, paper_key LIMIT {depth * PHRASE_SCAN}) s) kp"""
+        postings = f"""(SELECT paper_key, impact FROM keyword_postings WHERE term = q.term
+            ORDER BY impact DESC, paper_key LIMIT {depth * PHRASE_SCAN}) kp"""
         term = ""
-    walk = f"""SELECT kp.paper_key, kp.impact{", kp.scanned" if query.phrases and ends else ""} FROM {postings} {join}
+    walk = f"""SELECT kp.paper_key, kp.impact FROM {postings} {join}
             WHERE {term}{where.sql()}
             ORDER BY kp.impact DESC, kp.paper_key LIMIT {depth}"""
     if not ends:
         return f"""SELECT h.paper_key, 0 AS tier, sum(q.idf * h.impact) AS score
             FROM q CROSS JOIN LATERAL ({walk}) h GROUP BY h.paper_key"""
-    # A posting's tier: the first walk that reads it, by its rank among the postings that pass and, for a phrase walk,
-    # by its place in the scan (a walk of depth d checks the first PHRASE_SCAN x d postings of its stem).
+    # A posting's tier: the first walk that reads it, by its rank among the postings that pass.
     tier = f"width_bucket(w.passed, '{{{','.join(str(e + 1) for e in ends)}}}'::bigint[])"
-    if query.phrases:
-        scan_ends = ",".join(str(e * PHRASE_SCAN + 1) for e in ends)
-        tier = f"greatest({tier}, width_bucket(w.scanned, '{{{scan_ends}}}'::bigint[]))"
     return f"""SELECT DISTINCT ON (h.paper_key) h.paper_key, h.tier, sum(q.idf * h.impact) AS score
         FROM q CROSS JOIN LATERAL (
             SELECT w.paper_key, w.impact, {tier} AS tier
@@ -307,14 +275,18 @@ async def hybrid_ranks(
 
     Keys and scores only: the fusion needs no more, and only the page shown is read in full (`papers_by_key`).
     """
-    tiers = _Tiers(depth, first_depth)
+    tiers = _tiers(query, depth, first_depth)
     row = await _hybrid_row(conn, query, vector, flt, limit=limit, tiers=tiers, exhaustive=False)
     if _came_up_short(query, flt, row["first_found"], False):
         row = await _hybrid_row(conn, query, vector, flt, limit=limit, tiers=tiers, exhaustive=True)
+    matched = list(zip(row["keyword"], map(float, row["keyword_scores"]), strict=True))
+    if _past_first_tier(query, flt, tiers, len(matched), limit, False):
+        exclude, more = [key for key, _ in matched], limit - len(matched)
+        rest = await _ranked(conn, query, flt, limit=more, tiers=tiers, exhaustive=True, stats=None, exclude=exclude)
+        matched += [(r["key"], float(r["score"])) for r in rest]
     # The neighbours in the scan's order, as search.nearest keeps them.
     neighbours = zip(row["semantic_keys"], row["distances"], strict=True)
     semantic = [(key, 1.0 - float(distance)) for key, distance in neighbours]
-    matched = list(zip(row["keyword"], map(float, row["keyword_scores"]), strict=True))
     return HybridRanks(matched, semantic, space_from(row["space"]))
 
 
@@ -329,7 +301,7 @@ async def _hybrid_row(
     exhaustive: bool,
 ) -> asyncpg.Record:
     params: list[object] = []
-    terms = _query_terms(params, query.text, None, plan_once=_plain(query, flt, exhaustive))
+    terms = query_terms(params, query.text, None, plan_once=_plain(query, flt, exhaustive))
     hits = _hits(query, flt, params, tiers=tiers, exhaustive=exhaustive)
     where = Where(params)
     where.add("p.embedding IS NOT NULL")

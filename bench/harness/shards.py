@@ -19,9 +19,10 @@ import numpy as np
 
 from api.services.search import HYBRID_KEYWORD_HITS, fuse_hits
 from schema.api import PaperFilter, ScoredPaper
-from sql import keyword, search
+from sql import keyword, search, terms
 from sql.db import connection
-from sql.keyword import KEYWORD_DEPTH, KeywordQuery, TermStats
+from sql.keyword import KEYWORD_DEPTH, KeywordQuery
+from sql.terms import TermStats
 
 T = TypeVar("T")
 # Every stored column of a paper but the generated tsvector (PostgreSQL computes it again in the part).
@@ -140,7 +141,7 @@ class Parts:
 
     async def stats(self, text: str) -> TermStats:
         """The whole collection's statistics of a query's stems: each part's counts, added up."""
-        return keyword.combined(await self.each(lambda c: keyword.term_stats(c, text)))
+        return terms.combined(await self.each(lambda c: terms.term_stats(c, text)))
 
     async def keyword(
         self, query: KeywordQuery, k: int, *, global_stats: bool, depth: int = KEYWORD_DEPTH

@@ -185,7 +185,7 @@ async def test_a_phrase_is_walked_with_a_bounded_scan_and_answered_exhaustively_
     assert keyword.PHRASE_WALK_MIN == 20
     found, sent = await search('"draft models"', limit=5, depth=20)
     assert sent == 1
-    assert any("LIMIT 200) s" in sql for sql in statements)  # the walk, its scan capped at 10 x depth
+    assert any("LIMIT 200) kp" in sql for sql in statements)  # the walk, its scan capped at 10 x depth
     assert len(found) == 5
     assert all(t.startswith("Decoding Study") for t in found)
     # Every posting read (depth past both lists): the walk's ranking is the exact one.

@@ -23,21 +23,21 @@ from tests.embedders import HashEmbedder
 QUERY = "method compute benchmarks gains"  # four of the invented abstracts' common words
 
 
-async def _corpus(conn) -> None:
-    """300 invented papers over 6 days, each abstract a random draw of the same 37 words, embedded."""
+async def _corpus(conn, extra: list[tuple[str, str]] = []) -> None:  # noqa: B006 (never mutated)
+    """300 invented papers over 6 days, each abstract a random draw of the same 37 words, and `extra`, embedded."""
     for day in range(6):
         pairs = [factories.paper(day * 50 + i, words=random.Random(day * 50 + i).randint(20, 90)) for i in range(50)]
-        text = factories.page(pairs, label=f"Mar {day + 1}")
+        text = factories.page(pairs + (extra if day == 0 else []), label=f"Mar {day + 1}")
         assert (await ingest_source(conn, Source(f"d{day}.txt", text.encode()), year=2024)).error is None
     await embed_pending(conn, HashEmbedder())
     await conn.execute("SET enable_seqscan = off")  # a table this small would otherwise be scanned exactly
 
 
-async def _walk(conn, mode: SearchMode, size: int) -> list[str]:
-    """Every page of QUERY in `mode`, `size` a page, following the cursors."""
+async def _walk(conn, mode: SearchMode, size: int, q: str = QUERY) -> list[str]:
+    """Every page of `q` in `mode`, `size` a page, following the cursors."""
     queries, seen, after = QueryEmbeddings(HashEmbedder()), [], None
     while True:
-        page = await search_papers(conn, queries, QUERY, PageRequest(size, after=after), mode=mode)
+        page = await search_papers(conn, queries, q, PageRequest(size, after=after), mode=mode)
         seen += [h.id for h in page.items]
         if not page.has_next:
             return seen
@@ -64,6 +64,32 @@ async def test_every_page_of_a_search_extends_the_ranking_before_it(conn, monkey
         assert len(one_go) == matching  # and every paper that matches any word, once
     else:
         assert len(one_go) >= 250  # the iterative scan reaches (nearly) every paper
+
+
+@pytest.mark.parametrize("mode", ["keyword", "hybrid"])
+async def test_every_page_of_a_phrase_search_extends_the_ranking_and_finds_every_match(conn, monkeypatch, mode):
+    # 60 papers say "quantum sparrow"; 120 more say both words apart, more often, so they fill the top of both words'
+    # postings: a walk's first tier (8 postings a word, a scan of 80) finds a few of the phrase's papers, and the
+    # pages past it rank the rest exactly.
+    rng = random.Random(3)
+    said = [(f"Sparrow Study {i}", "A quantum sparrow. " + factories.paper(500 + i, words=30)[1]) for i in range(60)]
+    apart = [
+        (f"Apart Study {i}", " ".join(["quantum gains, the sparrow method."] * rng.randint(2, 6))) for i in range(120)
+    ]
+    await _corpus(conn, said + apart)
+    monkeypatch.setattr(keyword, "KEYWORD_DEPTH", 8)
+    monkeypatch.setattr(keyword, "PHRASE_WALK_MIN", 2)  # the walk answers, not the exhaustive plan
+    monkeypatch.setattr(search, "EF_SEARCH", 10)
+    await search.configure_session(conn)
+    q = '"quantum sparrow" gains'
+    one_go = await _walk(conn, mode, 100, q)
+    for size in (3, 7):
+        walked = await _walk(conn, mode, size, q)
+        assert len(walked) == len(set(walked))
+        assert walked == one_go
+    if mode == "keyword":
+        said_it = "SELECT public_id FROM papers WHERE search @@ phraseto_tsquery('english', 'quantum sparrow')"
+        assert sorted(one_go) == sorted(r[0] for r in await conn.fetch(said_it))  # every one, once
 
 
 def test_fusing_longer_rankings_keeps_the_ranks_before_them():

@@ -17,7 +17,7 @@ from bench.harness.shards import Parts, merge, opened, part_sql, same_ranking, s
 from ingest.embed import embed_pending
 from ingest.pipeline import Source, ingest_source
 from schema.api import PaperFilter, ScoredPaper
-from sql import keyword, search
+from sql import keyword, search, terms
 from tests import factories
 from tests.conftest import with_database
 from tests.embedders import HashEmbedder
@@ -113,7 +113,7 @@ async def test_merged_keyword_ranking_equals_the_single_database_only_with_globa
         local_scores_differ = False
         for text in TEXTS:
             query = keyword_query(text)
-            assert await parts.stats(text) == await keyword.term_stats(source, text)
+            assert await parts.stats(text) == await terms.term_stats(source, text)
             single = await keyword.keyword(source, query, PaperFilter(), limit=10, depth=EVERY)
             assert single
             merged = await parts.keyword(query, 10, global_stats=True, depth=EVERY)

@@ -25,7 +25,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.harness import hybrid_parts, report
+from bench.harness import deep_pages, hybrid_parts, report
 from bench.harness.corpus import load, near
 from bench.harness.load import Load, medians, write_requests, wrk
 from bench.harness.meter import measured, wait_quiet
@@ -248,6 +248,8 @@ def run(full: bool) -> dict:
         log("search", f"hybrid statements: {statements}")
         exact = asyncio.run(hybrid_parts.exact_overlap(url, texts, vectors))
         log("search", f"hybrid pages against exact neighbours: {exact}")
+        deep = asyncio.run(deep_pages.deep_pages(url, texts, vectors))
+        log("search", f"deep pages: {deep}")
         # The default (one process) and a process per core (--workers 2), measured in turns.
         with papers_server(pg, url) as service, papers_server(pg, url, workers=2) as two:
             deadline = time.monotonic() + 300
@@ -269,6 +271,7 @@ def run(full: bool) -> dict:
         "hybrid_two_workers": hybrid_two,
         "statements": statements,
         "exact_overlap": exact,
+        "deep_pages": deep,
         "load": LOAD.describe(),
     }
 
@@ -332,6 +335,7 @@ def render(result: dict) -> str:
             *_two_workers(two, h),
             *_statements(result.get("statements"), h),
             *_exact(result.get("exact_overlap")),
+            *_deep(result.get("deep_pages")),
             report.table(
                 ("target", "measured", "wanted", "verdict"),
                 [(name, report.fmt(v), str(t), t.verdict(v)) for name, v, t in checks],
@@ -353,6 +357,30 @@ def _phrase_part(p: dict | None) -> list[str]:
         f" exhaustively was `{p['slowest']}`.",
         "",
         report.table(("phrase plan", "p50 ms", "p99 ms", "max ms"), rows, align="lrrr"),
+        "",
+    ]
+
+
+def _deep(deep: dict | None) -> list[str]:
+    """Deep pages: cost and consistency of the rankings made for them, where the run measured it."""
+    if not deep:
+        return []
+    ends = deep_pages.ENDS
+    rows = [
+        (name, *(report.fmt(by_end[str(end)]) for end in ends), f"{deep['consistent'][name]} of {deep['queries']}")
+        for name, by_end in deep["ms"].items()
+    ]
+    return [
+        f"Deep pages (the same {deep['queries']} queries, in process, round robin; `bench/harness/deep_pages.py`):"
+        " median ms of the ranking a page needs, by the rows it asks for, and the queries whose ranking for a"
+        " deeper page begins with the one for a shallower page (else walking every page repeats papers and"
+        ' skips others; docs/design.md, "Paging a ranking").',
+        "",
+        report.table(
+            ("ranking", *(f"page ending at {end:,}" for end in ends), "consistent"),
+            rows,
+            align="l" + "r" * (len(ends) + 1),
+        ),
         "",
     ]
 

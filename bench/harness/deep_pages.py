@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,7 +51,7 @@ async def deep_pages(url: str, texts: Sequence[str], vectors: np.ndarray) -> dic
         fused = fuse([(ranks.keyword, HYBRID_KEYWORD_WEIGHT), (ranks.semantic, 1 - HYBRID_KEYWORD_WEIGHT)])
         return [key for key, _ in fused[:rows]]
 
-    ways = {
+    ways: dict[str, Callable[[Any, str, np.ndarray, int], Awaitable[Sequence[object]]]] = {
         "keyword, shipped (tiers)": shipped,
         "keyword, before (one walk per page)": before,
         "hybrid, shipped": hybrid,

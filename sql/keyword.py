@@ -8,8 +8,9 @@ Two plans (docs/design.md, "Keyword ranking"):
   PHRASE_SCAN x depth of its best postings; when its first tier finds fewer than PHRASE_WALK_MIN papers (a
   phrase rare among its words' papers), the exhaustive plan answers instead.
 - exhaustive: every paper that matches is scored from its tsvector. Used when a listing is named (its
-  papers are few), after a phrase walk that came up short (the phrase's matches are found through the GIN
-  index), and by the benchmark as the exact reference.
+  papers are few), after a phrase walk that came up short and for a phrase query's papers past its walk's
+  first tier (the phrase's matches are found through the GIN index), and by the benchmark as the exact
+  reference.
 """
 
 from __future__ import annotations
@@ -214,7 +215,8 @@ def _hits(
     exhaustive: bool,
     exclude: Sequence[int] = (),
 ) -> str:
-    """The SQL of every ranked paper's (paper_key, tier, score) under the module note's plan; needs the `q` CTE.
+    """The SQL of every ranked paper's (paper_key, tier, score) under the module note's plan, but the exhaustive
+    plan's `exclude`; needs the `q` CTE.
 
     A walk ranks in tiers when it reads deeper than the first tier (a deep page): tier j holds the papers a walk of
     depth first_depth x 2^j finds and a shallower one does not, scored as that walk scores them, and every tier ranks
@@ -222,9 +224,9 @@ def _hits(
     (docs/design.md, "Paging a ranking"); one tier is the plain walk.
     """
     where = _where(query, flt, params)
-    if exclude:
-        where.add("NOT (p.paper_key = ANY({}::bigint[]))", list(exclude))
     if exhaustive or flt.listing:
+        if exclude:  # the papers a phrase walk's first tier ranked already
+            where.add("NOT (p.paper_key = ANY({}::bigint[]))", list(exclude))
         condition = where.sql() if (query.phrases or flt.listing) else f"{_ANY_TERM} AND {where.sql()}"
         return f"""SELECT p.paper_key, 0 AS tier, sum(q.idf * i.impact) AS score
             FROM papers p CROSS JOIN LATERAL keyword_impacts(p.search) i JOIN q ON q.term = i.term

@@ -4,9 +4,10 @@ Two plans (docs/design.md, "Keyword ranking"):
 - walk: each query stem's postings are read best first, `depth` of them that pass the filters; a paper's
   score is the sum over the stems it was read for. Cost grows with depth and the number of stems,
   never with the number of matching papers. A deep page's walk ranks in tiers (`_hits`), so that it
-  extends the ranking of a first page. With a quoted phrase, each stem's walk checks the phrase on at most
-  PHRASE_SCAN x depth of its best postings; when its first tier finds fewer than PHRASE_WALK_MIN papers (a
-  phrase rare among its words' papers), the exhaustive plan answers instead.
+  extends the ranking of a first page. With a quoted phrase, one walk of the phrase's rarest stem checks the
+  phrase on at most PHRASE_SCAN x depth of its best postings and scores the first `depth` papers that have it
+  exactly (`_phrase_walk`); when that finds fewer than PHRASE_WALK_MIN papers (a phrase rare among its word's
+  papers), the exhaustive plan answers instead.
 - exhaustive: every paper that matches is scored from its tsvector. Used when a listing is named (its
   papers are few), after a phrase walk that came up short and for a phrase query's papers past its walk's
   first tier (the phrase's matches are found through the GIN index), and by the benchmark as the exact
@@ -29,8 +30,8 @@ from sql.fragments import PAPER_COLUMNS, Where, capped_count, paper_filters
 from sql.search import scored_paper
 from sql.terms import TermStats, query_terms
 
-# Postings per stem a phrase walk may check, per paper it must find: past it, the phrase is rare among the papers of
-# its words, and the GIN index finds its papers faster than the walk would.
+# Postings of the phrase's rarest stem a phrase walk may check, per paper it must find: past it, the phrase is rare
+# among the papers of that word, and the GIN index finds its papers faster than the walk would.
 PHRASE_SCAN = 10
 # Papers the first tier of a phrase walk must find, else the exhaustive plan answers every page of the query: a fixed
 # number, not the page's size, so that every page of a query is cut from the same plan ("Paging a ranking").
@@ -232,14 +233,11 @@ def _hits(
             FROM papers p CROSS JOIN LATERAL keyword_impacts(p.search) i JOIN q ON q.term = i.term
             WHERE {condition} GROUP BY p.paper_key"""
     depth, ends = int(tiers.depth), tiers.ends()
-    join = "JOIN papers p ON p.paper_key = kp.paper_key" if _needs_papers(query, flt) else ""
-    postings, term = "keyword_postings kp", "kp.term = q.term AND "
     if query.phrases:
-        postings = f"""(SELECT paper_key, impact FROM keyword_postings WHERE term = q.term
-            ORDER BY impact DESC, paper_key LIMIT {depth * PHRASE_SCAN}) kp"""
-        term = ""
-    walk = f"""SELECT kp.paper_key, kp.impact FROM {postings} {join}
-            WHERE {term}{where.sql()}
+        return _phrase_walk(query, where, depth)
+    join = "JOIN papers p ON p.paper_key = kp.paper_key" if _needs_papers(query, flt) else ""
+    walk = f"""SELECT kp.paper_key, kp.impact FROM keyword_postings kp {join}
+            WHERE kp.term = q.term AND {where.sql()}
             ORDER BY kp.impact DESC, kp.paper_key LIMIT {depth}"""
     if not ends:
         return f"""SELECT h.paper_key, 0 AS tier, sum(q.idf * h.impact) AS score
@@ -251,6 +249,29 @@ def _hits(
             SELECT w.paper_key, w.impact, {tier} AS tier
             FROM (SELECT *, row_number() OVER (ORDER BY impact DESC, paper_key) AS passed FROM ({walk}) v) w) h
         GROUP BY h.paper_key, h.tier ORDER BY h.paper_key, h.tier"""
+
+
+def _phrase_walk(query: KeywordQuery, where: Where, depth: int) -> str:
+    """SQL of a phrase query's walk: (paper_key, tier 0, exact score) of the first `depth` papers with the phrase
+    (and the filters) among the best PHRASE_SCAN x depth postings of the phrases' rarest stem, each scored over every
+    query stem from its tsvector.
+
+    Every paper with the phrase holds that stem, so one postings list finds the candidates; exact scores rank them
+    (a walk of every stem's postings scored each paper only for the stems it was read for).
+    """
+    phrase_stems = f"tsvector_to_array(to_tsvector('english', {where.param(' '.join(query.phrases))}))"
+    # The rarest in the whole index, not among the query's stems (a long query may leave the phrase's out of `q`).
+    anchor = f"""(SELECT s.term FROM unnest({phrase_stems}) AS s(term) LEFT JOIN keyword_terms k USING (term)
+        ORDER BY coalesce(k.df, 0), s.term LIMIT 1)"""
+    # Each posting's paper checked in turn (OFFSET 0 keeps the subquery a per-row check): a plan made for any values
+    # could otherwise find the phrase's papers through the GIN index first, all of them, however common.
+    found = f"""SELECT kp.paper_key FROM (SELECT paper_key, impact FROM keyword_postings WHERE term = {anchor}
+            ORDER BY impact DESC, paper_key LIMIT {depth * PHRASE_SCAN}) kp
+            CROSS JOIN LATERAL (SELECT FROM papers p WHERE p.paper_key = kp.paper_key AND {where.sql()} OFFSET 0) ok
+            ORDER BY kp.impact DESC, kp.paper_key LIMIT {depth}"""
+    return f"""SELECT c.paper_key, 0 AS tier, sum(q.idf * i.impact) AS score
+        FROM ({found}) c JOIN papers p USING (paper_key)
+        CROSS JOIN LATERAL keyword_impacts(p.search) i JOIN q ON q.term = i.term GROUP BY c.paper_key"""
 
 
 class HybridRanks(NamedTuple):

@@ -37,14 +37,14 @@ PHRASE_SCAN = 10
 # number, not the page's size, so that every page of a query is cut from the same plan ("Paging a ranking").
 PHRASE_WALK_MIN = 20
 # Postings read per query stem for the first pages, chosen by measurement (docs/design.md, "Keyword ranking"); a deeper
-# page doubles it (`walk_depth`), each doubling a tier ranked after the ones before it.
+# page doubles it (`_walk_depth`), each doubling a tier ranked after the ones before it.
 KEYWORD_DEPTH = 200
 # Any of the stems, as a tsquery the GIN index answers (each stem quoted as tsquery input wants).
 _ANY_TERM = """p.search @@ (SELECT string_agg('''' || replace(replace(term, '\\', '\\\\'), '''', '''''') || '''', ' | ')
     FROM q)::tsquery"""
 
 
-def walk_depth(rows: int) -> int:
+def _walk_depth(rows: int) -> int:
     """Postings a walk reads per stem to rank `rows` papers: KEYWORD_DEPTH, doubled until it is at least `rows`.
 
     A walk of that depth holds at least `rows` papers (or every match), all in whole tiers, which a deeper walk
@@ -90,30 +90,55 @@ async def keyword(
     flt: PaperFilter,
     *,
     limit: int,
-    depth: int,
-    first_depth: int | None = None,
+    depth: int | None = None,
     exhaustive: bool = False,
     stats: TermStats | None = None,
 ) -> list[ScoredPaper]:
     """The `limit` best papers by BM25 (title-boosted), filtered; see the module note for the two plans.
 
-    With `first_depth`, a walk deeper than it ranks in tiers (`_hits`). With `stats`, idf comes from them instead of
-    this database's index (a collection split over several databases: docs/scale-out.md).
+    Without `depth`, the ranking every page of a search is cut from (`_tiers`); with it, one walk of `depth` postings
+    per stem (the benchmark's designs). With `stats`, idf comes from them instead of this database's index (a
+    collection split over several databases: docs/scale-out.md).
     """
-    tiers = _tiers(query, depth, first_depth)
+    tiers = _tiers(query, depth, limit)
     rows = await _ranked(conn, query, flt, limit=limit, tiers=tiers, exhaustive=exhaustive, stats=stats)
     if _came_up_short(query, flt, rows[0]["first_found"] if rows else 0, exhaustive):
         rows = await _ranked(conn, query, flt, limit=limit, tiers=tiers, exhaustive=True, stats=stats)
-    elif _past_first_tier(query, flt, tiers, len(rows), limit, exhaustive):
-        more = limit - len(rows)
-        exclude = [r["key"] for r in rows]
-        rows += await _ranked(conn, query, flt, limit=more, tiers=tiers, exhaustive=True, stats=stats, exclude=exclude)
+    else:
+        rows += await _rest(conn, query, flt, tiers, [r["key"] for r in rows], limit, exhaustive, stats)
     return [scored_paper(r, r["score"]) for r in rows]
 
 
-def _tiers(query: KeywordQuery, depth: int, first_depth: int | None) -> _Tiers:
-    """The tiers of a walk to `depth`; a phrase walk stays in its first tier (`_past_first_tier`)."""
-    return _Tiers(first_depth, first_depth) if query.phrases and first_depth else _Tiers(depth, first_depth)
+def _tiers(query: KeywordQuery, depth: int | None, rows: int) -> _Tiers:
+    """The walk that ranks `rows` papers: one of `depth` postings per stem where given, else the ladder of
+    `_walk_depth` in tiers from KEYWORD_DEPTH; a phrase walk stays in its first tier (`_rest`)."""
+    if depth is not None:
+        return _Tiers(depth)
+    return _Tiers(KEYWORD_DEPTH, KEYWORD_DEPTH) if query.phrases else _Tiers(_walk_depth(rows), KEYWORD_DEPTH)
+
+
+async def _rest(
+    conn: asyncpg.Connection,
+    query: KeywordQuery,
+    flt: PaperFilter,
+    tiers: _Tiers,
+    found: list[int],
+    limit: int,
+    exhaustive: bool,
+    stats: TermStats | None,
+) -> list[asyncpg.Record]:
+    """Past a phrase walk's first tier (`found`, fewer than `limit`), the phrase's other papers scored exactly (the
+    exhaustive plan); nothing for any other ranking.
+
+    A deeper phrase walk would check ten times its depth in postings, most of them against papers without the phrase:
+    past the first tier that cost more than finding the phrase's papers through the GIN index (docs/design.md,
+    "Paging a ranking").
+    """
+    phrase_walk = bool(query.phrases) and not (exhaustive or flt.listing) and tiers.first_depth is not None
+    if not phrase_walk or len(found) >= limit:
+        return []
+    more = limit - len(found)
+    return await _ranked(conn, query, flt, limit=more, tiers=tiers, exhaustive=True, stats=stats, exclude=found)
 
 
 async def _ranked(
@@ -154,20 +179,6 @@ def _came_up_short(query: KeywordQuery, flt: PaperFilter, first_found: int | Non
     Counted in the first tier, whatever the page, so that every page of a query takes the same plan.
     """
     return bool(query.phrases) and not (exhaustive or flt.listing) and (first_found or 0) < PHRASE_WALK_MIN
-
-
-def _past_first_tier(
-    query: KeywordQuery, flt: PaperFilter, tiers: _Tiers, found: int, limit: int, exhaustive: bool
-) -> bool:
-    """Whether a page of a phrase query reads past its walk's first tier: the rest of its ranking is every other paper
-    the phrase matches, scored exactly (the exhaustive plan).
-
-    A deeper phrase walk would check ten times its depth in postings per stem, most of them against papers without the
-    phrase: past the first tier that cost more than finding the phrase's papers through the GIN index (docs/design.md,
-    "Paging a ranking").
-    """
-    phrase_walk = bool(query.phrases) and not (exhaustive or flt.listing)
-    return phrase_walk and tiers.first_depth is not None and found < limit
 
 
 async def count_ranked(
@@ -289,24 +300,21 @@ async def hybrid_ranks(
     flt: PaperFilter,
     *,
     limit: int,
-    depth: int,
-    first_depth: int | None = None,
+    depth: int | None = None,
 ) -> HybridRanks:
-    """(key, score) of the `limit` best papers by BM25 (in tiers past `first_depth`, as `keyword`) and of the `limit`
+    """(key, score) of the `limit` best papers by BM25 (the walk `keyword` takes for `depth`) and of the `limit`
     nearest by HNSW (cosine similarity), filtered, in one statement, with the stored vectors' space (for the caller
     to refuse another's query vector without a round trip of its own).
 
     Keys and scores only: the fusion needs no more, and only the page shown is read in full (`papers_by_key`).
     """
-    tiers = _tiers(query, depth, first_depth)
+    tiers = _tiers(query, depth, limit)
     row = await _hybrid_row(conn, query, vector, flt, limit=limit, tiers=tiers, exhaustive=False)
     if _came_up_short(query, flt, row["first_found"], False):
         row = await _hybrid_row(conn, query, vector, flt, limit=limit, tiers=tiers, exhaustive=True)
     matched = list(zip(row["keyword"], map(float, row["keyword_scores"]), strict=True))
-    if _past_first_tier(query, flt, tiers, len(matched), limit, False):
-        exclude, more = [key for key, _ in matched], limit - len(matched)
-        rest = await _ranked(conn, query, flt, limit=more, tiers=tiers, exhaustive=True, stats=None, exclude=exclude)
-        matched += [(r["key"], float(r["score"])) for r in rest]
+    rest = await _rest(conn, query, flt, tiers, [key for key, _ in matched], limit, False, None)
+    matched += [(r["key"], float(r["score"])) for r in rest]
     # The neighbours in the scan's order, as search.nearest keeps them.
     neighbours = zip(row["semantic_keys"], row["distances"], strict=True)
     semantic = [(key, 1.0 - float(distance)) for key, distance in neighbours]

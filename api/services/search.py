@@ -194,11 +194,6 @@ def keyword_query(q: str) -> KeywordQuery:
     return KeywordQuery(" ".join(text.split()), phrases, tuple(excluded))
 
 
-async def _keyword(conn: asyncpg.Connection, query: KeywordQuery, flt: PaperFilter, want: int) -> list[ScoredPaper]:
-    depth = keyword.walk_depth(want)
-    return await keyword.keyword(conn, query, flt, limit=want, depth=depth, first_depth=keyword.KEYWORD_DEPTH)
-
-
 def _query_text(q: str) -> str:
     q = q.strip()
     if not q:
@@ -255,7 +250,7 @@ async def search_papers(
     matched: list[ScoredPaper] = []
     query = keyword_query(q)
     if mode == "keyword":
-        hits = matched = await _keyword(conn, query, flt, want)
+        hits = matched = await keyword.keyword(conn, query, flt, limit=want)
     elif mode == "semantic" or queries.loading:
         await queries.check_space(conn)  # a mismatch is told even while the model loads ...
         vector = await queries.vector(q, budget or Budget())  # ... which refuses hybrid searches here
@@ -284,10 +279,7 @@ async def _hybrid(
     """Hybrid search: the keyword and nearest-neighbour rankings (keys, scores) in one statement, fused, then only the
     page's papers read (with snippets for its keyword hits)."""
     bound = max(want, HYBRID_KEYWORD_HITS)
-    depth = keyword.walk_depth(bound)
-    matched, semantic, space = await keyword.hybrid_ranks(
-        conn, query, vector, flt, limit=bound, depth=depth, first_depth=keyword.KEYWORD_DEPTH
-    )
+    matched, semantic, space = await keyword.hybrid_ranks(conn, query, vector, flt, limit=bound)
     queries.refuse_other(space)
     fused = fuse([(matched, HYBRID_KEYWORD_WEIGHT), (semantic, 1 - HYBRID_KEYWORD_WEIGHT)])
     start, stop, has_next, has_previous = _slice(page, *window, len(fused))

@@ -2,7 +2,7 @@
 
 In process, one connection, the service's functions. For each query and each page end (the rows a page needs: 21,
 201 and 1,001, a page of 20 at the first, tenth and fiftieth page), the keyword ranking as shipped (a ladder of walk
-depths ranked in tiers, `sql.keyword.walk_depth`) and as it was before (one walk of `max(200, 2 x rows)` postings
+depths ranked in tiers, `sql.keyword._tiers`) and as it was before (one walk of `max(200, 2 x rows)` postings
 per stem, ranked again for every page), round robin, and hybrid's fused ranking as shipped. A ranking is
 consistent when the one made for a deeper page begins with the one made for the shallower page.
 """
@@ -35,8 +35,7 @@ async def deep_pages(url: str, texts: Sequence[str], vectors: np.ndarray) -> dic
     flt = PaperFilter()
 
     async def shipped(conn: Any, text: str, _: np.ndarray, rows: int) -> list[str]:
-        depth = keyword.walk_depth(rows)
-        found = await keyword.keyword(conn, keyword_query(text), flt, limit=rows, depth=depth, first_depth=200)
+        found = await keyword.keyword(conn, keyword_query(text), flt, limit=rows)
         return [h.id for h in found]
 
     async def before(conn: Any, text: str, _: np.ndarray, rows: int) -> list[str]:
@@ -45,9 +44,7 @@ async def deep_pages(url: str, texts: Sequence[str], vectors: np.ndarray) -> dic
 
     async def hybrid(conn: Any, text: str, vector: np.ndarray, rows: int) -> list[int]:
         bound = max(rows, HYBRID_KEYWORD_HITS)
-        ranks = await keyword.hybrid_ranks(
-            conn, keyword_query(text), vector, flt, limit=bound, depth=keyword.walk_depth(bound), first_depth=200
-        )
+        ranks = await keyword.hybrid_ranks(conn, keyword_query(text), vector, flt, limit=bound)
         fused = fuse([(ranks.keyword, HYBRID_KEYWORD_WEIGHT), (ranks.semantic, 1 - HYBRID_KEYWORD_WEIGHT)])
         return [key for key, _ in fused[:rows]]
 

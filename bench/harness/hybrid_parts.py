@@ -48,12 +48,11 @@ async def parts(url: str, texts: Sequence[str], vectors: np.ndarray) -> dict[str
     from sql.fragments import PAPER_COLUMNS
 
     flt, bound = PaperFilter(), HYBRID_KEYWORD_HITS
-    depth = keyword.walk_depth(bound)
     async with connection(url) as conn:
         await search.configure_session(conn)
         pid = int(await conn.fetchval("SELECT pg_backend_pid()"))
         ranked = [
-            await keyword.hybrid_ranks(conn, keyword_query(t), v, flt, limit=bound, depth=depth)
+            await keyword.hybrid_ranks(conn, keyword_query(t), v, flt, limit=bound)
             for t, v in zip(texts, vectors, strict=True)
         ]
         pages = [
@@ -62,7 +61,7 @@ async def parts(url: str, texts: Sequence[str], vectors: np.ndarray) -> dict[str
 
         def ranks_on(c: Any) -> Callable[[int], Awaitable[Any]]:
             async def ranks(i: int) -> Any:
-                return await keyword.hybrid_ranks(c, keyword_query(texts[i]), vectors[i], flt, limit=bound, depth=depth)
+                return await keyword.hybrid_ranks(c, keyword_query(texts[i]), vectors[i], flt, limit=bound)
 
             return ranks
 
@@ -179,7 +178,6 @@ async def exact_overlap(url: str, texts: Sequence[str], vectors: np.ndarray) -> 
     from sql.db import connection
 
     bound = HYBRID_KEYWORD_HITS
-    depth = keyword.walk_depth(bound)
 
     def page(ranks: Any, semantic: Any = None) -> set[int]:
         fused = fuse([(ranks.keyword, HYBRID_KEYWORD_WEIGHT), (semantic or ranks.semantic, 1 - HYBRID_KEYWORD_WEIGHT)])
@@ -195,9 +193,9 @@ async def exact_overlap(url: str, texts: Sequence[str], vectors: np.ndarray) -> 
         shares: dict[str, list[float]] = {"shipped": [], "process": []}
         for text, vector in zip(texts, vectors, strict=True):
             query = keyword_query(text)
-            shipped = await keyword.hybrid_ranks(conn, query, vector, PaperFilter(), limit=bound, depth=depth)
+            shipped = await keyword.hybrid_ranks(conn, query, vector, PaperFilter(), limit=bound)
             with _process_ef_search():
-                process = await keyword.hybrid_ranks(conn, query, vector, PaperFilter(), limit=bound, depth=depth)
+                process = await keyword.hybrid_ranks(conn, query, vector, PaperFilter(), limit=bound)
             cosines = matrix @ (vector / np.linalg.norm(vector))
             nearest = np.argsort(-cosines)[:bound]
             exact = page(shipped, [(int(keys[j]), float(cosines[j])) for j in nearest])

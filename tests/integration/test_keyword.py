@@ -206,7 +206,7 @@ async def test_a_phrase_walk_reads_one_postings_list_whatever_the_other_words(co
     statements: list[tuple[str, tuple]] = []
     conn.add_query_logger(lambda record: statements.append((record.query, record.args)))
     query = keyword_query('"method that" model quality compute gains benchmarks')
-    found = await keyword.keyword(conn, query, PaperFilter(), limit=10, depth=200, first_depth=200)
+    found = await keyword.keyword(conn, query, PaperFilter(), limit=10)
     assert found == await keyword.keyword(conn, query, PaperFilter(), limit=10, depth=1, exhaustive=True)
     await asyncio.sleep(0)
     [(walk, args)] = [(sql, args) for sql, args in statements if "walked AS" in sql][:1]

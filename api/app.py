@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import Any, cast
 
@@ -29,9 +30,11 @@ from api.rest.problems import EXCEPTION_HANDLERS
 from api.services.search import QueryEmbeddings
 from ingest.embedder import Embedder, LocalEmbedder, OnnxEmbedder, from_settings
 from schema.settings import Settings
-from sql import db, search
+from sql import db, hnsw, search
 from sql.replicas import Databases
 from sql.routing import Session
+
+log = logging.getLogger("papers.api")
 
 BEARER = SecurityScheme(type="http", scheme="bearer", description="PAPERS_API_KEY, for writes")
 
@@ -91,7 +94,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         url = database_url or await db.migrated_url(settings)
-        search.use_ef_search(settings.ef_search)  # before the pools open: each session sets it once
+        async with db.connection(url) as conn:
+            ef_search, source = await hnsw.process_ef_search(conn, settings.ef_search)
+        search.use_ef_search(ef_search)  # before the pools open: each session sets it once
+        log.info("HNSW ef_search %d (%s)", ef_search, source)
         databases = Databases(
             url,
             settings.replicas,

@@ -38,3 +38,5 @@ MAX_SUGGESTIONS = 10
 # measurement (docs/similarity.md), and what PAPERS_EF_SEARCH may set (docs/design.md, "HNSW at a million").
 EF_SEARCH = 100
 EF_SEARCH_RANGE = (1, 1000)
+# The recall@10 `papers hnsw tune` raises ef_search to reach on the collection itself (sql/hnsw.py).
+HNSW_RECALL = 0.95

@@ -75,8 +75,9 @@ class Settings(msgspec.Struct, frozen=True):
     pool_max: int = 10
     # Seconds one API statement may run before the database stops it (0: no limit); the worker and CLI have none.
     statement_timeout: float = 5.0
-    # HNSW candidates per nearest-neighbour search (pgvector's hnsw.ef_search): recall against speed.
-    ef_search: int = limits.EF_SEARCH
+    # HNSW candidates per nearest-neighbour search (pgvector's hnsw.ef_search): recall against speed. None: the value
+    # `papers hnsw tune` stored for the collection, else limits.EF_SEARCH.
+    ef_search: int | None = None
     # What DATABASE_URL leads to: PostgreSQL itself, or PgBouncer in transaction mode (no session state kept).
     db_pooler: Pooler = "none"
     # A connection that keeps its session (PostgreSQL, or a session-mode pool): the worker's per-job locks need one.
@@ -105,7 +106,7 @@ class Settings(msgspec.Struct, frozen=True):
             pool_min=read.parsed("PAPERS_POOL_MIN", _positive, 1),
             pool_max=read.parsed("PAPERS_POOL_MAX", _positive, 10),
             statement_timeout=read.parsed("PAPERS_STATEMENT_TIMEOUT", _seconds, 5.0),
-            ef_search=read.parsed("PAPERS_EF_SEARCH", _ef_search, limits.EF_SEARCH),
+            ef_search=read.parsed("PAPERS_EF_SEARCH", _ef_search, None),
             db_pooler=read.parsed("PAPERS_DB_POOLER", _pooler, "none"),
             database_session_url=read.text("DATABASE_SESSION_URL"),
             rate_limit=read.parsed("PAPERS_RATE_LIMIT", _rate_limit, _DEFAULT_LIMIT),

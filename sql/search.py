@@ -143,7 +143,7 @@ async def with_session_settings(conn: asyncpg.Connection, run: Callable[[], Awai
     return await with_ef_search(conn, 0, run)
 
 
-def _as_array(value: Any) -> np.ndarray | None:
+def as_array(value: Any) -> np.ndarray | None:
     """A stored vector as float32 numpy (pgvector's codec returns a Vector or an ndarray by version)."""
     if value is None:
         return None
@@ -171,6 +171,6 @@ async def papers_with_vectors(conn: asyncpg.Connection, ids: Sequence[str]) -> l
 
     def build(r: asyncpg.Record) -> PaperVector:
         fields = {k: r[k] for k in Paper.__struct_fields__}
-        return PaperVector(**fields, key=r["paper_key"], fingerprint=r["fingerprint"], vector=_as_array(r["embedding"]))
+        return PaperVector(**fields, key=r["paper_key"], fingerprint=r["fingerprint"], vector=as_array(r["embedding"]))
 
     return in_asked_order(rows, ids, arxiv, build)

@@ -9,9 +9,10 @@ import sys
 from typing import BinaryIO
 
 from api.services import browse
+from schema import limits
 from schema.api import PaperFilter
 from schema.settings import Settings
-from sql import db, keyword
+from sql import db, hnsw, keyword
 from sql.embedded import EmbeddedPostgres, database_url
 from sql.migrate import migrate
 
@@ -52,6 +53,43 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
             return await keyword.rebuild(conn)
 
     print(f"keyword index rebuilt: {asyncio.run(run())} papers")
+    return 0
+
+
+def cmd_hnsw(args: argparse.Namespace, settings: Settings) -> int:
+    """Rebuild the HNSW index for the collection's size, and/or measure and store the ef_search it needs."""
+
+    async def run() -> int:
+        async with db.connection(await db.migrated_url(settings)) as conn:
+            if args.action == "rebuild":
+                papers = await hnsw.embedded_papers(conn)
+                chosen = hnsw.build_for(papers)
+                build = hnsw.Build(args.m or chosen.m, args.ef_construction or chosen.ef_construction)
+                print(f"building HNSW m={build.m} ef_construction={build.ef_construction} for {papers} papers")
+                seconds = await hnsw.rebuild(conn, build, memory=args.memory)
+                print(f"built in {seconds:.1f} s")
+            tuning = await hnsw.tune(conn)
+        return _report(tuning)
+
+    return asyncio.run(run())
+
+
+def _report(tuning: hnsw.Tuning) -> int:
+    build = tuning.build
+    print(f"recall@{hnsw.K} over {tuning.papers} papers (m={build.m}, ef_construction={build.ef_construction}):")
+    for step in tuning.steps:
+        print(
+            f"  ef_search {step.ef_search:>4}: recall {step.recall:.3f} (worst query {step.worst:.2f}), "
+            f"p50 {step.p50_ms:.2f} ms"
+        )
+    if tuning.ef_search is None:
+        print(
+            f"no ef_search reached {limits.HNSW_RECALL}; nothing stored. `papers hnsw rebuild --m 32 "
+            "--ef-construction 200` builds a denser graph",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"stored ef_search {tuning.ef_search}: every API process started from now on uses it")
     return 0
 
 

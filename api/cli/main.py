@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from api.cli.admin import boolean, cmd_db, cmd_export, cmd_migrate, cmd_reindex
+from api.cli.admin import boolean, cmd_db, cmd_export, cmd_hnsw, cmd_migrate, cmd_reindex
 from api.cli.feed import cmd_embed, cmd_ingest, cmd_pull, cmd_worker, field_map, ingest_inline, print_summary
 from api.process import configure
 from api.services import browse
@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command("migrate", cmd_migrate, "apply pending SQL migrations")
     command("reindex", cmd_reindex, "rebuild the keyword (BM25) index from the papers")
+    p = command("hnsw", cmd_hnsw, "measure HNSW recall and store the ef_search it needs (rebuild: build it first)")
+    p.add_argument("action", choices=["tune", "rebuild"])
+    p.add_argument("--m", type=int, choices=range(2, 101), metavar="M", help="rebuild: graph degree (2-100)")
+    p.add_argument(
+        "--ef-construction", type=int, choices=range(4, 1001), metavar="N", help="rebuild: build beam (4-1000)"
+    )
+    p.add_argument("--memory", default="2GB", help="rebuild: maintenance_work_mem for the build (default 2GB)")
 
     p = command("ingest", cmd_ingest, "ingest listing files, directories or - for stdin")
     p.add_argument("paths", nargs="+", metavar="PATH")

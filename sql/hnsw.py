@@ -23,6 +23,7 @@ from sql.search import as_array
 
 INDEX = "papers_embedding_hnsw_idx"
 _NEXT = "papers_embedding_hnsw_next"  # a rebuild's new index until it replaces INDEX
+_REBUILD_LOCK = (7300, 3)  # session advisory lock (the migrations' class, key 1; jobs have their own class)
 
 # pgvector's defaults, and migration 002's build: enough at 100,000 papers.
 SMALL_BUILD_DEFAULTS = (16, 64)
@@ -65,6 +66,10 @@ class Tuning(NamedTuple):
     build: Build
 
 
+class RebuildRunningError(DomainError):
+    """Another session is rebuilding the HNSW index."""
+
+
 class NoIndexError(DomainError):
     """There is no HNSW index, or no embedded paper, to measure."""
 
@@ -99,6 +104,16 @@ async def rebuild(conn: asyncpg.Connection, build: Build, *, memory: str) -> flo
     if build.ef_construction < 2 * build.m:  # pgvector's own rule, said before minutes of work rather than after
         least, got = 2 * build.m, build.ef_construction
         raise InvalidInputError(f"ef_construction must be at least twice m ({least}), got {got}")
+    # One rebuild at a time: a second would drop the first's half-built index under it.
+    if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *_REBUILD_LOCK):
+        raise RebuildRunningError("another HNSW rebuild is running on this database; run this one after it")
+    try:
+        return await _rebuild(conn, build, memory)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1, $2)", *_REBUILD_LOCK)
+
+
+async def _rebuild(conn: asyncpg.Connection, build: Build, memory: str) -> float:
     await conn.execute(f"DROP INDEX IF EXISTS {_NEXT}")  # an interrupted rebuild's leftover (CONCURRENTLY leaves it)
     try:  # PostgreSQL checks the value: a malformed one is refused before anything is built
         await conn.execute("SELECT set_config('maintenance_work_mem', $1, false)", memory)

@@ -60,7 +60,9 @@ def cmd_hnsw(args: argparse.Namespace, settings: Settings) -> int:
     """Rebuild the HNSW index for the collection's size, and/or measure and store the ef_search it needs."""
 
     async def run() -> int:
-        async with db.connection(await db.migrated_url(settings)) as conn:
+        url = await db.migrated_url(settings)
+        # A rebuild holds a session lock and runs CREATE INDEX CONCURRENTLY: a session of its own, not a pooled one.
+        async with db.connection(db.session_url(settings, url) if args.action == "rebuild" else url) as conn:
             if args.action == "rebuild":
                 papers = await hnsw.embedded_papers(conn)
                 chosen = hnsw.build_for(papers)

@@ -95,6 +95,22 @@ async def test_a_rebuild_refuses_bad_options_before_building(conn):
     assert await conn.fetchval("SELECT to_regclass('papers_embedding_hnsw_next')") is None
 
 
+async def test_one_rebuild_at_a_time(conn, fresh_db):
+    from sql import db
+
+    await _embedded(conn, 50)
+    async with db.connection(fresh_db) as other:
+        await other.execute("SELECT pg_advisory_lock($1, $2)", *hnsw._REBUILD_LOCK)  # a rebuild in progress
+        with pytest.raises(hnsw.RebuildRunningError, match="another HNSW rebuild is running"):
+            await hnsw.rebuild(conn, hnsw.Build(8, 16), memory="64MB")
+        await other.execute("SELECT pg_advisory_unlock($1, $2)", *hnsw._REBUILD_LOCK)
+    await hnsw.rebuild(conn, hnsw.Build(8, 16), memory="64MB")  # and the lock is not kept after a rebuild
+    await hnsw.rebuild(conn, hnsw.Build(16, 64), memory="64MB")
+    assert await hnsw.current_build(conn) == hnsw.Build(16, 64)
+    held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2"
+    assert await conn.fetchval(held, *hnsw._REBUILD_LOCK) == 0
+
+
 async def test_tuning_needs_an_index_and_vectors(conn):
     with pytest.raises(hnsw.NoIndexError, match="run `papers embed` first"):
         await hnsw.tune(conn)

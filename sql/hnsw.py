@@ -39,6 +39,7 @@ LADDER = (100, 150, 200, 300, 400, 600, 800, limits.EF_SEARCH_RANGE[1])
 QUERIES = 100  # sampled papers, each a query
 NOISE = 0.1  # each query is its paper's vector moved by this much (norm), as the benchmarks' queries are
 K = 10  # recall@K
+NO_VECTORS = "no paper has an embedding yet; run `papers embed` first"
 
 
 class Build(NamedTuple):
@@ -79,6 +80,13 @@ def build_for(papers: int) -> Build:
     return Build(*(LARGE_BUILD_DEFAULTS if papers >= LARGE_COLLECTION else SMALL_BUILD_DEFAULTS))
 
 
+def check(build: Build) -> None:
+    """Refuse a build pgvector would refuse, before minutes of work rather than after."""
+    if build.ef_construction < 2 * build.m:  # pgvector's own rule
+        least, got = 2 * build.m, build.ef_construction
+        raise InvalidInputError(f"ef_construction must be at least twice m ({least}), got {got}")
+
+
 async def current_build(conn: asyncpg.Connection) -> Build | None:
     """The HNSW index's build parameters (pgvector's defaults where the index names none); None without an index."""
     row = await conn.fetchrow(  # one row always: a SELECT without FROM
@@ -101,9 +109,7 @@ async def embedded_papers(conn: asyncpg.Connection) -> int:
 
 async def rebuild(conn: asyncpg.Connection, build: Build, *, memory: str) -> float:
     """Build the HNSW index again with `build` while readers and writers go on; seconds. Forgets the tuning."""
-    if build.ef_construction < 2 * build.m:  # pgvector's own rule, said before minutes of work rather than after
-        least, got = 2 * build.m, build.ef_construction
-        raise InvalidInputError(f"ef_construction must be at least twice m ({least}), got {got}")
+    check(build)
     # One rebuild at a time: a second would drop the first's half-built index under it.
     if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *_REBUILD_LOCK):
         raise RebuildRunningError("another HNSW rebuild is running on this database; run this one after it")
@@ -149,7 +155,7 @@ async def tune(
         papers = await embedded_papers(conn)
         vectors = await _sample(conn, queries)
         if not len(vectors):
-            raise NoIndexError("no paper has an embedding yet; run `papers embed` first")
+            raise NoIndexError(NO_VECTORS)
         truth = await _exact(conn, vectors)
         # The index is what is measured: a small table would otherwise be scanned exactly.
         await conn.execute("SET LOCAL enable_seqscan = off")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from typing import BinaryIO
 
 from api.services import browse
@@ -67,9 +68,12 @@ def cmd_hnsw(args: argparse.Namespace, settings: Settings) -> int:
                 papers = await hnsw.embedded_papers(conn)
                 chosen = hnsw.build_for(papers)
                 build = hnsw.Build(args.m or chosen.m, args.ef_construction or chosen.ef_construction)
-                print(f"building HNSW m={build.m} ef_construction={build.ef_construction} for {papers} papers")
+                hnsw.check(build)
+                if not papers:
+                    raise hnsw.NoIndexError(hnsw.NO_VECTORS)
                 seconds = await hnsw.rebuild(conn, build, memory=args.memory)
-                print(f"built in {seconds:.1f} s")
+                shape = f"m={build.m} ef_construction={build.ef_construction}"
+                print(f"built HNSW {shape} for {papers} papers in {seconds:.1f} s")
             tuning = await hnsw.tune(conn)
         return _report(tuning)
 
@@ -119,6 +123,17 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     except BrokenPipeError:  # the reader stopped early (`| head`): not an error of the export
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
     return 0
+
+
+def whole(low: int, high: int) -> Callable[[str], int]:
+    """argparse type of a whole number from low to high."""
+
+    def parse(value: str) -> int:
+        if not value.strip().lstrip("-").isdigit() or not low <= int(value) <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, got {value!r}")
+        return int(value)
+
+    return parse
 
 
 def boolean(value: str) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from api.cli.admin import boolean, cmd_db, cmd_export, cmd_hnsw, cmd_migrate, cmd_reindex
+from api.cli.admin import boolean, cmd_db, cmd_export, cmd_hnsw, cmd_migrate, cmd_reindex, whole
 from api.cli.feed import cmd_embed, cmd_ingest, cmd_pull, cmd_worker, field_map, ingest_inline, print_summary
 from api.process import configure
 from api.services import browse
@@ -120,10 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("reindex", cmd_reindex, "rebuild the keyword (BM25) index from the papers")
     p = command("hnsw", cmd_hnsw, "measure HNSW recall and store the ef_search it needs (rebuild: build it first)")
     p.add_argument("action", choices=["tune", "rebuild"])
-    p.add_argument("--m", type=int, choices=range(2, 101), metavar="M", help="rebuild: graph degree (2-100)")
-    p.add_argument(
-        "--ef-construction", type=int, choices=range(4, 1001), metavar="N", help="rebuild: build beam (4-1000)"
-    )
+    p.add_argument("--m", type=whole(2, 100), metavar="M", help="rebuild: graph degree (2-100)")
+    p.add_argument("--ef-construction", type=whole(4, 1000), metavar="N", help="rebuild: build beam (4-1000)")
     p.add_argument("--memory", default="2GB", help="rebuild: maintenance_work_mem for the build (default 2GB)")
 
     p = command("ingest", cmd_ingest, "ingest listing files, directories or - for stdin")
@@ -152,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end", type=dt.date.fromisoformat, help="hf: last day of a range")
     p.add_argument("--category", help="arxiv: the daily RSS feed of this category (cs.LG)")
     p.add_argument("--query", help="arxiv: an API search query (cat:cs.LG AND ti:transformer)")
-    p.add_argument("--max-results", type=int, default=100, choices=range(1, 2001), metavar="N", help="arxiv --query")
+    p.add_argument("--max-results", type=whole(1, 2000), default=100, metavar="N", help="arxiv --query (1-2000)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON array on the last line")
     p.add_argument("--no-embed", action="store_true", help="skip embedding new papers")
 

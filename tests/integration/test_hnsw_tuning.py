@@ -145,7 +145,10 @@ def test_the_command_rebuilds_tunes_and_names_what_it_needs(fresh_db):
     bad = papers("hnsw", "rebuild", "--m", "16", "--ef-construction", "8", env=env)
     assert bad.returncode == 1
     assert "ef_construction must be at least twice m (32), got 8" in bad.stderr
-    assert "Traceback" not in bad.stderr + empty.stderr
+    usage = papers("hnsw", "rebuild", "--m", "101", env=env)
+    assert usage.returncode == 2
+    assert "argument --m: expected a whole number from 2 to 100, got '101'" in usage.stderr
+    assert "Traceback" not in bad.stderr + empty.stderr + usage.stderr
 
 
 async def test_the_command_rebuilds_for_the_size_and_stores_what_it_measured(conn, fresh_db):
@@ -154,7 +157,7 @@ async def test_the_command_rebuilds_for_the_size_and_stores_what_it_measured(con
         "hnsw", "rebuild", "--m", "8", "--ef-construction", "16", "--memory", "64MB", env={"DATABASE_URL": fresh_db}
     )
     assert done.returncode == 0, done.stderr
-    assert "building HNSW m=8 ef_construction=16 for 100 papers" in done.stdout
+    assert "built HNSW m=8 ef_construction=16 for 100 papers in" in done.stdout
     assert "ef_search  100: recall 1.000" in done.stdout  # 100 candidates among 100 papers: all of them
     assert "stored ef_search 100" in done.stdout
     assert await hnsw.current_build(conn) == hnsw.Build(8, 16)

@@ -35,7 +35,8 @@ AUTOCOMPLETE_CHARS = (1, 200)  # what was typed
 MAX_SUGGESTIONS = 10
 
 # HNSW candidates kept per nearest-neighbour search (pgvector's hnsw.ef_search, 1 to 1000): the default, chosen by
-# measurement (docs/similarity.md), and what PAPERS_EF_SEARCH may set (docs/design.md, "HNSW at a million").
+# measurement (docs/similarity.md), what PAPERS_EF_SEARCH may set, and where `papers hnsw tune` starts (docs/design.md,
+# "HNSW tuned to the collection").
 EF_SEARCH = 100
 EF_SEARCH_RANGE = (1, 1000)
 # The recall@10 `papers hnsw tune` raises ef_search to reach on the collection itself (sql/hnsw.py).

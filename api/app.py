@@ -95,9 +95,11 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         url = database_url or await db.migrated_url(settings)
         async with db.connection(url) as conn:
-            ef_search, source = await hnsw.process_ef_search(conn, settings.ef_search)
-        search.use_ef_search(ef_search)  # before the pools open: each session sets it once
-        log.info("HNSW ef_search %d (%s)", ef_search, source)
+            chosen = await hnsw.process_ef_search(conn, settings.ef_search)
+        search.use_ef_search(chosen.ef_search)  # before the pools open: each session sets it once
+        log.info("HNSW ef_search %d (%s)", chosen.ef_search, chosen.source)
+        if chosen.advice:
+            log.warning(chosen.advice)
         databases = Databases(
             url,
             settings.replicas,

@@ -137,6 +137,23 @@ async def test_a_server_uses_the_tuned_ef_search_unless_one_is_configured(conn, 
         assert search.EF_SEARCH == limits.EF_SEARCH
 
 
+async def test_a_large_untuned_collection_is_pointed_at_the_rebuild(conn, fresh_db, monkeypatch, caplog):
+    monkeypatch.setattr(search, "EF_SEARCH", search.EF_SEARCH)
+    await _embedded(conn, 100)
+    await conn.execute("ANALYZE papers")
+    assert (await hnsw.process_ef_search(conn, None)).advice is None
+    monkeypatch.setattr(hnsw, "LARGE_COLLECTION", 100)  # this collection is "large" now
+    chosen = await hnsw.process_ef_search(conn, None)
+    assert chosen.ef_search == limits.EF_SEARCH
+    assert "about 100 papers and no HNSW tuning" in (chosen.advice or "")
+    with caplog.at_level("WARNING", logger="papers.api"):
+        async with AsyncTestClient(create_app(settings(), database_url=fresh_db, embedder=HashEmbedder())):
+            pass
+    assert any("`papers hnsw rebuild` builds and tunes it" in r.getMessage() for r in caplog.records)
+    await hnsw.tune(conn, queries=10, target=0.0)  # once tuned, nothing to say
+    assert await hnsw.process_ef_search(conn, None) == (limits.EF_SEARCH, "`papers hnsw tune`", None)
+
+
 def test_the_command_rebuilds_tunes_and_names_what_it_needs(fresh_db):
     env = {"DATABASE_URL": fresh_db}
     empty = papers("hnsw", "tune", env=env)

@@ -47,6 +47,12 @@ def provide_db(request: Request[Any, Any, Any]) -> Session:
 _CONFIGURED: Any = object()
 
 
+def _report_load(loading: asyncio.Task[Any]) -> None:
+    """Log a model that failed to load: its requests keep answering 503, and the log says why."""
+    if not loading.cancelled() and loading.exception() is not None:
+        log.error("the embedding model failed to load", exc_info=loading.exception())
+
+
 def _freeze_heap(loading: asyncio.Task[Any] | None) -> None:
     """Move what start-up made (modules, the model once loaded) out of the collector's reach.
 
@@ -95,11 +101,11 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         url = database_url or await db.migrated_url(settings)
         async with db.connection(url) as conn:
-            chosen = await hnsw.process_ef_search(conn, settings.ef_search)
-        search.use_ef_search(chosen.ef_search)  # before the pools open: each session sets it once
-        log.info("HNSW ef_search %d (%s)", chosen.ef_search, chosen.source)
-        if chosen.advice:
-            log.warning(chosen.advice)
+            ef = await hnsw.process_ef_search(conn, settings.ef_search)
+        search.use_ef_search(ef.ef_search)  # before the pools open: each session sets it once
+        log.info("HNSW ef_search %d (%s)", ef.ef_search, ef.source)
+        if ef.advice:
+            log.warning(ef.advice)
         databases = Databases(
             url,
             settings.replicas,
@@ -113,6 +119,7 @@ def create_app(
         loading: asyncio.Task[Any] | None = None
         if isinstance(chosen, LocalEmbedder | OnnxEmbedder):
             loading = asyncio.create_task(asyncio.to_thread(chosen.load))
+            loading.add_done_callback(_report_load)
         if freeze_heap:
             _freeze_heap(loading)
         try:

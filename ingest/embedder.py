@@ -90,6 +90,7 @@ class _LoadedOnce(Generic[M]):
     def __init__(self) -> None:
         self._model: M | None = None
         self._lock = threading.Lock()
+        self.load_error: str | None = None  # why the last load failed: it will not be ready by waiting
 
     @property
     def ready(self) -> bool:
@@ -100,7 +101,12 @@ class _LoadedOnce(Generic[M]):
         """Load the model (once; later calls return it)."""
         with self._lock:
             if self._model is None:
-                self._model = self._make()
+                try:
+                    self._model = self._make()
+                except Exception as exc:
+                    self.load_error = f"{type(exc).__name__}: {exc}"
+                    raise
+                self.load_error = None
             return self._model
 
     def _make(self) -> M:

@@ -26,5 +26,7 @@ async def check_ready(conn: asyncpg.Connection, queries: QueryEmbeddings) -> Non
     todo = await pending(conn)
     if todo:
         raise UnavailableError(f"migrations not applied: {', '.join(todo)}")
+    if queries.failed:
+        raise UnavailableError("the embedding model failed to load; the server's log says why", retry_after=3600)
     if queries.loading:
         raise UnavailableError("the embedding model is still loading", retry_after=5)

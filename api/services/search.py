@@ -91,8 +91,17 @@ class QueryEmbeddings:
                 "semantic search is not configured on this server (PAPERS_EMBEDDER=none)", retry_after=3600
             )
         if not self.embedder.ready:
+            if self.failed:
+                raise UnavailableError(
+                    "the embedding model failed to load; the server's log says why", retry_after=3600
+                )
             raise UnavailableError("the embedding model is still loading; retry shortly", retry_after=10)
         return self.embedder
+
+    @property
+    def failed(self) -> bool:
+        """Whether the embedder's model failed to load (waiting will not make it ready)."""
+        return getattr(self.embedder, "load_error", None) is not None
 
     @property
     def loading(self) -> bool:

@@ -173,3 +173,54 @@ def test_a_forked_child_embeds_with_the_parents_embedder(onnx):
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status), status  # not killed by the alarm: the child did not hang
     assert os.WEXITSTATUS(status) == 0
+
+
+async def test_a_server_loads_its_model_in_the_background_and_then_searches_by_meaning(onnx_models, fresh_db):
+    import asyncio
+
+    from litestar.testing import AsyncTestClient
+
+    from api.app import create_app
+    from tests.apps import settings
+
+    embedder = OnnxEmbedder(onnx_models)  # not loaded: the server's start loads it
+    async with AsyncTestClient(create_app(settings(), database_url=fresh_db, embedder=embedder)) as client:
+        for _ in range(300):
+            if embedder.ready:
+                break
+            await asyncio.sleep(0.1)
+        assert embedder.ready
+        answer = await client.get("/v1/search", params={"q": "protein folding", "mode": "semantic"})
+        assert answer.status_code == 200
+
+
+async def test_a_model_that_fails_to_load_is_logged_and_searches_say_unavailable(tmp_path, fresh_db, caplog):
+    import asyncio
+
+    from litestar.testing import AsyncTestClient
+
+    from api.app import create_app
+    from tests.apps import settings
+
+    class Broken(OnnxEmbedder):
+        def _make(self):
+            raise OSError("model file unreadable")
+
+    embedder = Broken(tmp_path)
+    with caplog.at_level("ERROR", logger="papers.api"):
+        async with AsyncTestClient(create_app(settings(), database_url=fresh_db, embedder=embedder)) as client:
+            for _ in range(100):
+                if any("failed to load" in r.getMessage() for r in caplog.records):
+                    break
+                await asyncio.sleep(0.05)
+            answer = await client.get("/v1/search", params={"q": "protein folding", "mode": "semantic"})
+            assert answer.status_code == 503
+            assert answer.json()["detail"] == "the embedding model failed to load; the server's log says why"
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+            assert "failed to load" in ready.json()["detail"]
+            keyword = await client.get("/v1/search", params={"q": "protein folding", "mode": "keyword"})
+            assert keyword.status_code == 200  # the rest of the server goes on
+    failed = [r for r in caplog.records if r.getMessage() == "the embedding model failed to load"]
+    assert failed
+    assert "model file unreadable" in str(failed[0].exc_info[1])

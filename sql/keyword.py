@@ -240,7 +240,7 @@ def _hits(
         if exclude:  # the papers a phrase walk's first tier ranked already
             where.add("NOT (p.paper_key = ANY({}::bigint[]))", list(exclude))
         condition = where.sql() if (query.phrases or flt.listing) else f"{_ANY_TERM} AND {where.sql()}"
-        return f"""SELECT p.paper_key, 0 AS tier, sum(q.idf * i.impact) AS score
+        return f"""SELECT p.paper_key, 0 AS tier, {_score("i.impact")}
             FROM papers p CROSS JOIN LATERAL keyword_impacts(p.search) i JOIN q ON q.term = i.term
             WHERE {condition} GROUP BY p.paper_key"""
     depth, ends = int(tiers.depth), tiers.ends()
@@ -251,15 +251,26 @@ def _hits(
             WHERE kp.term = q.term AND {where.sql()}
             ORDER BY kp.impact DESC, kp.paper_key LIMIT {depth}"""
     if not ends:
-        return f"""SELECT h.paper_key, 0 AS tier, sum(q.idf * h.impact) AS score
+        return f"""SELECT h.paper_key, 0 AS tier, {_score("h.impact")}
             FROM q CROSS JOIN LATERAL ({walk}) h GROUP BY h.paper_key"""
     # A posting's tier: the first walk that reads it, by its rank among the postings that pass.
     tier = f"width_bucket(w.passed, '{{{','.join(str(e + 1) for e in ends)}}}'::bigint[])"
-    return f"""SELECT DISTINCT ON (h.paper_key) h.paper_key, h.tier, sum(q.idf * h.impact) AS score
+    return f"""SELECT DISTINCT ON (h.paper_key) h.paper_key, h.tier, {_score("h.impact")}
         FROM q CROSS JOIN LATERAL (
             SELECT w.paper_key, w.impact, {tier} AS tier
             FROM (SELECT *, row_number() OVER (ORDER BY impact DESC, paper_key) AS passed FROM ({walk}) v) w) h
         GROUP BY h.paper_key, h.tier ORDER BY h.paper_key, h.tier"""
+
+
+def _score(impact: str) -> str:
+    """SQL of a paper's BM25 score: its stems' idf x impact summed, rounded to 9 decimals (scores stay far below 1e6).
+
+    A float sum depends on the order of its terms, and the order follows the plan: equal scores summed in another
+    order differ in the last bit, so a plan changed by ANALYZE between two pages broke their ties another way and the
+    pages disagreed. Rounded, equal scores are equal again and the key breaks the tie (docs/design.md, "Paging a
+    ranking").
+    """
+    return f"round(sum(q.idf * {impact}) * 1e9) / 1e9 AS score"  # float8 arithmetic: cheaper than numeric's round
 
 
 def _phrase_walk(query: KeywordQuery, where: Where, depth: int) -> str:
@@ -280,7 +291,7 @@ def _phrase_walk(query: KeywordQuery, where: Where, depth: int) -> str:
             ORDER BY impact DESC, paper_key LIMIT {depth * PHRASE_SCAN}) kp
             CROSS JOIN LATERAL (SELECT FROM papers p WHERE p.paper_key = kp.paper_key AND {where.sql()} OFFSET 0) ok
             ORDER BY kp.impact DESC, kp.paper_key LIMIT {depth}"""
-    return f"""SELECT c.paper_key, 0 AS tier, sum(q.idf * i.impact) AS score
+    return f"""SELECT c.paper_key, 0 AS tier, {_score("i.impact")}
         FROM ({found}) c JOIN papers p USING (paper_key)
         CROSS JOIN LATERAL keyword_impacts(p.search) i JOIN q ON q.term = i.term GROUP BY c.paper_key"""
 

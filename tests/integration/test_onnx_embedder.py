@@ -224,3 +224,20 @@ async def test_a_model_that_fails_to_load_is_logged_and_searches_say_unavailable
     failed = [r for r in caplog.records if r.getMessage() == "the embedding model failed to load"]
     assert failed
     assert "model file unreadable" in str(failed[0].exc_info[1])
+
+
+def test_the_quantizers_advice_to_its_authors_is_not_printed_at_a_first_start(caplog):
+    import inspect
+    import logging
+
+    from onnxruntime.quantization import quantize_dynamic
+
+    from ingest.onnx_model import _quiet_quantizer
+
+    advice = "Please consider to run pre-processing before quantization"
+    assert advice in inspect.getsource(quantize_dynamic)  # what ONNX Runtime logs on the root logger every export
+    with caplog.at_level(logging.WARNING), _quiet_quantizer():
+        logging.warning(advice + ". Refer to example: ...")
+        logging.warning("anything else")
+    logging.warning(advice + " (after the export)")
+    assert [r.getMessage() for r in caplog.records] == ["anything else", advice + " (after the export)"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from api.services.search import QueryEmbeddings
+from api.services.search import MODEL_FAILED, QueryEmbeddings
 from schema.api import Readiness
 from schema.errors import UnavailableError
 from sql.migrate import pending
@@ -27,6 +27,6 @@ async def check_ready(conn: asyncpg.Connection, queries: QueryEmbeddings) -> Non
     if todo:
         raise UnavailableError(f"migrations not applied: {', '.join(todo)}")
     if queries.failed:
-        raise UnavailableError("the embedding model failed to load; the server's log says why", retry_after=3600)
+        raise UnavailableError(MODEL_FAILED, retry_after=3600)
     if queries.loading:
         raise UnavailableError("the embedding model is still loading", retry_after=5)

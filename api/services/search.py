@@ -38,6 +38,7 @@ from sql.routing import looks_up, reads
 from sql.search import PaperVector
 
 NOT_CONFIGURED = "semantic search is not configured on this server (PAPERS_EMBEDDER=none)"
+MODEL_FAILED = "the embedding model failed to load; the server's log says why"  # waiting will not help
 # Hybrid search: BM25 and cosine each min-max scaled, BM25 weighted 0.7. Chosen by measurement over reciprocal rank
 # fusion (k = 60, 10, 1) and weight 0.5 (docs/similarity.md, section 1): best nDCG@10 on both query sets.
 HYBRID_KEYWORD_WEIGHT = 0.7
@@ -92,9 +93,7 @@ class QueryEmbeddings:
             )
         if not self.embedder.ready:
             if self.failed:
-                raise UnavailableError(
-                    "the embedding model failed to load; the server's log says why", retry_after=3600
-                )
+                raise UnavailableError(MODEL_FAILED, retry_after=3600)
             raise UnavailableError("the embedding model is still loading; retry shortly", retry_after=10)
         return self.embedder
 

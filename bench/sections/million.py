@@ -14,8 +14,9 @@ the same structure the HNSW section measures.
    an empty database; then the bulk path on every paper, its phases timed from its own log records.
 2. Vectors stored (the deferrable indexes dropped meanwhile, as a bulk load does); HNSW built with each of BUILDS
    (m, ef_construction); for each, `sql.search.nearest` (limit 10) at each ef_search on QUERIES corpus vectors
-   perturbed by noise, recall@10 against the exact top 10 computed in numpy over all vectors. The service's own
-   build (migration 002) is built last and kept.
+   perturbed by noise, recall@10 against the exact top 10 computed in numpy over all vectors. The build
+   `papers hnsw rebuild` chooses for this many papers (`sql.hnsw.build_for`) is built last, tuned as the command
+   tunes it (`sql.hnsw.tune`), and kept: the servers below read its stored ef_search.
 3. `papers serve` with the local model: one client rotating paper-by-id, keyword, semantic and hybrid requests
    (the search section's queries), then wrk at 32 connections on each search mode.
 """
@@ -49,7 +50,7 @@ PAPERS = int(os.environ.get("PAPERS_BENCH_MILLION_PAPERS", "100000"))
 FULL_PAPERS = 1_000_000
 PER_LISTING = 150
 COMPARE = min(20_000, PAPERS // 2)  # papers loaded both ways, normal and bulk, into empty databases
-BUILDS = ((16, 64), (24, 128))  # (m, ef_construction); the migration's own is measured too and kept
+BUILDS = ((16, 64), (24, 128))  # (m, ef_construction): the shipped one for the size is built last, the other beside it
 EF_SEARCHES = (40, 100, 200, 400)
 QUERIES = 200
 PERTURBATION = 0.1

@@ -25,6 +25,13 @@ _DEFERRABLE = """
       AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid)
       AND pg_get_indexdef(i.indexrelid) NOT LIKE '%embedding%'
     ORDER BY c.relname"""
+# Foreign keys from the tables the load writes: PostgreSQL checks each inserted row with a lookup in the referenced
+# table (11 million title words at a million papers); adding the constraint again checks all rows in one join.
+_FOREIGN_KEYS = """
+    SELECT k.conname AS name, k.conrelid::regclass::text AS owner, pg_get_constraintdef(k.oid) AS definition
+    FROM pg_constraint k JOIN pg_class t ON t.oid = k.conrelid
+    WHERE k.contype = 'f' AND t.relname = ANY($1::text[]) AND t.relnamespace = current_schema()::regnamespace
+    ORDER BY k.conname"""
 
 
 # Every paper's postings; keyword_impacts (migration 010) reads each paper's tsvector once.
@@ -32,21 +39,28 @@ POSTINGS = "SELECT i.term, i.impact, p.paper_key FROM papers p, keyword_impacts(
 
 
 class Deferred(NamedTuple):
-    """What `defer` took away, for `restore` to put back: index definitions by name."""
+    """What `defer` took away, for `restore` to put back: index definitions by name, foreign keys by name."""
 
     indexes: dict[str, str]
+    foreign_keys: dict[str, tuple[str, str]]  # name: (table, definition)
 
 
 async def defer(conn: asyncpg.Connection) -> Deferred:
-    """Lock the tables, drop their deferrable indexes and disable the triggers; must run inside a transaction."""
+    """Lock the tables, drop their deferrable indexes and foreign keys, disable the triggers; inside a transaction."""
     # Writers and readers of papers wait until the load commits (DROP INDEX needs this lock anyway); locking
     # first, in a fixed order, means no deadlock with a concurrent ingest.
     await conn.execute(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS EXCLUSIVE MODE")
     rows = await conn.fetch(_DEFERRABLE, list(TABLES))
     for row in rows:
         await conn.execute(f'DROP INDEX "{row["name"]}"')
+    keys = await conn.fetch(_FOREIGN_KEYS, list(TABLES))
+    for key in keys:
+        await conn.execute(f'ALTER TABLE {key["owner"]} DROP CONSTRAINT "{key["name"]}"')
     await conn.execute(f"ALTER TABLE papers {', '.join(f'DISABLE TRIGGER {t}' for t in TRIGGERS)}")
-    return Deferred({row["name"]: row["definition"] for row in rows})
+    return Deferred(
+        {row["name"]: row["definition"] for row in rows},
+        {key["name"]: (key["owner"], key["definition"]) for key in keys},
+    )
 
 
 async def write_keyword_index(conn: asyncpg.Connection) -> None:
@@ -69,9 +83,11 @@ async def write_keyword_index(conn: asyncpg.Connection) -> None:
 
 
 async def restore(conn: asyncpg.Connection, deferred: Deferred, *, memory: str = "1GB") -> None:
-    """Create the dropped indexes again from their definitions and enable the triggers."""
+    """Create the dropped indexes and foreign keys again from their definitions and enable the triggers."""
     # Sorting in memory rather than in temporary files: several times faster for the GIN and btree builds.
     await conn.execute(f"SET LOCAL maintenance_work_mem = '{memory}'")
     for definition in deferred.indexes.values():
         await conn.execute(definition)
+    for name, (owner, definition) in deferred.foreign_keys.items():
+        await conn.execute(f'ALTER TABLE {owner} ADD CONSTRAINT "{name}" {definition}')
     await conn.execute(f"ALTER TABLE papers {', '.join(f'ENABLE TRIGGER {t}' for t in TRIGGERS)}")

@@ -21,7 +21,7 @@ from ingest.pipeline import Source, ingest_source
 from ingest.worker import Worker
 from schema.api import PaperFilter
 from schema.paging import PageRequest
-from sql import jobs, keyword, search
+from sql import jobs, keyword, search, terms
 from tests import factories
 from tests.apps import settings
 from tests.embedders import HashEmbedder
@@ -336,3 +336,28 @@ async def test_snippets_mark_the_query_words_on_every_page_and_escape_the_abstra
     assert "&lt;script&gt;" in scripted.snippet
     assert "<script>" not in scripted.snippet
     assert "cost &lt; 5 &amp; speed &gt; 2" in scripted.snippet
+
+
+async def test_stems_are_found_through_both_indexes_in_bytewise_order(conn):
+    # Migration 012 gives both tables' stems the "C" collation (a faster postings build); a query's stems (the
+    # database's collation) must still reach the terms' primary key and the postings index, or every search
+    # would scan them.
+    await ingest(conn, "a.txt", factories.page([factories.paper(i) for i in range(5)]))
+    stats = await terms.term_stats(conn, "model")  # the statement a search's `q` is built from
+    assert stats.df
+    async with conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")  # where an index can answer, it is taken
+        for statement in (
+            """SELECT k.df FROM unnest(tsvector_to_array(to_tsvector('english', 'model'))) AS s(term)
+               JOIN keyword_terms k ON k.term = s.term""",
+            """SELECT kp.paper_key FROM unnest(tsvector_to_array(to_tsvector('english', 'model'))) AS s(term)
+               JOIN keyword_postings kp ON kp.term = s.term""",
+        ):
+            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {statement}"))
+            assert "Seq Scan" not in plan, plan
+    collations = await conn.fetch(
+        """SELECT c.relname, co.collname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+           JOIN pg_collation co ON co.oid = a.attcollation
+           WHERE c.relname IN ('keyword_postings', 'keyword_terms') AND a.attname = 'term' ORDER BY 1"""
+    )
+    assert [tuple(r) for r in collations] == [("keyword_postings", "C"), ("keyword_terms", "C")]

@@ -33,6 +33,7 @@ SECTIONS = (
     "totals",
     "processes",
     "replicas",
+    "floor",
     "million",
 )
 OUT = report.ROOT / "docs" / "benchmarks.md"

@@ -36,6 +36,9 @@ _FOREIGN_KEYS = """
 
 # Every paper's postings; keyword_impacts (migration 010) reads each paper's tsvector once.
 POSTINGS = "SELECT i.term, i.impact, p.paper_key FROM papers p, keyword_impacts(p.search) i"
+# Every paper's title words: what paper_title_words_sync (migration 008) writes per row.
+TITLE_WORDS = """SELECT DISTINCT w, p.paper_key
+    FROM papers p, regexp_split_to_table(lower(p.title), '[^[:alnum:]]+') AS w WHERE w <> ''"""
 
 
 class Deferred(NamedTuple):
@@ -74,12 +77,7 @@ async def write_keyword_index(conn: asyncpg.Connection) -> None:
                SELECT unnest(tsvector_to_array(search)) AS term FROM papers UNION ALL SELECT '' FROM papers) s
            GROUP BY term"""
     )
-    # What paper_title_words_sync (migration 008) writes per row.
-    await conn.execute(
-        """INSERT INTO paper_title_words (word, paper_key)
-           SELECT DISTINCT w, p.paper_key FROM papers p, regexp_split_to_table(lower(p.title), '[^[:alnum:]]+') AS w
-           WHERE w <> ''"""
-    )
+    await conn.execute(f"INSERT INTO paper_title_words (word, paper_key) {TITLE_WORDS}")
 
 
 async def restore(conn: asyncpg.Connection, deferred: Deferred, *, memory: str = "1GB") -> None:

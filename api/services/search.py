@@ -88,9 +88,7 @@ class QueryEmbeddings:
 
     def _ready(self) -> Embedder:
         if self.embedder is None:
-            raise UnavailableError(
-                "semantic search is not configured on this server (PAPERS_EMBEDDER=none)", retry_after=3600
-            )
+            raise UnavailableError(NOT_CONFIGURED, retry_after=3600)
         if not self.embedder.ready:
             if self.failed:
                 raise UnavailableError(MODEL_FAILED, retry_after=3600)

@@ -82,6 +82,7 @@ class QueryTimeoutError(UnavailableError):
 
 
 DATABASE_UNAVAILABLE = "the database is unavailable; retry shortly"
+CONFLICTED = "the request was stopped by a conflict with another transaction (a deadlock); retry it"
 QUERY_TIMEOUT = (
     "the query ran past the server's time limit and was stopped; narrow it (a filter, fewer or rarer words, no"
     " quoted phrase of common words) or retry later"

@@ -7,6 +7,7 @@ committed half-built.
 
 from __future__ import annotations
 
+import asyncio
 from typing import NamedTuple
 
 import asyncpg
@@ -14,8 +15,12 @@ import asyncpg
 # Triggers whose work `write_keyword_index` redoes for every paper (keyword postings and counts, title words). Any other
 # trigger a later migration adds stays enabled: it runs per row as in the normal path.
 TRIGGERS = ("papers_keyword_insert", "papers_keyword_update", "papers_keyword_delete", "papers_title_words")
-# Tables whose secondary indexes are dropped for the load and created again after it.
-TABLES = ("papers", "keyword_postings", "paper_title_words")
+# Every table the load rewrites (`write_keyword_index` truncates the last three), locked before anything is written;
+# their secondary indexes and foreign keys are dropped for the load and created again after it.
+TABLES = ("papers", "keyword_postings", "paper_title_words", "keyword_terms")
+# A reader holding one of TABLES while it waits for another the load holds is a deadlock PostgreSQL breaks after
+# deadlock_timeout by failing one side; when it fails the load's lock, that is retried, nothing being written yet.
+LOCK_TRIES = 20
 # Indexes kept: constraints (the merge finds papers by fingerprint and arXiv id, listings by content hash) and
 # those on the embedding (a load writes no vectors, so they cost nothing now and rebuilding HNSW costs minutes).
 _DEFERRABLE = """
@@ -50,9 +55,9 @@ class Deferred(NamedTuple):
 
 async def defer(conn: asyncpg.Connection) -> Deferred:
     """Lock the tables, drop their deferrable indexes and foreign keys, disable the triggers; inside a transaction."""
-    # Writers and readers of papers wait until the load commits (DROP INDEX needs this lock anyway); locking
-    # first, in a fixed order, means no deadlock with a concurrent ingest.
-    await conn.execute(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS EXCLUSIVE MODE")
+    # Writers and readers of papers wait until the load commits (DROP INDEX needs this lock anyway); locking all of
+    # them first, in a fixed order, means the load never waits for a lock while it holds written rows.
+    await _lock(conn)
     rows = await conn.fetch(_DEFERRABLE, list(TABLES))
     for row in rows:
         await conn.execute(f'DROP INDEX "{row["name"]}"')
@@ -64,6 +69,19 @@ async def defer(conn: asyncpg.Connection) -> Deferred:
         {row["name"]: row["definition"] for row in rows},
         {key["name"]: (key["owner"], key["definition"]) for key in keys},
     )
+
+
+async def _lock(conn: asyncpg.Connection) -> None:
+    """Take every table of TABLES exclusively, again if a deadlock with a reader failed the attempt."""
+    for attempt in range(1, LOCK_TRIES + 1):
+        try:
+            async with conn.transaction():  # a savepoint: its rollback gives back the locks taken so far
+                await conn.execute(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS EXCLUSIVE MODE")
+            return
+        except asyncpg.DeadlockDetectedError:
+            if attempt == LOCK_TRIES:
+                raise
+            await asyncio.sleep(0.05 * attempt)  # the reader that won finishes its statement meanwhile
 
 
 async def write_keyword_index(conn: asyncpg.Connection) -> None:

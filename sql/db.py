@@ -19,6 +19,7 @@ import asyncpg
 from pgvector.asyncpg import register_vector
 
 from schema.errors import (
+    CONFLICTED,
     DATABASE_UNAVAILABLE,
     QUERY_TIMEOUT,
     UNSTORABLE,
@@ -26,6 +27,7 @@ from schema.errors import (
     DomainError,
     InvalidInputError,
     QueryTimeoutError,
+    UnavailableError,
 )
 from schema.settings import Settings, SettingsError
 from sql import search
@@ -77,6 +79,9 @@ def as_domain_error(exc: BaseException) -> DomainError | None:
         return QueryTimeoutError(QUERY_TIMEOUT)
     if isinstance(exc, CONNECTION_LOST):
         return DatabaseUnavailableError(DATABASE_UNAVAILABLE)
+    # PostgreSQL's class 40 (deadlock, serialization failure): it rolled the statement back so another could go on.
+    if isinstance(exc, asyncpg.TransactionRollbackError):
+        return UnavailableError(CONFLICTED, retry_after=1)
     if isinstance(exc, (*UNSTORABLE_TEXT, UnicodeEncodeError)):  # a NUL, or a lone surrogate asyncpg cannot encode
         return InvalidInputError(UNSTORABLE)
     return None

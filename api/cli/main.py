@@ -196,3 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if isinstance(exc, SettingsError) else 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        known = db.as_domain_error(exc)  # what a database failure means (a deadlock, a lost server), as the API says it
+        if known is None:
+            raise
+        print(f"papers: {known}", file=sys.stderr)
+        return 1

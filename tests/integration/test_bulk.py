@@ -15,6 +15,7 @@ import pytest
 
 from ingest.batch import ingest_paths
 from ingest.bulk import bulk_ingest
+from schema.errors import CONFLICTED, UnavailableError
 from sql import db
 from sql.bulk import POSTINGS, defer, restore
 from tests import factories
@@ -207,3 +208,44 @@ async def test_a_load_checks_foreign_keys_once_at_the_end(fresh_db):
         async with conn.transaction():
             await restore(conn, await defer(conn))
         assert await conn.fetch(keys) == before
+
+
+async def _deadlock_with_a_reader(url: str, *, loader_loses: bool):
+    """A reader holds keyword_terms and then reads papers while a load, holding papers, waits for keyword_terms.
+
+    PostgreSQL fails the side whose deadlock_timeout passes first. Returns the load's `Deferred` and what the
+    reader's read of papers raised (None when it was answered).
+    """
+    async with db.connection(url) as reader, db.connection(url) as loader, db.connection(url) as probe:
+        await loader.execute(f"SET deadlock_timeout = '{'50ms' if loader_loses else '10s'}'")
+        await reader.execute(f"SET deadlock_timeout = '{'10s' if loader_loses else '50ms'}'")
+        load, read = loader.transaction(), reader.transaction()
+        await load.start()
+        await read.start()
+        await reader.fetchval("SELECT count(*) FROM keyword_terms")  # as a search's idf lookup does first
+        deferring = asyncio.create_task(defer(loader))
+        waiting = "SELECT count(*) > 0 FROM pg_locks WHERE pid = $1 AND NOT granted"
+        await wait_for(lambda: probe.fetchval(waiting, loader.get_server_pid()))
+        failure = None
+        try:
+            await reader.fetchval("SELECT count(*) FROM papers")
+        except asyncpg.DeadlockDetectedError as exc:
+            failure = exc
+        await read.rollback()
+        deferred = await asyncio.wait_for(deferring, 30)
+        await load.rollback()
+        return deferred, failure
+
+
+async def test_a_load_that_deadlocks_with_a_reader_while_locking_tries_again(fresh_db):
+    deferred, failure = await _deadlock_with_a_reader(fresh_db, loader_loses=True)
+    assert failure is None  # the load gave its locks back, so the reader was answered
+    assert "paper_title_words_paper_key_fkey" in deferred.foreign_keys  # and the load went on, once the reader ended
+
+
+async def test_a_reader_that_loses_a_deadlock_to_a_load_is_told_to_retry(fresh_db):
+    _, failure = await _deadlock_with_a_reader(fresh_db, loader_loses=False)
+    assert failure is not None
+    answer = db.as_domain_error(failure)
+    assert isinstance(answer, UnavailableError)
+    assert (answer.status, str(answer)) == (503, CONFLICTED)
